@@ -1,0 +1,424 @@
+//! The async loop around one [`Router`]: receives adverts, runs the receive checks,
+//! fires timers, and carries out the router's actions (adverts, addresses, gratuitous
+//! ARP). Commands come in on a channel; the state goes out on a watch channel.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::garp::GarpSender;
+use crate::instance::InstanceConfig;
+use crate::netlink::{Netlink, NetlinkError};
+use crate::packet::{Advert, Expect};
+use crate::router::{Action, Router, RouterConfig, State};
+use crate::socket::{Destination, VrrpSocket};
+use crate::stats::{DropReason, Stats};
+
+/// Errors that stop an instance.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// A netlink operation failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// The raw VRRP socket or the ARP socket could not be opened or used.
+    #[error("{what}: {source}")]
+    Socket {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the outside tells a running instance.
+#[derive(Debug)]
+pub enum Command {
+    /// Enter Fault (the local service is down), with a reason for the log.
+    EnterFault(String),
+    /// Leave Fault, with a reason for the log.
+    LeaveFault(String),
+    /// Step down (priority 0 if master), remove the addresses, and stop; the sender is
+    /// told when that is done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What an instance shows the outside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// Current state.
+    pub state: State,
+    /// When it was entered.
+    pub since: SystemTime,
+    /// Why, in words.
+    pub reason: String,
+    /// The priority we advertise now (0 outside Backup and Master).
+    pub effective_priority: u8,
+    /// The master we believe in (source address and priority).
+    pub master: Option<(Ipv4Addr, u8)>,
+    /// Our own address on the interface.
+    pub primary_address: Option<Ipv4Addr>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            state: State::Initialize,
+            since: SystemTime::now(),
+            reason: "not started".into(),
+            effective_priority: 0,
+            master: None,
+            primary_address: None,
+        }
+    }
+}
+
+/// A handle on a running instance.
+#[derive(Debug, Clone)]
+pub struct InstanceHandle {
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+    stats: Arc<Stats>,
+}
+
+impl InstanceHandle {
+    /// Sends a command; false when the instance has stopped.
+    pub async fn command(&self, command: Command) -> bool {
+        self.commands.send(command).await.is_ok()
+    }
+
+    /// Shuts the instance down and waits until its addresses are gone.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.command(Command::Shutdown(tx)).await {
+            let _ = rx.await;
+        }
+    }
+
+    /// The status, updated at every transition.
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+}
+
+/// Sets an instance up (interface, stale addresses, sockets) and spawns its loop.
+/// With `start_in_fault` the router starts in Fault, out of the election, until told
+/// otherwise (the local service has not been seen healthy yet).
+pub async fn spawn(
+    config: InstanceConfig,
+    start_in_fault: Option<String>,
+) -> Result<(InstanceHandle, tokio::task::JoinHandle<Result<(), DriverError>>), DriverError> {
+    let netlink = Netlink::connect()?;
+    let interface = netlink.interface(&config.interface).await?;
+    let primary = match config.unicast_src_ip {
+        Some(ip) => ip,
+        None => interface
+            .primary_address(&config.virtual_addresses)
+            .ok_or_else(|| NetlinkError::NoPrimaryAddress(config.interface.clone()))?,
+    };
+    // Addresses of this instance left behind by an earlier run go first: we start in
+    // Backup and must not answer for them.
+    for vip in &config.virtual_addresses {
+        if netlink.remove_address(interface.index, *vip).await? {
+            warn!(instance = %config.name, address = %vip, "removed a virtual address left on {} by an earlier run", config.interface);
+        }
+    }
+    let destination = if config.unicast_peers.is_empty() {
+        Destination::Multicast
+    } else {
+        Destination::Unicast(config.unicast_peers.clone())
+    };
+    let socket = VrrpSocket::open(&config.interface, interface.index, primary, destination)
+        .map_err(|source| DriverError::Socket {
+            what: "opening the raw VRRP socket (needs CAP_NET_RAW)",
+            source,
+        })?;
+    let garp = GarpSender::open(interface.index, interface.mac).map_err(|source| DriverError::Socket {
+        what: "opening the AF_PACKET socket for gratuitous ARP (needs CAP_NET_RAW)",
+        source,
+    })?;
+    let router = Router::new(RouterConfig {
+        vrid: config.vrid,
+        priority: config.priority,
+        advert_int: config.advert_int,
+        preempt: config.preempt,
+        preempt_delay: config.preempt_delay,
+        primary_address: primary,
+    });
+    let (commands_tx, commands_rx) = mpsc::channel(16);
+    let (status_tx, status_rx) = watch::channel(Status {
+        primary_address: Some(primary),
+        ..Status::default()
+    });
+    let stats = Arc::new(Stats::default());
+    info!(
+        instance = %config.name, interface = %config.interface, vrid = config.vrid,
+        priority = config.priority, advert_int = ?config.advert_int, preempt = config.preempt,
+        source = %primary, peers = ?config.unicast_peers,
+        master_down_interval = ?router.config().master_down_interval(),
+        address_lease = ?config.address_lease(router.config().master_down_interval()),
+        "VRRP instance starting"
+    );
+    let driver = Driver {
+        lease: config.address_lease(router.config().master_down_interval()),
+        expected_addresses: config.addresses(),
+        config,
+        router,
+        netlink,
+        index: interface.index,
+        socket,
+        garp,
+        garp_due: VecDeque::new(),
+        next_refresh: None,
+        stats: stats.clone(),
+        status: status_tx,
+        last_drop_log: Default::default(),
+    };
+    let task = tokio::spawn(driver.run(commands_rx, start_in_fault));
+    Ok((
+        InstanceHandle {
+            commands: commands_tx,
+            status: status_rx,
+            stats,
+        },
+        task,
+    ))
+}
+
+struct Driver {
+    config: InstanceConfig,
+    router: Router,
+    netlink: Netlink,
+    index: u32,
+    socket: VrrpSocket,
+    garp: GarpSender,
+    /// When the pending gratuitous ARPs of the current bursts are due.
+    garp_due: VecDeque<Instant>,
+    next_refresh: Option<Instant>,
+    lease: Duration,
+    expected_addresses: Vec<Ipv4Addr>,
+    stats: Arc<Stats>,
+    status: watch::Sender<Status>,
+    last_drop_log: std::collections::HashMap<DropReason, Instant>,
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        start_in_fault: Option<String>,
+    ) -> Result<(), DriverError> {
+        match start_in_fault {
+            Some(why) => self.router.enter_fault(now(), why),
+            None => self.router.startup(now()),
+        }
+        self.execute().await?;
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let wake = [self.router.poll_timeout(), self.garp_due.front().copied(), self.next_refresh]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                received = self.socket.recv(&mut buf) => match received {
+                    Ok(len) => self.on_packet(&buf[..len]),
+                    Err(e) => warn!(instance = %self.config.name, error = %e, "receiving on the VRRP socket failed"),
+                },
+                () = sleep => {
+                    let now = now();
+                    self.router.handle_timeout(now);
+                    self.send_due_garps(now);
+                }
+                command = commands.recv() => match command {
+                    Some(Command::EnterFault(why)) => self.router.enter_fault(now(), why),
+                    Some(Command::LeaveFault(why)) => {
+                        if self.router.state() == State::Fault {
+                            self.router.leave_fault(now(), why);
+                        } else if self.router.state() == State::Initialize {
+                            self.router.startup(now());
+                        }
+                    }
+                    Some(Command::Shutdown(done)) => {
+                        self.router.shutdown(now());
+                        let result = self.execute().await;
+                        let _ = done.send(());
+                        return result;
+                    }
+                    None => {
+                        self.router.shutdown(now());
+                        return self.execute().await;
+                    }
+                },
+            }
+            self.execute().await?;
+        }
+    }
+
+    fn on_packet(&mut self, packet: &[u8]) {
+        let received = match Advert::decode_ipv4(packet) {
+            Ok(received) => received,
+            Err(reason) => return self.drop_packet(reason, None),
+        };
+        if received.source == self.router.config().primary_address {
+            return; // our own advert, looped back
+        }
+        if !self.config.unicast_peers.is_empty() && !self.config.unicast_peers.contains(&received.source) {
+            return self.drop_packet(DropReason::UnknownSource, Some(received.source));
+        }
+        let expect = Expect {
+            vrid: self.config.vrid,
+            advert_int_secs: self.config.advert_int_secs(),
+            auth: &self.config.auth,
+            addresses: &self.expected_addresses,
+            we_are_owner: self.router.config().priority == 255,
+        };
+        if let Err(reason) = received.advert.check_against(&expect) {
+            return self.drop_packet(reason, Some(received.source));
+        }
+        self.stats.received(received.advert.priority);
+        debug!(instance = %self.config.name, source = %received.source, priority = received.advert.priority, "advert");
+        self.router.receive(now(), received.source, received.advert.priority);
+    }
+
+    /// Counts a dropped packet; logs the first of each reason and then at most one
+    /// line per reason every ten seconds, so that a flood cannot fill the disk.
+    fn drop_packet(&mut self, reason: DropReason, source: Option<Ipv4Addr>) {
+        let count = self.stats.dropped(reason);
+        let now = now();
+        let quiet = self
+            .last_drop_log
+            .get(&reason)
+            .is_some_and(|last| now.duration_since(*last) < Duration::from_secs(10));
+        if !quiet {
+            self.last_drop_log.insert(reason, now);
+            let source = source.map_or_else(|| "unknown".to_string(), |s| s.to_string());
+            warn!(instance = %self.config.name, %reason, %source, count, "dropped a VRRP packet");
+        }
+    }
+
+    async fn execute(&mut self) -> Result<(), DriverError> {
+        while let Some(action) = self.router.poll_action() {
+            match action {
+                Action::SendAdvert { priority } => {
+                    let advert = Advert::new(
+                        self.config.vrid,
+                        priority,
+                        self.config.advert_int_secs(),
+                        &self.config.auth,
+                        &self.expected_addresses,
+                    );
+                    match self.socket.send(&advert.encode()).await {
+                        Ok(()) => self.stats.sent(priority),
+                        Err(e) => warn!(instance = %self.config.name, error = %e, priority, "sending an advert failed"),
+                    }
+                }
+                Action::AddAddresses | Action::RenewAddresses => {
+                    let renew = action == Action::RenewAddresses;
+                    for vip in self.config.virtual_addresses.clone() {
+                        match self.netlink.add_address(self.index, vip, self.lease).await {
+                            Ok(()) if !renew => {
+                                info!(instance = %self.config.name, address = %vip, lease = ?self.lease, "virtual address added")
+                            }
+                            Ok(()) => {}
+                            // A master that cannot hold its addresses is no master.
+                            Err(e) => error!(instance = %self.config.name, address = %vip, error = %e, "adding a virtual address failed"),
+                        }
+                    }
+                }
+                Action::RemoveAddresses => {
+                    self.garp_due.clear();
+                    self.next_refresh = None;
+                    for vip in self.config.virtual_addresses.clone() {
+                        match self.netlink.remove_address(self.index, vip).await {
+                            Ok(_) => info!(instance = %self.config.name, address = %vip, "virtual address removed"),
+                            Err(e) => error!(instance = %self.config.name, address = %vip, error = %e, "removing a virtual address failed"),
+                        }
+                    }
+                }
+                Action::SendGratuitousArp { conflict } => self.schedule_garps(conflict),
+                Action::Transition(t) => {
+                    if t.to == State::Master {
+                        self.stats.became_master();
+                    }
+                    info!(
+                        instance = %self.config.name, from = %t.from, to = %t.to, reason = %t.reason,
+                        priority = self.router.effective_priority(), "VRRP transition"
+                    );
+                    let status = Status {
+                        state: t.to,
+                        since: SystemTime::now(),
+                        reason: t.reason.to_string(),
+                        effective_priority: self.router.effective_priority(),
+                        master: self.router.master(),
+                        primary_address: Some(self.router.config().primary_address),
+                    };
+                    self.status.send_replace(status);
+                }
+            }
+        }
+        // Keep the believed master current for status readers.
+        let master = self.router.master();
+        self.status.send_if_modified(|s| {
+            let changed = s.master != master;
+            s.master = master;
+            changed
+        });
+        Ok(())
+    }
+
+    fn schedule_garps(&mut self, conflict: bool) {
+        let now = now();
+        let garp = &self.config.garp;
+        let burst = |start: Instant, repeat: u32| (0..repeat).map(move |i| start + garp.interval * i);
+        let mut due: Vec<Instant> = self.garp_due.drain(..).collect();
+        due.extend(burst(now, garp.master_repeat));
+        if !conflict && !garp.master_delay.is_zero() {
+            due.extend(burst(now + garp.master_delay, garp.master_repeat));
+        }
+        due.sort_unstable();
+        self.garp_due = due.into();
+        if !garp.master_refresh.is_zero() && self.next_refresh.is_none() {
+            self.next_refresh = Some(now + garp.master_refresh);
+        }
+        self.send_due_garps(now);
+    }
+
+    fn send_due_garps(&mut self, now: Instant) {
+        if self.router.state() != State::Master {
+            self.garp_due.clear();
+            self.next_refresh = None;
+            return;
+        }
+        if let Some(at) = self.next_refresh.filter(|at| *at <= now) {
+            let garp = &self.config.garp;
+            self.garp_due
+                .extend((0..garp.master_refresh_repeat).map(|i| now + garp.interval * i));
+            self.next_refresh = Some(at + garp.master_refresh);
+        }
+        while self.garp_due.front().is_some_and(|at| *at <= now) {
+            self.garp_due.pop_front();
+            if let Err(e) = self.garp.send(&self.expected_addresses) {
+                warn!(instance = %self.config.name, error = %e, "sending gratuitous ARP failed");
+            }
+        }
+    }
+}

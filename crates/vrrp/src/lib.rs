@@ -1,0 +1,22 @@
+//! VRRPv2 (RFC 3768) for redha: a packet codec with every receive check, a sans-IO
+//! state machine, and the I/O around them (raw socket, virtual addresses through
+//! netlink, gratuitous ARP).
+//!
+//! Nothing here knows about Redis: the agent drives [`Router`] faults from outside
+//! through [`driver::Command`].
+
+pub mod driver;
+pub mod garp;
+pub mod instance;
+pub mod netlink;
+pub mod packet;
+pub mod router;
+pub mod socket;
+pub mod stats;
+
+pub use driver::{Command, InstanceHandle, Status};
+pub use instance::{GarpConfig, InstanceConfig};
+pub use netlink::VirtualAddress;
+pub use packet::{Advert, Auth};
+pub use router::{Action, Reason, Router, RouterConfig, State, Transition};
+pub use stats::{DropReason, Stats, StatsSnapshot};

@@ -1,0 +1,202 @@
+//! The interface and its virtual addresses, through rtnetlink (never by shelling out
+//! to `ip`).
+//!
+//! Virtual addresses are added with a kernel lifetime (valid_lft = preferred_lft =
+//! the lease) and refreshed while master, so that an agent killed without cleaning up
+//! leaves no address behind once the lease runs out.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use rtnetlink::Handle;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, CacheInfo};
+use rtnetlink::packet_route::link::LinkAttribute;
+
+/// A virtual address and its prefix length, as configured (`192.0.2.100/24`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VirtualAddress {
+    /// The address.
+    pub address: Ipv4Addr,
+    /// Its prefix length, 0..=32.
+    pub prefix_len: u8,
+}
+
+impl std::fmt::Display for VirtualAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}
+
+/// Errors of netlink operations.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// The netlink socket could not be opened.
+    #[error("cannot open a netlink socket: {0}")]
+    Connect(#[source] std::io::Error),
+    /// No interface of that name.
+    #[error("interface {0:?} not found")]
+    NoInterface(String),
+    /// The interface has no IPv4 address to send adverts from.
+    #[error("interface {0:?} has no IPv4 address of its own to send adverts from")]
+    NoPrimaryAddress(String),
+    /// The interface has no Ethernet address.
+    #[error("interface {0:?} has no 6-byte hardware address")]
+    NoHardwareAddress(String),
+    /// The kernel refused a request.
+    #[error("{what}: {source}")]
+    Request {
+        /// What was asked.
+        what: String,
+        /// The kernel's answer.
+        #[source]
+        source: rtnetlink::Error,
+    },
+}
+
+/// What the agent needs to know about its interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// Its name.
+    pub name: String,
+    /// Its index.
+    pub index: u32,
+    /// Its Ethernet address.
+    pub mac: [u8; 6],
+    /// Its IPv4 addresses with prefix lengths, primary first.
+    pub addresses: Vec<VirtualAddress>,
+}
+
+impl Interface {
+    /// The first address of the interface that is not one of `virtuals`: the source
+    /// of our adverts and our tie-breaker.
+    pub fn primary_address(&self, virtuals: &[VirtualAddress]) -> Option<Ipv4Addr> {
+        self.addresses
+            .iter()
+            .map(|a| a.address)
+            .find(|a| !virtuals.iter().any(|v| v.address == *a))
+    }
+}
+
+/// A netlink connection, driven by a task of its own.
+#[derive(Clone, Debug)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Opens a netlink socket and spawns its connection task on the current runtime.
+    pub fn connect() -> Result<Self, NetlinkError> {
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
+        tokio::spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    /// Looks an interface up by name.
+    pub async fn interface(&self, name: &str) -> Result<Interface, NetlinkError> {
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let link = match links.try_next().await {
+            Ok(Some(link)) => link,
+            Ok(None) | Err(_) => return Err(NetlinkError::NoInterface(name.to_string())),
+        };
+        let mac = link
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
+                _ => None,
+            })
+            .ok_or_else(|| NetlinkError::NoHardwareAddress(name.to_string()))?;
+        let index = link.header.index;
+        let mut addresses = Vec::new();
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut secondary = Vec::new();
+        while let Some(message) = stream.try_next().await.map_err(|source| NetlinkError::Request {
+            what: format!("listing the addresses of {name}"),
+            source,
+        })? {
+            let is_secondary = message.header.flags.contains(AddressHeaderFlags::Secondary);
+            for attribute in &message.attributes {
+                if let AddressAttribute::Address(IpAddr::V4(address)) = attribute {
+                    let entry = VirtualAddress {
+                        address: *address,
+                        prefix_len: message.header.prefix_len,
+                    };
+                    if is_secondary {
+                        secondary.push(entry);
+                    } else {
+                        addresses.push(entry);
+                    }
+                }
+            }
+        }
+        addresses.extend(secondary);
+        Ok(Interface {
+            name: name.to_string(),
+            index,
+            mac,
+            addresses,
+        })
+    }
+
+    /// Adds (or refreshes) a virtual address with a kernel lifetime of `lease`.
+    pub async fn add_address(
+        &self,
+        index: u32,
+        vip: VirtualAddress,
+        lease: Duration,
+    ) -> Result<(), NetlinkError> {
+        let secs = u32::try_from(lease.as_secs().max(1)).unwrap_or(u32::MAX);
+        let mut request = self
+            .handle
+            .address()
+            .add(index, IpAddr::V4(vip.address), vip.prefix_len)
+            .replace();
+        let mut cache_info = CacheInfo::default();
+        cache_info.ifa_valid = secs;
+        cache_info.ifa_preferred = secs;
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::CacheInfo(cache_info));
+        request.execute().await.map_err(|source| NetlinkError::Request {
+            what: format!("adding {vip}"),
+            source,
+        })
+    }
+
+    /// Removes a virtual address; an address that is not there is no error. Returns
+    /// whether it was there.
+    pub async fn remove_address(&self, index: u32, vip: VirtualAddress) -> Result<bool, NetlinkError> {
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(IpAddr::V4(vip.address))
+            .execute();
+        let mut removed = false;
+        while let Some(message) = stream.try_next().await.map_err(|source| NetlinkError::Request {
+            what: format!("looking up {vip}"),
+            source,
+        })? {
+            match self.handle.address().del(message).execute().await {
+                Ok(()) => removed = true,
+                // Gone meanwhile (its lifetime ran out): what we wanted.
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => {}
+                Err(source) => {
+                    return Err(NetlinkError::Request {
+                        what: format!("removing {vip}"),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(removed)
+    }
+}

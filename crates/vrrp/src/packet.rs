@@ -1,0 +1,495 @@
+//! VRRPv2 packet codec (RFC 3768 section 5) and the receive checks of section 7.1.
+//!
+//! [`Advert::decode_ipv4`] takes a whole IPv4 datagram as a raw socket hands it over
+//! (header of any legal length included) and applies every check that needs nothing
+//! but the packet itself; [`Advert::check_against`] applies the checks that need the
+//! local instance's configuration. Each failure is a [`DropReason`], so that the caller
+//! can count it.
+
+use std::net::Ipv4Addr;
+
+use crate::stats::DropReason;
+
+/// IP protocol number of VRRP.
+pub const IPPROTO_VRRP: u8 = 112;
+/// The IPv4 multicast group VRRP adverts are sent to.
+pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The TTL every advert is sent with and must arrive with.
+pub const TTL: u8 = 255;
+/// VRRP version implemented here.
+pub const VERSION: u8 = 2;
+/// The only VRRPv2 packet type: ADVERTISEMENT.
+pub const TYPE_ADVERTISEMENT: u8 = 1;
+/// Length of the fixed part of the VRRP header (before the address list).
+pub const HEADER_LEN: usize = 8;
+/// Length of the authentication data that ends every VRRPv2 packet.
+pub const AUTH_DATA_LEN: usize = 8;
+
+/// Authentication of a VRRPv2 advert (section 5.3.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// Type 0: no authentication; the data field is zero.
+    None,
+    /// Type 1: a simple text password of up to 8 bytes, zero padded.
+    Simple([u8; AUTH_DATA_LEN]),
+}
+
+impl Auth {
+    /// A simple text password, as keepalived's `auth_pass`: longer passwords are cut to
+    /// 8 bytes (keepalived does the same, so the two interoperate).
+    pub fn simple(password: &str) -> Self {
+        let mut data = [0u8; AUTH_DATA_LEN];
+        let bytes = password.as_bytes();
+        let n = bytes.len().min(AUTH_DATA_LEN);
+        data[..n].copy_from_slice(&bytes[..n]);
+        Auth::Simple(data)
+    }
+
+    /// The wire value of the Auth Type field.
+    pub fn type_code(&self) -> u8 {
+        match self {
+            Auth::None => 0,
+            Auth::Simple(_) => 1,
+        }
+    }
+
+    fn data(&self) -> [u8; AUTH_DATA_LEN] {
+        match self {
+            Auth::None => [0; AUTH_DATA_LEN],
+            Auth::Simple(data) => *data,
+        }
+    }
+}
+
+/// A decoded VRRPv2 advertisement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Advert {
+    /// Virtual router identifier, 1..=255.
+    pub vrid: u8,
+    /// Priority of the sender; 0 means "I stop being master", 255 "I own the addresses".
+    pub priority: u8,
+    /// Advertisement interval in seconds.
+    pub advert_int_secs: u8,
+    /// Authentication type and data.
+    pub auth_type: u8,
+    /// The 8 bytes of authentication data as received.
+    pub auth_data: [u8; AUTH_DATA_LEN],
+    /// The virtual addresses the sender announces.
+    pub addresses: Vec<Ipv4Addr>,
+}
+
+/// An advert together with the IPv4 facts the receive checks need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// IPv4 source address of the datagram.
+    pub source: Ipv4Addr,
+    /// IPv4 destination address (the multicast group, or ours for unicast).
+    pub destination: Ipv4Addr,
+    /// The VRRP payload.
+    pub advert: Advert,
+}
+
+/// What the local instance expects of a peer's advert (section 7.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expect<'a> {
+    /// Our virtual router id.
+    pub vrid: u8,
+    /// Our advertisement interval in seconds.
+    pub advert_int_secs: u8,
+    /// Our authentication.
+    pub auth: &'a Auth,
+    /// Our configured virtual addresses, in configuration order.
+    pub addresses: &'a [Ipv4Addr],
+    /// True when we own the addresses (priority 255): an owner accepts no advert.
+    pub we_are_owner: bool,
+}
+
+impl Advert {
+    /// Builds an advert for the given instance parameters.
+    pub fn new(vrid: u8, priority: u8, advert_int_secs: u8, auth: &Auth, addresses: &[Ipv4Addr]) -> Self {
+        Advert {
+            vrid,
+            priority,
+            advert_int_secs,
+            auth_type: auth.type_code(),
+            auth_data: auth.data(),
+            addresses: addresses.to_vec(),
+        }
+    }
+
+    /// Length of the encoded VRRP message.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + 4 * self.addresses.len() + AUTH_DATA_LEN
+    }
+
+    /// Encodes the VRRP message (without an IP header), checksum filled in.
+    ///
+    /// # Panics
+    /// If there are more than 255 addresses, which the configuration refuses.
+    pub fn encode(&self) -> Vec<u8> {
+        let count = u8::try_from(self.addresses.len()).expect("at most 255 addresses");
+        let mut buf = Vec::with_capacity(self.encoded_len());
+        buf.push((VERSION << 4) | TYPE_ADVERTISEMENT);
+        buf.push(self.vrid);
+        buf.push(self.priority);
+        buf.push(count);
+        buf.push(self.auth_type);
+        buf.push(self.advert_int_secs);
+        buf.extend_from_slice(&[0, 0]);
+        for address in &self.addresses {
+            buf.extend_from_slice(&address.octets());
+        }
+        buf.extend_from_slice(&self.auth_data);
+        let sum = checksum(&buf);
+        buf[6..8].copy_from_slice(&sum.to_be_bytes());
+        buf
+    }
+
+    /// Decodes a VRRP message (no IP header): version, type, length and checksum are
+    /// verified.
+    pub fn decode(buf: &[u8]) -> Result<Advert, DropReason> {
+        if buf.len() < HEADER_LEN {
+            return Err(DropReason::Truncated);
+        }
+        if buf[0] >> 4 != VERSION {
+            return Err(DropReason::Version);
+        }
+        if buf[0] & 0x0f != TYPE_ADVERTISEMENT {
+            return Err(DropReason::Type);
+        }
+        let count = usize::from(buf[3]);
+        let len = HEADER_LEN + 4 * count + AUTH_DATA_LEN;
+        if buf.len() < len {
+            return Err(DropReason::Truncated);
+        }
+        // Bytes past the declared message (link padding) are not part of it.
+        let buf = &buf[..len];
+        if checksum(buf) != 0 {
+            return Err(DropReason::Checksum);
+        }
+        let addresses = buf[HEADER_LEN..HEADER_LEN + 4 * count]
+            .chunks_exact(4)
+            .map(|o| Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+            .collect();
+        let mut auth_data = [0u8; AUTH_DATA_LEN];
+        auth_data.copy_from_slice(&buf[len - AUTH_DATA_LEN..]);
+        Ok(Advert {
+            vrid: buf[1],
+            priority: buf[2],
+            advert_int_secs: buf[5],
+            auth_type: buf[4],
+            auth_data,
+            addresses,
+        })
+    }
+
+    /// Decodes a whole IPv4 datagram carrying a VRRP message, as a raw socket returns
+    /// it. The IPv4 header may carry options; the TTL must be 255.
+    pub fn decode_ipv4(buf: &[u8]) -> Result<Received, DropReason> {
+        if buf.len() < 20 {
+            return Err(DropReason::Truncated);
+        }
+        if buf[0] >> 4 != 4 {
+            return Err(DropReason::IpHeader);
+        }
+        let header_len = usize::from(buf[0] & 0x0f) * 4;
+        let total_len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+        if header_len < 20 || total_len < header_len {
+            return Err(DropReason::IpHeader);
+        }
+        if buf.len() < total_len {
+            return Err(DropReason::Truncated);
+        }
+        if buf[9] != IPPROTO_VRRP {
+            return Err(DropReason::IpHeader);
+        }
+        if buf[8] != TTL {
+            return Err(DropReason::Ttl);
+        }
+        let source = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
+        let destination = Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]);
+        let advert = Advert::decode(&buf[header_len..total_len])?;
+        Ok(Received {
+            source,
+            destination,
+            advert,
+        })
+    }
+
+    /// The checks of section 7.1 that need the local configuration, in the RFC's order.
+    pub fn check_against(&self, expect: &Expect<'_>) -> Result<(), DropReason> {
+        if self.vrid != expect.vrid {
+            return Err(DropReason::Vrid);
+        }
+        if expect.we_are_owner {
+            return Err(DropReason::OwnerReceived);
+        }
+        if self.auth_type != expect.auth.type_code() {
+            return Err(DropReason::AuthType);
+        }
+        if self.auth_data != expect.auth.data() {
+            return Err(DropReason::Authentication);
+        }
+        // Section 7.1: a mismatching address list is dropped unless the sender owns
+        // the addresses. The order of the list is not significant.
+        if self.priority != 255 && !same_addresses(&self.addresses, expect.addresses) {
+            return Err(DropReason::AddressList);
+        }
+        if self.advert_int_secs != expect.advert_int_secs {
+            return Err(DropReason::Interval);
+        }
+        Ok(())
+    }
+}
+
+fn same_addresses(a: &[Ipv4Addr], b: &[Ipv4Addr]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// The Internet checksum (RFC 1071) of `buf`: zero when computed over a message whose
+/// checksum field is already filled in correctly.
+pub fn checksum(buf: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut chunks = buf.chunks_exact(2);
+    for pair in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Wraps a VRRP message in an IPv4 header (no options), as the kernel would send it.
+/// Used by tests and by tools that craft packets; the agent lets the kernel build the
+/// header.
+pub fn ipv4_datagram(source: Ipv4Addr, destination: Ipv4Addr, ttl: u8, payload: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + payload.len()).expect("datagram fits in 64 KiB");
+    let mut buf = Vec::with_capacity(usize::from(total));
+    buf.extend_from_slice(&[0x45, 0xc0]);
+    buf.extend_from_slice(&total.to_be_bytes());
+    buf.extend_from_slice(&[0, 0, 0, 0, ttl, IPPROTO_VRRP, 0, 0]);
+    buf.extend_from_slice(&source.octets());
+    buf.extend_from_slice(&destination.octets());
+    let sum = checksum(&buf);
+    buf[10..12].copy_from_slice(&sum.to_be_bytes());
+    buf.extend_from_slice(payload);
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+
+    fn advert() -> Advert {
+        Advert::new(51, 100, 1, &Auth::None, &[VIP])
+    }
+
+    fn expect<'a>(auth: &'a Auth, addresses: &'a [Ipv4Addr]) -> Expect<'a> {
+        Expect {
+            vrid: 51,
+            advert_int_secs: 1,
+            auth,
+            addresses,
+            we_are_owner: false,
+        }
+    }
+
+    fn datagram(advert: &Advert, ttl: u8) -> Vec<u8> {
+        ipv4_datagram(SRC, MULTICAST_GROUP, ttl, &advert.encode())
+    }
+
+    #[test]
+    fn encodes_the_rfc_layout() {
+        let bytes = Advert::new(51, 100, 1, &Auth::simple("secret"), &[VIP]).encode();
+        assert_eq!(bytes.len(), 20);
+        assert_eq!(&bytes[..6], &[0x21, 51, 100, 1, 1, 1]);
+        assert_eq!(&bytes[8..12], &[192, 0, 2, 100]);
+        assert_eq!(&bytes[12..], b"secret\0\0");
+        assert_eq!(checksum(&bytes), 0);
+    }
+
+    #[test]
+    fn decodes_what_it_encodes_through_an_ip_header() {
+        let received = Advert::decode_ipv4(&datagram(&advert(), 255)).unwrap();
+        assert_eq!(received.source, SRC);
+        assert_eq!(received.destination, MULTICAST_GROUP);
+        assert_eq!(received.advert, advert());
+    }
+
+    #[test]
+    fn accepts_an_ip_header_with_options() {
+        let payload = advert().encode();
+        let mut buf = ipv4_datagram(SRC, MULTICAST_GROUP, 255, &payload);
+        // Grow the header by one 4-byte option word (router alert).
+        buf.splice(20..20, [0x94, 0x04, 0x00, 0x00]);
+        buf[0] = 0x46;
+        let total = u16::try_from(buf.len()).unwrap();
+        buf[2..4].copy_from_slice(&total.to_be_bytes());
+        assert_eq!(Advert::decode_ipv4(&buf).unwrap().advert, advert());
+    }
+
+    #[test]
+    fn ignores_link_padding_after_the_message() {
+        let mut payload = advert().encode();
+        payload.extend_from_slice(&[0; 6]);
+        assert_eq!(Advert::decode(&payload).unwrap(), advert());
+    }
+
+    #[test]
+    fn rejects_ttl_other_than_255() {
+        for ttl in [0, 1, 64, 254] {
+            assert_eq!(Advert::decode_ipv4(&datagram(&advert(), ttl)), Err(DropReason::Ttl));
+        }
+    }
+
+    #[test]
+    fn rejects_other_versions() {
+        let mut bytes = advert().encode();
+        bytes[0] = 0x31;
+        assert_eq!(Advert::decode(&bytes), Err(DropReason::Version));
+    }
+
+    #[test]
+    fn rejects_other_types() {
+        let mut bytes = advert().encode();
+        bytes[0] = 0x22;
+        assert_eq!(Advert::decode(&bytes), Err(DropReason::Type));
+    }
+
+    #[test]
+    fn rejects_a_bad_checksum() {
+        let mut bytes = advert().encode();
+        bytes[7] ^= 0x01;
+        assert_eq!(Advert::decode(&bytes), Err(DropReason::Checksum));
+    }
+
+    #[test]
+    fn rejects_truncated_packets_at_every_length() {
+        let bytes = advert().encode();
+        for len in 0..bytes.len() {
+            assert_eq!(Advert::decode(&bytes[..len]), Err(DropReason::Truncated), "len {len}");
+        }
+        let whole = datagram(&advert(), 255);
+        for len in 0..whole.len() {
+            assert!(Advert::decode_ipv4(&whole[..len]).is_err(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn rejects_an_address_count_larger_than_the_packet() {
+        let mut bytes = advert().encode();
+        bytes[3] = 3;
+        assert_eq!(Advert::decode(&bytes), Err(DropReason::Truncated));
+    }
+
+    #[test]
+    fn rejects_non_vrrp_and_non_ipv4() {
+        let mut buf = datagram(&advert(), 255);
+        buf[9] = 17;
+        assert_eq!(Advert::decode_ipv4(&buf), Err(DropReason::IpHeader));
+        let mut buf = datagram(&advert(), 255);
+        buf[0] = 0x65;
+        assert_eq!(Advert::decode_ipv4(&buf), Err(DropReason::IpHeader));
+        let mut buf = datagram(&advert(), 255);
+        buf[0] = 0x44;
+        assert_eq!(Advert::decode_ipv4(&buf), Err(DropReason::IpHeader));
+    }
+
+    #[test]
+    fn checks_vrid() {
+        let auth = Auth::None;
+        let a = Advert::new(52, 100, 1, &auth, &[VIP]);
+        assert_eq!(a.check_against(&expect(&auth, &[VIP])), Err(DropReason::Vrid));
+    }
+
+    #[test]
+    fn an_owner_accepts_no_advert() {
+        let auth = Auth::None;
+        let mut e = expect(&auth, &[VIP]);
+        e.we_are_owner = true;
+        assert_eq!(advert().check_against(&e), Err(DropReason::OwnerReceived));
+    }
+
+    #[test]
+    fn checks_auth_type_and_password() {
+        let ours = Auth::simple("secret");
+        let none = Advert::new(51, 100, 1, &Auth::None, &[VIP]);
+        assert_eq!(none.check_against(&expect(&ours, &[VIP])), Err(DropReason::AuthType));
+        let wrong = Advert::new(51, 100, 1, &Auth::simple("guess"), &[VIP]);
+        assert_eq!(wrong.check_against(&expect(&ours, &[VIP])), Err(DropReason::Authentication));
+        let right = Advert::new(51, 100, 1, &Auth::simple("secret"), &[VIP]);
+        assert_eq!(right.check_against(&expect(&ours, &[VIP])), Ok(()));
+    }
+
+    #[test]
+    fn long_passwords_are_cut_to_eight_bytes_like_keepalived() {
+        assert_eq!(Auth::simple("secret1234"), Auth::simple("secret12"));
+    }
+
+    #[test]
+    fn checks_the_address_list_unless_the_sender_owns_it() {
+        let auth = Auth::None;
+        let other = Ipv4Addr::new(192, 0, 2, 101);
+        let a = Advert::new(51, 100, 1, &auth, &[other]);
+        assert_eq!(a.check_against(&expect(&auth, &[VIP])), Err(DropReason::AddressList));
+        let a = Advert::new(51, 100, 1, &auth, &[VIP, other]);
+        assert_eq!(a.check_against(&expect(&auth, &[VIP])), Err(DropReason::AddressList));
+        let owner = Advert::new(51, 255, 1, &auth, &[other]);
+        assert_eq!(owner.check_against(&expect(&auth, &[VIP])), Ok(()));
+        let reordered = Advert::new(51, 100, 1, &auth, &[other, VIP]);
+        assert_eq!(reordered.check_against(&expect(&auth, &[VIP, other])), Ok(()));
+    }
+
+    #[test]
+    fn checks_the_interval() {
+        let auth = Auth::None;
+        let a = Advert::new(51, 100, 2, &auth, &[VIP]);
+        assert_eq!(a.check_against(&expect(&auth, &[VIP])), Err(DropReason::Interval));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(vrid in 1u8.., priority: u8, int in 1u8.., pass in "[a-z0-9]{0,10}",
+                       addrs in proptest::collection::vec(any::<u32>(), 0..20), ttl_ok: bool) {
+            let auth = if pass.is_empty() { Auth::None } else { Auth::simple(&pass) };
+            let addresses: Vec<Ipv4Addr> = addrs.into_iter().map(Ipv4Addr::from).collect();
+            let a = Advert::new(vrid, priority, int, &auth, &addresses);
+            let bytes = a.encode();
+            prop_assert_eq!(bytes.len(), a.encoded_len());
+            prop_assert_eq!(checksum(&bytes), 0);
+            prop_assert_eq!(Advert::decode(&bytes), Ok(a.clone()));
+            let ttl = if ttl_ok { 255 } else { 64 };
+            let decoded = Advert::decode_ipv4(&ipv4_datagram(SRC, MULTICAST_GROUP, ttl, &bytes));
+            if ttl_ok {
+                prop_assert_eq!(decoded.map(|r| r.advert), Ok(a));
+            } else {
+                prop_assert_eq!(decoded, Err(DropReason::Ttl));
+            }
+        }
+
+        #[test]
+        fn any_single_bit_flip_is_caught(bit in 0usize..160) {
+            let mut bytes = advert().encode();
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(Advert::decode(&bytes).is_err());
+        }
+
+        #[test]
+        fn never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = Advert::decode_ipv4(&bytes);
+            let _ = Advert::decode(&bytes);
+        }
+    }
+}

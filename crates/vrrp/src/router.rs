@@ -1,0 +1,694 @@
+//! The VRRP state machine of RFC 3768 section 6.4, as a sans-IO core.
+//!
+//! A [`Router`] owns no socket, spawns no task and reads no clock: the caller feeds it
+//! events with the current time ([`Router::startup`], [`Router::receive`],
+//! [`Router::handle_timeout`], ...), sleeps until [`Router::poll_timeout`] and carries
+//! out what [`Router::poll_action`] returns. Received adverts must already have passed
+//! the checks of [`crate::packet`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// The parameters of one virtual router that the state machine needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// Virtual router id, 1..=255.
+    pub vrid: u8,
+    /// Our priority, 1..=255; 255 means we own the virtual addresses.
+    pub priority: u8,
+    /// Advertisement interval.
+    pub advert_int: Duration,
+    /// Whether a higher-priority backup takes over from a lower-priority master.
+    pub preempt: bool,
+    /// With `preempt`, how long after start-up we refrain from preempting.
+    pub preempt_delay: Duration,
+    /// Our primary IPv4 address on the interface: the source of our adverts and the
+    /// tie-breaker between equal priorities (the higher address wins).
+    pub primary_address: Ipv4Addr,
+}
+
+impl RouterConfig {
+    /// Skew_Time = ((256 - Priority) / 256) * Advertisement_Interval.
+    pub fn skew_time(&self) -> Duration {
+        self.advert_int * (256 - u32::from(self.priority)) / 256
+    }
+
+    /// Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time.
+    pub fn master_down_interval(&self) -> Duration {
+        self.advert_int * 3 + self.skew_time()
+    }
+}
+
+/// The states of section 6.4, plus Fault, which only an outside command enters and
+/// leaves (the local service is down: we must not hold the addresses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not started, or shut down.
+    Initialize,
+    /// Watching the master; ready to take over.
+    Backup,
+    /// Holding the virtual addresses and advertising.
+    Master,
+    /// Out of the election until told otherwise.
+    Fault,
+}
+
+impl State {
+    /// The state's name in capitals, as keepalived prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Initialize => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a transition happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Start-up as a non-owner: wait for a master.
+    Startup,
+    /// Start-up (or end of a fault) with priority 255: we own the addresses.
+    AddressOwner,
+    /// No advert seen for the whole Master_Down_Interval (or Skew_Time after a
+    /// priority-0 advert).
+    MasterDown {
+        /// How long the timer ran.
+        waited: Duration,
+        /// Whether the last master said goodbye with priority 0.
+        after_priority_zero: bool,
+    },
+    /// An advert with a higher priority than ours arrived while we were master.
+    HigherPriority {
+        /// Its source.
+        source: Ipv4Addr,
+        /// Its priority.
+        priority: u8,
+    },
+    /// An advert with our priority from a higher address arrived while we were master.
+    HigherAddress {
+        /// Its source.
+        source: Ipv4Addr,
+        /// Its (and our) priority.
+        priority: u8,
+    },
+    /// We were told to shut down.
+    Shutdown,
+    /// We were told to enter Fault, with the teller's reason.
+    Fault(String),
+    /// We were told to leave Fault, with the teller's reason.
+    FaultCleared(String),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Startup => f.write_str("start-up: waiting for a master"),
+            Reason::AddressOwner => f.write_str("priority 255: we own the virtual addresses"),
+            Reason::MasterDown {
+                waited,
+                after_priority_zero: false,
+            } => write!(f, "no advert from a master for {waited:?} (Master_Down_Interval)"),
+            Reason::MasterDown {
+                waited,
+                after_priority_zero: true,
+            } => write!(f, "master sent priority 0 (stepping down); took over after {waited:?} (Skew_Time)"),
+            Reason::HigherPriority { source, priority } => {
+                write!(f, "advert from {source} with higher priority {priority}")
+            }
+            Reason::HigherAddress { source, priority } => {
+                write!(f, "advert from {source} with equal priority {priority} and a higher address")
+            }
+            Reason::Shutdown => f.write_str("shutdown requested"),
+            Reason::Fault(why) => write!(f, "fault: {why}"),
+            Reason::FaultCleared(why) => write!(f, "fault cleared: {why}"),
+        }
+    }
+}
+
+/// A state change, reported as an action so that the caller logs and publishes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// The state left.
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// What the caller must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send one advert with this priority (ours, or 0 when stepping down).
+    SendAdvert {
+        /// The priority to put in the advert.
+        priority: u8,
+    },
+    /// Add the virtual addresses to the interface (we became master).
+    AddAddresses,
+    /// Refresh the virtual addresses' lifetimes (sent with every periodic advert while
+    /// master).
+    RenewAddresses,
+    /// Remove the virtual addresses (we left master).
+    RemoveAddresses,
+    /// Announce the virtual addresses with gratuitous ARP. `conflict` is true when it
+    /// answers another router's claim rather than our own transition.
+    SendGratuitousArp {
+        /// True when another master claimed the addresses and we keep them.
+        conflict: bool,
+    },
+    /// The state changed.
+    Transition(Transition),
+}
+
+/// The state machine of one virtual router.
+#[derive(Debug)]
+pub struct Router {
+    config: RouterConfig,
+    state: State,
+    /// Adver_Timer in Master, Master_Down_Timer in Backup.
+    deadline: Option<Instant>,
+    /// When the current Master_Down_Timer was armed, and whether by a priority-0 advert.
+    armed: Option<(Instant, bool)>,
+    started_at: Option<Instant>,
+    since: Option<Instant>,
+    master: Option<(Ipv4Addr, u8)>,
+    actions: VecDeque<Action>,
+}
+
+impl Router {
+    /// A router in Initialize, waiting for [`Router::startup`].
+    pub fn new(config: RouterConfig) -> Self {
+        Router {
+            config,
+            state: State::Initialize,
+            deadline: None,
+            armed: None,
+            started_at: None,
+            since: None,
+            master: None,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// When the current state was entered.
+    pub fn since(&self) -> Option<Instant> {
+        self.since
+    }
+
+    /// The master we last heard from while in Backup (source, priority).
+    pub fn master(&self) -> Option<(Ipv4Addr, u8)> {
+        match self.state {
+            State::Master => Some((self.config.primary_address, self.config.priority)),
+            State::Backup => self.master,
+            _ => None,
+        }
+    }
+
+    /// The priority we advertise now: ours, or 0 outside Backup and Master.
+    pub fn effective_priority(&self) -> u8 {
+        match self.state {
+            State::Backup | State::Master => self.config.priority,
+            _ => 0,
+        }
+    }
+
+    /// Replaces the configuration of a running router (same VRID): a new priority,
+    /// interval or preempt setting applies from the next event on, without a
+    /// transition.
+    pub fn reconfigure(&mut self, config: RouterConfig) {
+        self.config = config;
+    }
+
+    /// The Startup event.
+    pub fn startup(&mut self, now: Instant) {
+        if self.state != State::Initialize {
+            return;
+        }
+        self.started_at = Some(now);
+        self.start(now, None);
+    }
+
+    fn start(&mut self, now: Instant, cleared: Option<String>) {
+        if self.config.priority == 255 {
+            let reason = cleared.map_or(Reason::AddressOwner, Reason::FaultCleared);
+            self.become_master(now, reason);
+        } else {
+            let reason = cleared.map_or(Reason::Startup, Reason::FaultCleared);
+            self.arm_master_down(now, self.config.master_down_interval(), false);
+            self.master = None;
+            self.transition(now, State::Backup, reason);
+        }
+    }
+
+    /// The Shutdown event: a master says goodbye with priority 0 and removes the
+    /// addresses; every state ends in Initialize.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.leave(now, State::Initialize, Reason::Shutdown);
+    }
+
+    /// Enters Fault: a master sends one priority-0 advert (so that a backup takes over
+    /// after Skew_Time instead of Master_Down_Interval) and releases the addresses; the
+    /// router then stays out of the election until [`Router::leave_fault`].
+    pub fn enter_fault(&mut self, now: Instant, why: impl Into<String>) {
+        if self.state == State::Fault {
+            return;
+        }
+        self.leave(now, State::Fault, Reason::Fault(why.into()));
+    }
+
+    /// Leaves Fault for Backup (or Master, for an address owner).
+    pub fn leave_fault(&mut self, now: Instant, why: impl Into<String>) {
+        if self.state != State::Fault {
+            return;
+        }
+        self.started_at.get_or_insert(now);
+        self.start(now, Some(why.into()));
+    }
+
+    fn leave(&mut self, now: Instant, to: State, reason: Reason) {
+        if self.state == to {
+            return;
+        }
+        if self.state == State::Master {
+            self.actions.push_back(Action::SendAdvert { priority: 0 });
+            self.actions.push_back(Action::RemoveAddresses);
+        }
+        self.deadline = None;
+        self.armed = None;
+        self.master = None;
+        self.transition(now, to, reason);
+    }
+
+    /// A valid advert (it passed every receive check) from `source`.
+    pub fn receive(&mut self, now: Instant, source: Ipv4Addr, priority: u8) {
+        match self.state {
+            State::Backup => self.receive_as_backup(now, source, priority),
+            State::Master => self.receive_as_master(now, source, priority),
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    fn receive_as_backup(&mut self, now: Instant, source: Ipv4Addr, priority: u8) {
+        if priority == 0 {
+            self.master = None;
+            self.arm_master_down(now, self.config.skew_time(), true);
+            return;
+        }
+        if !self.may_preempt(now) || priority >= self.config.priority {
+            self.master = Some((source, priority));
+            self.arm_master_down(now, self.config.master_down_interval(), false);
+        }
+        // Else: preempting a lower-priority master: let the timer run out.
+    }
+
+    fn receive_as_master(&mut self, now: Instant, source: Ipv4Addr, priority: u8) {
+        let ours = self.config.priority;
+        if priority == 0 {
+            // Another router stepped down: confirm at once that a master is here.
+            self.advertise(now);
+        } else if priority > ours {
+            self.step_down(now, Reason::HigherPriority { source, priority }, source, priority);
+        } else if priority == ours && source > self.config.primary_address {
+            self.step_down(now, Reason::HigherAddress { source, priority }, source, priority);
+        } else {
+            // Another master claims our addresses (a healed split): it will yield to
+            // our advert; tell it now, and tell the LAN again where the addresses are.
+            self.advertise(now);
+            self.actions
+                .push_back(Action::SendGratuitousArp { conflict: true });
+        }
+    }
+
+    fn step_down(&mut self, now: Instant, reason: Reason, source: Ipv4Addr, priority: u8) {
+        self.actions.push_back(Action::RemoveAddresses);
+        self.arm_master_down(now, self.config.master_down_interval(), false);
+        self.master = Some((source, priority));
+        self.transition(now, State::Backup, reason);
+    }
+
+    fn may_preempt(&self, now: Instant) -> bool {
+        let delay_over = self
+            .started_at
+            .is_none_or(|started| now >= started + self.config.preempt_delay);
+        self.config.preempt && delay_over
+    }
+
+    /// The earliest time at which [`Router::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Fires the timer that is due at `now`, if any.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.deadline else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        match self.state {
+            State::Master => {
+                self.advertise(now);
+                self.actions.push_back(Action::RenewAddresses);
+            }
+            State::Backup => {
+                let (armed_at, after_priority_zero) = self.armed.unwrap_or((now, false));
+                let reason = Reason::MasterDown {
+                    waited: now.saturating_duration_since(armed_at),
+                    after_priority_zero,
+                };
+                self.become_master(now, reason);
+            }
+            State::Initialize | State::Fault => self.deadline = None,
+        }
+    }
+
+    /// The next action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.armed = None;
+        self.master = None;
+        self.advertise(now);
+        self.actions.push_back(Action::AddAddresses);
+        self.actions
+            .push_back(Action::SendGratuitousArp { conflict: false });
+        self.transition(now, State::Master, reason);
+    }
+
+    fn advertise(&mut self, now: Instant) {
+        self.actions.push_back(Action::SendAdvert {
+            priority: self.config.priority,
+        });
+        self.deadline = Some(now + self.config.advert_int);
+    }
+
+    fn arm_master_down(&mut self, now: Instant, after: Duration, priority_zero: bool) {
+        self.deadline = Some(now + after);
+        self.armed = Some((now, priority_zero));
+    }
+
+    fn transition(&mut self, now: Instant, to: State, reason: Reason) {
+        let from = self.state;
+        self.state = to;
+        self.since = Some(now);
+        self.actions
+            .push_back(Action::Transition(Transition { from, to, reason }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+    const LOWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);
+    const HIGHER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
+
+    fn config(priority: u8, preempt: bool) -> RouterConfig {
+        RouterConfig {
+            vrid: 51,
+            priority,
+            advert_int: Duration::from_secs(1),
+            preempt,
+            preempt_delay: Duration::ZERO,
+            primary_address: ME,
+        }
+    }
+
+    fn drain(router: &mut Router) -> Vec<Action> {
+        std::iter::from_fn(|| router.poll_action()).collect()
+    }
+
+    fn transitions(actions: &[Action]) -> Vec<(State, State)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Transition(t) => Some((t.from, t.to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn master_at(now: Instant, priority: u8) -> Router {
+        let mut r = Router::new(config(priority, true));
+        r.startup(now);
+        r.handle_timeout(now + r.config().master_down_interval());
+        assert_eq!(r.state(), State::Master);
+        drain(&mut r);
+        r
+    }
+
+    #[test]
+    fn timers_follow_the_rfc() {
+        let c = config(100, true);
+        assert_eq!(c.skew_time(), Duration::from_secs(1) * 156 / 256);
+        assert_eq!(c.master_down_interval(), Duration::from_secs(3) + Duration::from_secs(1) * 156 / 256);
+        let c = RouterConfig {
+            advert_int: Duration::from_secs(5),
+            ..config(254, true)
+        };
+        assert_eq!(c.skew_time(), Duration::from_secs(5) * 2 / 256);
+    }
+
+    #[test]
+    fn starts_in_backup_and_takes_over_after_master_down_interval() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(100, true));
+        r.startup(t0);
+        assert_eq!(r.state(), State::Backup);
+        assert_eq!(transitions(&drain(&mut r)), [(State::Initialize, State::Backup)]);
+        let mdi = r.config().master_down_interval();
+        assert_eq!(r.poll_timeout(), Some(t0 + mdi));
+        r.handle_timeout(t0 + mdi - Duration::from_millis(1));
+        assert_eq!(r.state(), State::Backup);
+        r.handle_timeout(t0 + mdi);
+        assert_eq!(r.state(), State::Master);
+        let actions = drain(&mut r);
+        assert_eq!(actions[0], Action::SendAdvert { priority: 100 });
+        assert!(actions.contains(&Action::AddAddresses));
+        assert!(actions.contains(&Action::SendGratuitousArp { conflict: false }));
+        assert_eq!(r.poll_timeout(), Some(t0 + mdi + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn an_owner_becomes_master_at_once() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(255, true));
+        r.startup(t0);
+        assert_eq!(r.state(), State::Master);
+        assert_eq!(transitions(&drain(&mut r)), [(State::Initialize, State::Master)]);
+    }
+
+    #[test]
+    fn a_master_advertises_and_renews_every_interval() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        let next = r.poll_timeout().unwrap();
+        r.handle_timeout(next);
+        assert_eq!(
+            drain(&mut r),
+            [Action::SendAdvert { priority: 100 }, Action::RenewAddresses]
+        );
+        assert_eq!(r.poll_timeout(), Some(next + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn adverts_keep_a_backup_down() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(100, false));
+        r.startup(t0);
+        for s in 1..100 {
+            let now = t0 + Duration::from_secs(s);
+            r.receive(now, HIGHER, 50);
+            r.handle_timeout(now);
+        }
+        assert_eq!(r.state(), State::Backup);
+        assert_eq!(r.master(), Some((HIGHER, 50)));
+    }
+
+    #[test]
+    fn preempt_lets_a_higher_backup_take_over_a_lower_master() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(100, true));
+        r.startup(t0);
+        let mut now = t0;
+        while r.state() == State::Backup {
+            now += Duration::from_secs(1);
+            r.receive(now, HIGHER, 50);
+            r.handle_timeout(now);
+            assert!(now < t0 + Duration::from_secs(10));
+        }
+        assert_eq!(r.state(), State::Master);
+    }
+
+    #[test]
+    fn preempt_delay_holds_preemption_back() {
+        let t0 = Instant::now();
+        let mut r = Router::new(RouterConfig {
+            preempt_delay: Duration::from_secs(30),
+            ..config(100, true)
+        });
+        r.startup(t0);
+        let mut now = t0;
+        while r.state() == State::Backup {
+            now += Duration::from_secs(1);
+            r.receive(now, HIGHER, 50);
+            r.handle_timeout(now);
+            assert!(now < t0 + Duration::from_secs(60));
+        }
+        assert!(now >= t0 + Duration::from_secs(30), "preempted at {:?}", now - t0);
+        assert!(now <= t0 + Duration::from_secs(34), "preempted at {:?}", now - t0);
+    }
+
+    #[test]
+    fn priority_zero_makes_a_backup_take_over_after_skew_time() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(100, false));
+        r.startup(t0);
+        r.receive(t0, HIGHER, 200);
+        drain(&mut r);
+        let t1 = t0 + Duration::from_millis(500);
+        r.receive(t1, HIGHER, 0);
+        assert_eq!(r.poll_timeout(), Some(t1 + r.config().skew_time()));
+        r.handle_timeout(t1 + r.config().skew_time());
+        assert_eq!(r.state(), State::Master);
+        let Some(Action::Transition(t)) = drain(&mut r).into_iter().find(|a| matches!(a, Action::Transition(_))) else {
+            panic!("no transition");
+        };
+        assert!(matches!(t.reason, Reason::MasterDown { after_priority_zero: true, .. }));
+    }
+
+    #[test]
+    fn a_master_yields_to_a_higher_priority() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        r.receive(t0 + Duration::from_secs(10), LOWER, 101);
+        assert_eq!(r.state(), State::Backup);
+        let actions = drain(&mut r);
+        assert_eq!(actions[0], Action::RemoveAddresses);
+        assert_eq!(transitions(&actions), [(State::Master, State::Backup)]);
+    }
+
+    #[test]
+    fn equal_priority_is_broken_by_the_higher_address() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        r.receive(t0 + Duration::from_secs(10), LOWER, 100);
+        assert_eq!(r.state(), State::Master);
+        r.receive(t0 + Duration::from_secs(10), HIGHER, 100);
+        assert_eq!(r.state(), State::Backup);
+    }
+
+    #[test]
+    fn a_master_answers_a_conflicting_master_with_advert_and_garp() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        let now = t0 + Duration::from_secs(10);
+        r.receive(now, HIGHER, 50);
+        assert_eq!(r.state(), State::Master);
+        assert_eq!(
+            drain(&mut r),
+            [
+                Action::SendAdvert { priority: 100 },
+                Action::SendGratuitousArp { conflict: true }
+            ]
+        );
+        assert_eq!(r.poll_timeout(), Some(now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_master_answers_priority_zero_at_once() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        r.receive(t0 + Duration::from_secs(10), HIGHER, 0);
+        assert_eq!(r.state(), State::Master);
+        assert_eq!(drain(&mut r), [Action::SendAdvert { priority: 100 }]);
+    }
+
+    #[test]
+    fn shutdown_of_a_master_sends_priority_zero_and_removes_addresses() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        r.shutdown(t0 + Duration::from_secs(10));
+        assert_eq!(r.state(), State::Initialize);
+        let actions = drain(&mut r);
+        assert_eq!(actions[0], Action::SendAdvert { priority: 0 });
+        assert_eq!(actions[1], Action::RemoveAddresses);
+        assert_eq!(r.poll_timeout(), None);
+    }
+
+    #[test]
+    fn shutdown_of_a_backup_sends_nothing() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(100, true));
+        r.startup(t0);
+        drain(&mut r);
+        r.shutdown(t0);
+        assert_eq!(transitions(&drain(&mut r)), [(State::Backup, State::Initialize)]);
+    }
+
+    #[test]
+    fn fault_releases_and_stays_out_until_cleared() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        r.enter_fault(t0, "redis down");
+        assert_eq!(r.state(), State::Fault);
+        assert_eq!(r.effective_priority(), 0);
+        let actions = drain(&mut r);
+        assert_eq!(actions[0], Action::SendAdvert { priority: 0 });
+        assert_eq!(actions[1], Action::RemoveAddresses);
+        assert_eq!(r.poll_timeout(), None);
+        // Nothing brings it back but leave_fault.
+        for s in 1..100 {
+            let now = t0 + Duration::from_secs(s);
+            r.receive(now, HIGHER, 0);
+            r.handle_timeout(now);
+        }
+        assert_eq!(r.state(), State::Fault);
+        assert!(drain(&mut r).is_empty());
+        let t1 = t0 + Duration::from_secs(200);
+        r.leave_fault(t1, "redis up");
+        assert_eq!(r.state(), State::Backup);
+        assert_eq!(r.poll_timeout(), Some(t1 + r.config().master_down_interval()));
+    }
+
+    #[test]
+    fn fault_before_startup_and_from_backup() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(100, true));
+        r.enter_fault(t0, "redis down at start");
+        assert_eq!(r.state(), State::Fault);
+        assert!(!drain(&mut r).contains(&Action::SendAdvert { priority: 0 }));
+        r.leave_fault(t0, "redis up");
+        assert_eq!(r.state(), State::Backup);
+        r.enter_fault(t0, "again");
+        let actions = drain(&mut r);
+        assert!(!actions.contains(&Action::RemoveAddresses));
+        assert_eq!(r.state(), State::Fault);
+    }
+}
