@@ -26,6 +26,7 @@ mod cmd;
 mod lab;
 mod netns;
 mod process;
+pub mod redha;
 mod wait;
 
 use std::io::Write as _;

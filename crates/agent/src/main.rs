@@ -1,1 +1,90 @@
-fn main() {}
+//! `redha`: the agent binary.
+
+mod cli;
+mod config;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { ref file }) => check_config(file.as_ref().or(cli.config.as_ref())),
+        None | Some(Command::Run) => run(&cli),
+    }
+}
+
+fn check_config(file: Option<&PathBuf>) -> ExitCode {
+    let Some(path) = file else {
+        eprintln!("redha check-config: name a file (redha check-config FILE)");
+        return ExitCode::from(2);
+    };
+    match Config::load(path) {
+        Ok(config) => {
+            let i = config.instance();
+            println!(
+                "{}: ok: instance {} on {}, vrid {}, priority {}, advert_int {}s, preempt {}, {} virtual address(es), {}",
+                path.display(),
+                i.name,
+                i.interface,
+                i.vrid,
+                i.priority,
+                i.advert_int.as_secs(),
+                i.preempt,
+                i.virtual_addresses.len(),
+                if i.unicast_peers.is_empty() { "multicast".to_string() } else { format!("unicast to {:?}", i.unicast_peers) }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("redha: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> ExitCode {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cli.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let Some(path) = cli.config.as_ref() else {
+        eprintln!("redha: no configuration: run as `redha --config FILE` (see --help)");
+        return ExitCode::from(2);
+    };
+    // A bad configuration is refused before anything touches the network.
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("redha: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("redha: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("redha: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

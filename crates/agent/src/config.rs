@@ -1,0 +1,517 @@
+//! The TOML configuration file: one file per node, read with serde. Every value is
+//! checked while it is read, so that an error names the file, the line and the key.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use vrrp::{Auth, GarpConfig, InstanceConfig, VirtualAddress};
+
+/// A node's configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The VRRP instance.
+    pub vrrp: VrrpConfig,
+}
+
+/// The `[vrrp]` section: one VRRPv2 instance, with keepalived's names where it has
+/// them.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpConfig {
+    /// A name for logs; default `vrid-<virtual_router_id>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The interface to run on.
+    pub interface: String,
+    /// Virtual router id, 1..=255; both nodes of a pair use the same.
+    pub virtual_router_id: Vrid,
+    /// Priority, 1..=255 (255: this node owns the addresses); default 100.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Advertisement interval, whole seconds from 1s to 255s; default 1s.
+    #[serde(default)]
+    pub advert_int: AdvertInt,
+    /// Take over from a lower-priority master (keepalived's default); `false` is
+    /// keepalived's `nopreempt`.
+    #[serde(default = "default_true")]
+    pub preempt: bool,
+    /// With `preempt`, how long after start-up not to preempt; default 0s.
+    #[serde(default, with = "humantime_serde")]
+    pub preempt_delay: Duration,
+    /// The virtual addresses, `a.b.c.d/len` (a bare address means /32).
+    pub virtual_ipaddresses: VirtualAddresses,
+    /// Send adverts to these peers instead of multicast; adverts from others are
+    /// dropped.
+    #[serde(default)]
+    pub unicast_peers: Vec<Ipv4Addr>,
+    /// The source address of adverts; default: the interface's first address.
+    #[serde(default)]
+    pub unicast_src_ip: Option<Ipv4Addr>,
+    /// VRRPv2 simple password (auth_type PASS), 1 to 8 characters.
+    #[serde(default)]
+    pub auth_pass: Option<Password>,
+    /// Delay before the second burst of gratuitous ARP after becoming master; 5s.
+    #[serde(default = "default_garp_master_delay", with = "humantime_serde")]
+    pub garp_master_delay: Duration,
+    /// Gratuitous ARPs per address in a burst; 5.
+    #[serde(default = "default_garp_master_repeat")]
+    pub garp_master_repeat: u32,
+    /// Pause between the gratuitous ARPs of a burst; 0s.
+    #[serde(default, with = "humantime_serde")]
+    pub garp_interval: Duration,
+    /// Send a burst every so often while master; 0s = never.
+    #[serde(default, with = "humantime_serde")]
+    pub garp_master_refresh: Duration,
+    /// Gratuitous ARPs per address in a refresh burst; 1.
+    #[serde(default = "default_garp_master_refresh_repeat")]
+    pub garp_master_refresh_repeat: u32,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_garp_master_delay() -> Duration {
+    GarpConfig::default().master_delay
+}
+
+fn default_garp_master_repeat() -> u32 {
+    GarpConfig::default().master_repeat
+}
+
+fn default_garp_master_refresh_repeat() -> u32 {
+    GarpConfig::default().master_refresh_repeat
+}
+
+/// A virtual router id, 1..=255.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vrid(pub u8);
+
+impl<'de> Deserialize<'de> for Vrid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u8::try_from(n) {
+            Ok(v) if v >= 1 => Ok(Vrid(v)),
+            _ => Err(de::Error::custom(format!(
+                "virtual_router_id must be 1 to 255, not {n}"
+            ))),
+        }
+    }
+}
+
+/// A priority, 1..=255 (0 is reserved for a master stepping down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Priority(pub u8);
+
+impl Default for Priority {
+    fn default() -> Self {
+        Priority(100)
+    }
+}
+
+impl<'de> Deserialize<'de> for Priority {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u8::try_from(n) {
+            Ok(v) if v >= 1 => Ok(Priority(v)),
+            _ => Err(de::Error::custom(format!(
+                "priority must be 1 to 255 (0 is reserved for a master stepping down), not {n}"
+            ))),
+        }
+    }
+}
+
+/// The advertisement interval: VRRPv2 carries whole seconds, 1 to 255.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdvertInt(pub Duration);
+
+impl Default for AdvertInt {
+    fn default() -> Self {
+        AdvertInt(Duration::from_secs(1))
+    }
+}
+
+impl<'de> Deserialize<'de> for AdvertInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let d: Duration = humantime_serde::deserialize(d)?;
+        if d.subsec_nanos() != 0 || !(1..=255).contains(&d.as_secs()) {
+            return Err(de::Error::custom(format!(
+                "advert_int must be whole seconds from 1s to 255s (VRRPv2), not {}",
+                humantime_serde::re::humantime::format_duration(d)
+            )));
+        }
+        Ok(AdvertInt(d))
+    }
+}
+
+/// The virtual addresses: at least one, at most 255 (the advert's count field), no
+/// duplicates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualAddresses(pub Vec<VirtualAddress>);
+
+impl<'de> Deserialize<'de> for VirtualAddresses {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let items = Vec::<String>::deserialize(d)?;
+        let mut out: Vec<VirtualAddress> = Vec::with_capacity(items.len());
+        for item in &items {
+            let vip = parse_vip(item).map_err(de::Error::custom)?;
+            if out.iter().any(|v| v.address == vip.address) {
+                return Err(de::Error::custom(format!("{} is listed twice", vip.address)));
+            }
+            out.push(vip);
+        }
+        if out.is_empty() {
+            return Err(de::Error::custom("at least one virtual address is needed"));
+        }
+        if out.len() > 255 {
+            return Err(de::Error::custom("at most 255 virtual addresses fit in an advert"));
+        }
+        Ok(VirtualAddresses(out))
+    }
+}
+
+/// Parses `a.b.c.d/len` or `a.b.c.d` (/32).
+pub fn parse_vip(text: &str) -> Result<VirtualAddress, String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let address: Ipv4Addr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not an IPv4 address (a.b.c.d or a.b.c.d/len)"))?;
+    let prefix_len = match len {
+        None => 32,
+        Some(l) => match l.trim().parse::<u8>() {
+            Ok(n) if n <= 32 => n,
+            _ => return Err(format!("{text:?}: the prefix length must be 0 to 32")),
+        },
+    };
+    if address.is_unspecified() || address.is_multicast() || address.is_broadcast() {
+        return Err(format!("{text:?} cannot be a virtual address"));
+    }
+    Ok(VirtualAddress {
+        address,
+        prefix_len,
+    })
+}
+
+/// A VRRPv2 simple password: 1 to 8 characters (the advert carries 8 bytes; we refuse
+/// longer ones rather than cut them silently as keepalived does).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || s.len() > 8 {
+            return Err(de::Error::custom(format!(
+                "auth_pass must be 1 to 8 bytes (VRRPv2 carries 8), this one has {}",
+                s.len()
+            )));
+        }
+        Ok(Password(s))
+    }
+}
+
+/// A configuration error, naming the file, the line and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a value is wrong.
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending value (or of its table).
+        line: usize,
+        /// The dotted key (`vrrp.priority`), or the table for a missing key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and checks configuration text; `path` is only used in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let (line, key) = locate(text, offset);
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                key,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        config.check(path, text)?;
+        Ok(config)
+    }
+
+    /// Checks that need more than one value.
+    fn check(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let v = &self.vrrp;
+        let fail = |key: &str, message: String| {
+            let line = line_of_key(text, "vrrp", key);
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                key: format!("vrrp.{key}"),
+                message,
+            }
+        };
+        if v.interface.trim().is_empty() {
+            return Err(fail("interface", "must name a network interface".into()));
+        }
+        for peer in &v.unicast_peers {
+            if v.virtual_ipaddresses.0.iter().any(|vip| vip.address == *peer) {
+                return Err(fail("unicast_peers", format!("{peer} is one of the virtual addresses")));
+            }
+        }
+        if let Some(src) = v.unicast_src_ip
+            && v.virtual_ipaddresses.0.iter().any(|vip| vip.address == src)
+        {
+            return Err(fail("unicast_src_ip", format!("{src} is one of the virtual addresses")));
+        }
+        if v.garp_master_repeat == 0 {
+            return Err(fail("garp_master_repeat", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The VRRP instance as the vrrp crate takes it.
+    pub fn instance(&self) -> InstanceConfig {
+        let v = &self.vrrp;
+        InstanceConfig {
+            name: v
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("vrid-{}", v.virtual_router_id.0)),
+            interface: v.interface.clone(),
+            vrid: v.virtual_router_id.0,
+            priority: v.priority.0,
+            advert_int: v.advert_int.0,
+            preempt: v.preempt,
+            preempt_delay: v.preempt_delay,
+            virtual_addresses: v.virtual_ipaddresses.0.clone(),
+            auth: v.auth_pass.as_ref().map_or(Auth::None, |p| Auth::simple(&p.0)),
+            unicast_peers: v.unicast_peers.clone(),
+            unicast_src_ip: v.unicast_src_ip,
+            garp: GarpConfig {
+                master_repeat: v.garp_master_repeat,
+                interval: v.garp_interval,
+                master_delay: v.garp_master_delay,
+                master_refresh: v.garp_master_refresh,
+                master_refresh_repeat: v.garp_master_refresh_repeat,
+            },
+        }
+    }
+}
+
+/// The 1-based line of a byte offset, and the dotted key written on that line (the
+/// nearest `[table]` above joined with the key before `=`; just the table when the
+/// line holds no key).
+fn locate(text: &str, offset: usize) -> (usize, String) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line_no = before.matches('\n').count() + 1;
+    let mut table = String::new();
+    for line in before.lines() {
+        if let Some(name) = table_header(line) {
+            table = name;
+        }
+    }
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    if let Some(name) = table_header(line) {
+        return (line_no, name);
+    }
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('#'));
+    let key = match (key, table.is_empty()) {
+        (Some(k), true) => k,
+        (Some(k), false) => format!("{table}.{k}"),
+        (None, false) => table,
+        (None, true) => "(top level)".to_string(),
+    };
+    (line_no, key)
+}
+
+fn table_header(line: &str) -> Option<String> {
+    let t = line.trim();
+    let inner = t.strip_prefix('[')?.split(']').next()?;
+    Some(inner.trim_matches('[').trim().to_string())
+}
+
+/// The line on which `key` is set inside `[table]`, or the table's header line.
+fn line_of_key(text: &str, table: &str, key: &str) -> usize {
+    let mut in_table = false;
+    let mut header = 1;
+    for (i, line) in text.lines().enumerate() {
+        if let Some(name) = table_header(line) {
+            in_table = name == table;
+            if in_table {
+                header = i + 1;
+            }
+            continue;
+        }
+        if in_table
+            && line
+                .split_once('=')
+                .is_some_and(|(k, _)| k.trim().trim_matches('"') == key)
+        {
+            return i + 1;
+        }
+    }
+    header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[vrrp]
+interface = "eth0"
+virtual_router_id = 51
+priority = 100
+advert_int = "5s"
+preempt = false                 # the seed's nopreempt
+virtual_ipaddresses = ["10.20.112.100/24"]
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("node.toml"), text)
+    }
+
+    fn error(text: &str) -> (usize, String, String) {
+        match parse(text) {
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_design_example() {
+        let c = parse(GOOD).unwrap();
+        let i = c.instance();
+        assert_eq!(i.interface, "eth0");
+        assert_eq!(i.vrid, 51);
+        assert_eq!(i.priority, 100);
+        assert_eq!(i.advert_int, Duration::from_secs(5));
+        assert!(!i.preempt);
+        assert_eq!(i.virtual_addresses[0].to_string(), "10.20.112.100/24");
+        assert_eq!(i.auth, Auth::None);
+        assert_eq!(i.garp, GarpConfig::default());
+        assert_eq!(i.name, "vrid-51");
+    }
+
+    #[test]
+    fn defaults_follow_keepalived() {
+        let c = parse("[vrrp]\ninterface = \"eth0\"\nvirtual_router_id = 7\nvirtual_ipaddresses = [\"192.0.2.1\"]\n").unwrap();
+        let i = c.instance();
+        assert_eq!((i.priority, i.advert_int, i.preempt), (100, Duration::from_secs(1), true));
+        assert_eq!(i.virtual_addresses[0].prefix_len, 32);
+    }
+
+    #[test]
+    fn names_line_and_key_of_a_bad_value() {
+        let text = GOOD.replace("priority = 100", "priority = 0");
+        let (line, key, message) = error(&text);
+        assert_eq!((line, key.as_str()), (5, "vrrp.priority"));
+        assert!(message.contains("1 to 255"), "{message}");
+
+        let text = GOOD.replace("\"5s\"", "\"1500ms\"");
+        let (line, key, message) = error(&text);
+        assert_eq!((line, key.as_str()), (6, "vrrp.advert_int"));
+        assert!(message.contains("whole seconds"), "{message}");
+
+        let text = GOOD.replace("10.20.112.100/24", "10.20.112.300/24");
+        let (line, key, _) = error(&text);
+        assert_eq!((line, key.as_str()), (8, "vrrp.virtual_ipaddresses"));
+
+        let text = GOOD.replace("virtual_router_id = 51", "virtual_router_id = 256");
+        assert_eq!(error(&text).1, "vrrp.virtual_router_id");
+
+        let text = GOOD.replace("preempt = false", "preempt = \"no\"");
+        assert_eq!(error(&text).1, "vrrp.preempt");
+    }
+
+    #[test]
+    fn names_an_unknown_key() {
+        let text = GOOD.replace("priority = 100", "priorty = 100");
+        let (line, key, message) = error(&text);
+        assert_eq!((line, key.as_str()), (5, "vrrp.priorty"));
+        assert!(message.contains("unknown field"), "{message}");
+    }
+
+    #[test]
+    fn names_the_table_of_a_missing_key() {
+        let text = GOOD.replace("interface = \"eth0\"\n", "");
+        let (_, key, message) = error(&text);
+        assert_eq!(key, "vrrp");
+        assert!(message.contains("interface"), "{message}");
+    }
+
+    #[test]
+    fn refuses_long_passwords_and_empty_address_lists() {
+        let text = GOOD.replace("preempt = false", "auth_pass = \"123456789\"");
+        assert_eq!(error(&text).1, "vrrp.auth_pass");
+        let text = GOOD.replace("[\"10.20.112.100/24\"]", "[]");
+        assert!(error(&text).2.contains("at least one"));
+        let text = GOOD.replace("[\"10.20.112.100/24\"]", "[\"192.0.2.1\", \"192.0.2.1/24\"]");
+        assert!(error(&text).2.contains("twice"));
+    }
+
+    #[test]
+    fn cross_checks_name_their_key() {
+        let text = GOOD.replace("preempt = false", "unicast_peers = [\"10.20.112.100\"]");
+        let (line, key, _) = error(&text);
+        assert_eq!((line, key.as_str()), (7, "vrrp.unicast_peers"));
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_a_line() {
+        let text = GOOD.replace("priority = 100", "priority = = 100");
+        assert_eq!(error(&text).0, 5);
+    }
+
+    #[test]
+    fn the_password_is_not_printed() {
+        let c = parse(&GOOD.replace("preempt = false", "auth_pass = \"s3cret\"")).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

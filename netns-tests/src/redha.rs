@@ -1,0 +1,118 @@
+//! Running `redha` nodes in a [`Lab`]: a configuration per node written into the lab's
+//! directory, and the timing bounds the tests derive from protocol math.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{Lab, Proc, redha_bin};
+
+/// The virtual address the tests use.
+pub const VIP: &str = "192.0.2.100";
+
+/// One node's `[vrrp]` settings.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Virtual router id.
+    pub vrid: u8,
+    /// Priority.
+    pub priority: u8,
+    /// Advertisement interval in seconds.
+    pub advert_int: u64,
+    /// Preempt a lower-priority master.
+    pub preempt: bool,
+    /// Virtual addresses with prefix.
+    pub vips: Vec<String>,
+    /// Simple password.
+    pub auth_pass: Option<String>,
+    /// Unicast peers (empty: multicast).
+    pub unicast_peers: Vec<Ipv4Addr>,
+    /// Extra lines appended to `[vrrp]`.
+    pub extra: String,
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node {
+            vrid: 51,
+            priority: 100,
+            advert_int: 1,
+            preempt: true,
+            vips: vec![format!("{VIP}/24")],
+            auth_pass: None,
+            unicast_peers: Vec::new(),
+            extra: String::new(),
+        }
+    }
+}
+
+impl Node {
+    /// A node with this priority and the defaults otherwise.
+    pub fn with_priority(priority: u8) -> Self {
+        Node {
+            priority,
+            ..Node::default()
+        }
+    }
+
+    /// The TOML text of this node's configuration.
+    pub fn toml(&self) -> String {
+        let mut s = String::from("[vrrp]\ninterface = \"eth0\"\n");
+        let _ = writeln!(s, "virtual_router_id = {}", self.vrid);
+        let _ = writeln!(s, "priority = {}", self.priority);
+        let _ = writeln!(s, "advert_int = \"{}s\"", self.advert_int);
+        let _ = writeln!(s, "preempt = {}", self.preempt);
+        let vips: Vec<String> = self.vips.iter().map(|v| format!("{v:?}")).collect();
+        let _ = writeln!(s, "virtual_ipaddresses = [{}]", vips.join(", "));
+        if let Some(pass) = &self.auth_pass {
+            let _ = writeln!(s, "auth_pass = {pass:?}");
+        }
+        if !self.unicast_peers.is_empty() {
+            let peers: Vec<String> = self.unicast_peers.iter().map(|p| format!("\"{p}\"")).collect();
+            let _ = writeln!(s, "unicast_peers = [{}]", peers.join(", "));
+        }
+        s.push_str(&self.extra);
+        s
+    }
+
+    /// Skew_Time of this node.
+    pub fn skew_time(&self) -> Duration {
+        Duration::from_secs(self.advert_int) * (256 - u32::from(self.priority)) / 256
+    }
+
+    /// Master_Down_Interval of this node: 3 x advert_int + Skew_Time.
+    pub fn master_down_interval(&self) -> Duration {
+        Duration::from_secs(self.advert_int) * 3 + self.skew_time()
+    }
+
+    /// The lifetime redha gives its virtual addresses: Master_Down_Interval plus one
+    /// interval, rounded up to whole seconds.
+    pub fn address_lease(&self) -> Duration {
+        let lease = self.master_down_interval() + Duration::from_secs(self.advert_int);
+        Duration::from_secs(lease.as_secs() + u64::from(lease.subsec_nanos() > 0))
+    }
+}
+
+/// The margin the tests add to protocol bounds: process start-up, netlink, polling.
+pub const MARGIN: Duration = Duration::from_millis(1500);
+
+/// Writes node `i`'s configuration into the lab directory and returns its path.
+pub fn write_config(lab: &Lab, i: usize, node: &Node) -> PathBuf {
+    let path = lab.dir().join(format!("redha-h{i}.toml"));
+    std::fs::write(&path, node.toml()).expect("write the node's configuration");
+    path
+}
+
+/// Starts `redha --config` on host `i`, logging at debug level to `redha-h{i}.log`.
+pub fn start(lab: &Lab, i: usize, node: &Node) -> Proc {
+    let path = write_config(lab, i, node);
+    let mut command = Command::new(redha_bin());
+    command
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1");
+    lab.spawn_command(i, &format!("redha-h{i}"), &command)
+}
