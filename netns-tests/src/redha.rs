@@ -87,11 +87,11 @@ impl Node {
         Duration::from_secs(self.advert_int) * 3 + self.skew_time()
     }
 
-    /// The lifetime redha gives its virtual addresses: Master_Down_Interval plus one
-    /// interval, rounded up to whole seconds.
+    /// The lifetime redha gives its virtual addresses: Master_Down_Interval rounded up
+    /// to whole seconds.
     pub fn address_lease(&self) -> Duration {
-        let lease = self.master_down_interval() + Duration::from_secs(self.advert_int);
-        Duration::from_secs(lease.as_secs() + u64::from(lease.subsec_nanos() > 0))
+        let mdi = self.master_down_interval();
+        Duration::from_secs(mdi.as_secs() + u64::from(mdi.subsec_nanos() > 0))
     }
 }
 

@@ -69,14 +69,13 @@ impl InstanceConfig {
         u8::try_from(self.advert_int.as_secs()).unwrap_or(u8::MAX).max(1)
     }
 
-    /// The lifetime given to the virtual addresses: Master_Down_Interval plus one
-    /// advertisement interval, rounded up to whole seconds. An agent that dies while
-    /// master leaves its addresses behind at most this long; the peer takes over
-    /// after Master_Down_Interval.
+    /// The lifetime given to the virtual addresses: Master_Down_Interval rounded up to
+    /// whole seconds (the kernel's unit). It is renewed with every advert, so it runs
+    /// out about when a peer's Master_Down_Timer does: an agent killed while master
+    /// leaves its addresses behind for less than a second past the peer's takeover.
     pub fn address_lease(&self, master_down_interval: Duration) -> Duration {
-        let lease = master_down_interval + self.advert_int;
-        let secs = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
-        Duration::from_secs(secs)
+        let secs = master_down_interval.as_secs() + u64::from(master_down_interval.subsec_nanos() > 0);
+        Duration::from_secs(secs.max(1))
     }
 
     /// Just the addresses, without prefix lengths.

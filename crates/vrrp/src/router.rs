@@ -326,8 +326,12 @@ impl Router {
     fn receive_as_master(&mut self, now: Instant, source: Ipv4Addr, priority: u8) {
         let ours = self.config.priority;
         if priority == 0 {
-            // Another router stepped down: confirm at once that a master is here.
+            // Another master stepped down (it yielded to us after a split, or shut
+            // down): confirm at once that a master is here, and point the LAN's
+            // neighbour tables back at us, since they may name the other router.
             self.advertise(now);
+            self.actions
+                .push_back(Action::SendGratuitousArp { conflict: true });
         } else if priority > ours {
             self.step_down(now, Reason::HigherPriority { source, priority }, source, priority);
         } else if priority == ours && source > self.config.primary_address {
@@ -341,8 +345,13 @@ impl Router {
         }
     }
 
+    /// Master to Backup on a better advert (a healed split, or a preempting peer). The
+    /// winner may never have heard our adverts, so nothing tells it that the LAN's
+    /// neighbour tables point at us: a priority-0 advert does (it answers with an
+    /// advert and gratuitous ARP, see `receive_as_master`).
     fn step_down(&mut self, now: Instant, reason: Reason, source: Ipv4Addr, priority: u8) {
         self.actions.push_back(Action::RemoveAddresses);
+        self.actions.push_back(Action::SendAdvert { priority: 0 });
         self.arm_master_down(now, self.config.master_down_interval(), false);
         self.master = Some((source, priority));
         self.transition(now, State::Backup, reason);
@@ -591,6 +600,7 @@ mod tests {
         assert_eq!(r.state(), State::Backup);
         let actions = drain(&mut r);
         assert_eq!(actions[0], Action::RemoveAddresses);
+        assert_eq!(actions[1], Action::SendAdvert { priority: 0 });
         assert_eq!(transitions(&actions), [(State::Master, State::Backup)]);
     }
 
@@ -622,12 +632,18 @@ mod tests {
     }
 
     #[test]
-    fn a_master_answers_priority_zero_at_once() {
+    fn a_master_answers_priority_zero_with_advert_and_garp() {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
         r.receive(t0 + Duration::from_secs(10), HIGHER, 0);
         assert_eq!(r.state(), State::Master);
-        assert_eq!(drain(&mut r), [Action::SendAdvert { priority: 100 }]);
+        assert_eq!(
+            drain(&mut r),
+            [
+                Action::SendAdvert { priority: 100 },
+                Action::SendGratuitousArp { conflict: true }
+            ]
+        );
     }
 
     #[test]
