@@ -70,16 +70,20 @@ impl Node {
             let _ = writeln!(s, "auth_pass = {pass:?}");
         }
         if !self.unicast_peers.is_empty() {
-            let peers: Vec<String> = self.unicast_peers.iter().map(|p| format!("\"{p}\"")).collect();
+            let peers: Vec<String> = self
+                .unicast_peers
+                .iter()
+                .map(|p| format!("\"{p}\""))
+                .collect();
             let _ = writeln!(s, "unicast_peers = [{}]", peers.join(", "));
         }
         s.push_str(&self.extra);
         s
     }
 
-    /// Skew_Time of this node.
+    /// Skew_Time of this node: (256 - priority) / 256 seconds (VRRPv2).
     pub fn skew_time(&self) -> Duration {
-        Duration::from_secs(self.advert_int) * (256 - u32::from(self.priority)) / 256
+        Duration::from_secs(1) * (256 - u32::from(self.priority)) / 256
     }
 
     /// Master_Down_Interval of this node: 3 x advert_int + Skew_Time.

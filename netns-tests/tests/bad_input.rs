@@ -14,7 +14,8 @@ const ATTACKER: usize = 3;
 /// Sends whole IPv4 datagrams (our own header, TTL included) from the attacker host.
 fn send_raw(lab: &Lab, datagrams: Vec<Vec<u8>>) {
     lab.in_host(ATTACKER, move || {
-        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112))).expect("raw socket");
+        let socket =
+            Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112))).expect("raw socket");
         socket.set_header_included_v4(true).expect("IP_HDRINCL");
         socket.bind_device(Some(b"eth0")).expect("bind to eth0");
         socket
@@ -31,8 +32,10 @@ fn send_raw(lab: &Lab, datagrams: Vec<Vec<u8>>) {
 fn counters(proc: &netns_tests::Proc) -> std::collections::HashMap<String, u64> {
     let before = proc.log().matches(" counters").count();
     assert!(proc.signal(libc::SIGUSR1));
-    wait_until(Duration::from_secs(3), POLL, || proc.log().matches(" counters").count() > before)
-        .expect("redha logs its counters on SIGUSR1");
+    wait_until(Duration::from_secs(3), POLL, || {
+        proc.log().matches(" counters").count() > before
+    })
+    .expect("redha logs its counters on SIGUSR1");
     let log = proc.log();
     let line = log.lines().rev().find(|l| l.contains(" counters")).unwrap();
     line.split_whitespace()
@@ -52,14 +55,19 @@ fn malformed_adverts_change_nothing_and_are_counted() {
         ..Node::with_priority(100)
     };
     let master = redha::start(&lab, 1, &node);
-    wait_until(node.master_down_interval() + MARGIN, POLL, || lab.holders(VIP) == [1]).expect("host 1 is master");
+    wait_until(node.master_down_interval() + MARGIN, POLL, || {
+        lab.holders(VIP) == [1]
+    })
+    .expect("host 1 is master");
 
     // Every advert below would make the master step down if it were accepted:
     // priority 254 beats 100.
     let vip: Ipv4Addr = VIP.parse().unwrap();
     let src = lab.addr(ATTACKER);
     let auth = Auth::simple("secret");
-    let good = |vrid: u8, int: u8, auth: &Auth, addrs: &[Ipv4Addr]| Advert::new(vrid, 254, int, auth, addrs).encode();
+    let good = |vrid: u8, int: u8, auth: &Auth, addrs: &[Ipv4Addr]| {
+        Advert::new(vrid, 254, int, auth, addrs).encode()
+    };
     let wrap = |payload: &[u8], ttl: u8| ipv4_datagram(src, MULTICAST_GROUP, ttl, payload);
 
     let mut bad_checksum = good(51, 1, &auth, &[vip]);
@@ -76,9 +84,18 @@ fn malformed_adverts_change_nothing_and_are_counted() {
         ("dropped_checksum", wrap(&bad_checksum, 255)),
         ("dropped_version", wrap(&version3, 255)),
         ("dropped_vrid", wrap(&good(52, 1, &auth, &[vip]), 255)),
-        ("dropped_address_list", wrap(&good(51, 1, &auth, &[Ipv4Addr::new(192, 0, 2, 101)]), 255)),
-        ("dropped_authentication", wrap(&good(51, 1, &Auth::simple("guess"), &[vip]), 255)),
-        ("dropped_auth_type", wrap(&good(51, 1, &Auth::None, &[vip]), 255)),
+        (
+            "dropped_address_list",
+            wrap(&good(51, 1, &auth, &[Ipv4Addr::new(192, 0, 2, 101)]), 255),
+        ),
+        (
+            "dropped_authentication",
+            wrap(&good(51, 1, &Auth::simple("guess"), &[vip]), 255),
+        ),
+        (
+            "dropped_auth_type",
+            wrap(&good(51, 1, &Auth::None, &[vip]), 255),
+        ),
         ("dropped_interval", wrap(&good(51, 2, &auth, &[vip]), 255)),
         ("dropped_truncated", wrap(&truncated, 255)),
     ];
@@ -89,7 +106,11 @@ fn malformed_adverts_change_nothing_and_are_counted() {
     }
     assert_eq!(lab.holders(VIP), [1], "a bad advert moved the VIP");
     let log = master.log();
-    assert_eq!(log.matches("VRRP transition").count(), 2, "a bad advert caused a transition:\n{log}");
+    assert_eq!(
+        log.matches("VRRP transition").count(),
+        2,
+        "a bad advert caused a transition:\n{log}"
+    );
     let c = counters(&master);
     for (counter, _) in &cases {
         assert_eq!(c.get(*counter), Some(&3), "{counter} in {c:?}");
@@ -98,6 +119,11 @@ fn malformed_adverts_change_nothing_and_are_counted() {
 
     // Control: the same advert, well formed, is accepted and does make it step down.
     send_raw(&lab, vec![wrap(&good(51, 1, &auth, &[vip]), 255)]);
-    wait_until(MARGIN, POLL, || lab.holders(VIP).is_empty()).expect("a valid higher-priority advert is obeyed");
-    assert!(master.log().contains("advert from 192.0.2.13 with higher priority 254"));
+    wait_until(MARGIN, POLL, || lab.holders(VIP).is_empty())
+        .expect("a valid higher-priority advert is obeyed");
+    assert!(
+        master
+            .log()
+            .contains("advert from 192.0.2.13 with higher priority 254")
+    );
 }

@@ -87,8 +87,13 @@ fn sigkill_of_the_master_fails_over_and_its_vip_expires() {
     let a = redha::start(&lab, 1, &master);
     let _b = redha::start(&lab, 2, &backup);
     wait_sole_holder(&lab, 1, master.master_down_interval() + MARGIN);
-    let lifetimes = lab.addr_lifetimes(1, VIP).expect("the master holds the VIP");
-    assert_ne!(lifetimes.0, "forever", "the VIP must carry a kernel lifetime: {lifetimes:?}");
+    let lifetimes = lab
+        .addr_lifetimes(1, VIP)
+        .expect("the master holds the VIP");
+    assert_ne!(
+        lifetimes.0, "forever",
+        "the VIP must carry a kernel lifetime: {lifetimes:?}"
+    );
 
     let killed = Instant::now();
     a.kill();
@@ -106,10 +111,21 @@ fn sigkill_of_the_master_fails_over_and_its_vip_expires() {
     eprintln!("takeover after {taken:?}, killed VIP gone after {gone:?}");
     // The backup takes over within its Master_Down_Interval.
     let taken = taken.expect("the backup took over");
-    assert!(taken <= backup.master_down_interval() + MARGIN, "takeover took {taken:?}");
+    assert!(
+        taken <= backup.master_down_interval() + MARGIN,
+        "takeover took {taken:?}"
+    );
     // Invariant 7: the dead agent's VIP goes away by itself, within its lease.
-    let gone = gone.unwrap_or_else(|| panic!("the killed master's VIP outlived its lease {:?}", master.address_lease()));
-    assert!(gone <= master.address_lease() + MARGIN, "the VIP lingered {gone:?}");
+    let gone = gone.unwrap_or_else(|| {
+        panic!(
+            "the killed master's VIP outlived its lease {:?}",
+            master.address_lease()
+        )
+    });
+    assert!(
+        gone <= master.address_lease() + MARGIN,
+        "the VIP lingered {gone:?}"
+    );
     // Invariant 1: from then on, one holder only.
     assert_stays_holder(&lab, 2, Duration::from_secs(2));
 }
@@ -127,7 +143,9 @@ fn sigterm_of_the_master_hands_over_within_skew_time() {
     wait_sole_holder(&lab, 1, master.master_down_interval() + MARGIN);
 
     assert!(a.signal(libc::SIGTERM));
-    let status = a.wait_exit(Duration::from_secs(5)).expect("redha exits on SIGTERM");
+    let status = a
+        .wait_exit(Duration::from_secs(5))
+        .expect("redha exits on SIGTERM");
     assert!(status.success(), "exit status {status:?}");
     assert!(!lab.has_addr(1, VIP), "the VIP is removed on SIGTERM");
     // Priority 0 makes the backup take over after Skew_Time, not Master_Down_Interval.
@@ -181,15 +199,21 @@ fn partition_and_heal(tag: &str, priorities: [u8; 2], winner: usize) {
     assert!(lab.ping(3, VIP));
 
     lab.detach(1);
-    wait_until(nodes[1].master_down_interval() + MARGIN, POLL, || lab.holders(VIP) == [1, 2])
-        .expect("both nodes hold the VIP while apart");
+    wait_until(nodes[1].master_down_interval() + MARGIN, POLL, || {
+        lab.holders(VIP) == [1, 2]
+    })
+    .expect("both nodes hold the VIP while apart");
     wait_until(MARGIN, POLL, || lab.neigh_mac(3, VIP) == Some(lab.mac(2)))
         .expect("the client follows the master on its side");
     std::thread::sleep(Duration::from_millis(1100));
 
     lab.attach(1);
     // The first advert that crosses decides it: one advert interval, plus margin.
-    let healed = wait_sole_holder(&lab, winner, Duration::from_secs(nodes[0].advert_int) + MARGIN);
+    let healed = wait_sole_holder(
+        &lab,
+        winner,
+        Duration::from_secs(nodes[0].advert_int) + MARGIN,
+    );
     eprintln!("{tag}: one holder {healed:?} after the heal");
     assert_stays_holder(&lab, winner, Duration::from_secs(2));
     let mac = lab.mac(winner);

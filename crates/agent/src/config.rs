@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 use vrrp::{Auth, GarpConfig, InstanceConfig, VirtualAddress};
 
@@ -162,7 +162,10 @@ impl<'de> Deserialize<'de> for VirtualAddresses {
         for item in &items {
             let vip = parse_vip(item).map_err(de::Error::custom)?;
             if out.iter().any(|v| v.address == vip.address) {
-                return Err(de::Error::custom(format!("{} is listed twice", vip.address)));
+                return Err(de::Error::custom(format!(
+                    "{} is listed twice",
+                    vip.address
+                )));
             }
             out.push(vip);
         }
@@ -170,7 +173,9 @@ impl<'de> Deserialize<'de> for VirtualAddresses {
             return Err(de::Error::custom("at least one virtual address is needed"));
         }
         if out.len() > 255 {
-            return Err(de::Error::custom("at most 255 virtual addresses fit in an advert"));
+            return Err(de::Error::custom(
+                "at most 255 virtual addresses fit in an advert",
+            ));
         }
         Ok(VirtualAddresses(out))
     }
@@ -294,14 +299,24 @@ impl Config {
             return Err(fail("interface", "must name a network interface".into()));
         }
         for peer in &v.unicast_peers {
-            if v.virtual_ipaddresses.0.iter().any(|vip| vip.address == *peer) {
-                return Err(fail("unicast_peers", format!("{peer} is one of the virtual addresses")));
+            if v.virtual_ipaddresses
+                .0
+                .iter()
+                .any(|vip| vip.address == *peer)
+            {
+                return Err(fail(
+                    "unicast_peers",
+                    format!("{peer} is one of the virtual addresses"),
+                ));
             }
         }
         if let Some(src) = v.unicast_src_ip
             && v.virtual_ipaddresses.0.iter().any(|vip| vip.address == src)
         {
-            return Err(fail("unicast_src_ip", format!("{src} is one of the virtual addresses")));
+            return Err(fail(
+                "unicast_src_ip",
+                format!("{src} is one of the virtual addresses"),
+            ));
         }
         if v.garp_master_repeat == 0 {
             return Err(fail("garp_master_repeat", "must be at least 1".into()));
@@ -324,7 +339,10 @@ impl Config {
             preempt: v.preempt,
             preempt_delay: v.preempt_delay,
             virtual_addresses: v.virtual_ipaddresses.0.clone(),
-            auth: v.auth_pass.as_ref().map_or(Auth::None, |p| Auth::simple(&p.0)),
+            auth: v
+                .auth_pass
+                .as_ref()
+                .map_or(Auth::None, |p| Auth::simple(&p.0)),
             unicast_peers: v.unicast_peers.clone(),
             unicast_src_ip: v.unicast_src_ip,
             garp: GarpConfig {
@@ -443,7 +461,10 @@ virtual_ipaddresses = ["10.20.112.100/24"]
     fn defaults_follow_keepalived() {
         let c = parse("[vrrp]\ninterface = \"eth0\"\nvirtual_router_id = 7\nvirtual_ipaddresses = [\"192.0.2.1\"]\n").unwrap();
         let i = c.instance();
-        assert_eq!((i.priority, i.advert_int, i.preempt), (100, Duration::from_secs(1), true));
+        assert_eq!(
+            (i.priority, i.advert_int, i.preempt),
+            (100, Duration::from_secs(1), true)
+        );
         assert_eq!(i.virtual_addresses[0].prefix_len, 32);
     }
 
@@ -492,7 +513,10 @@ virtual_ipaddresses = ["10.20.112.100/24"]
         assert_eq!(error(&text).1, "vrrp.auth_pass");
         let text = GOOD.replace("[\"10.20.112.100/24\"]", "[]");
         assert!(error(&text).2.contains("at least one"));
-        let text = GOOD.replace("[\"10.20.112.100/24\"]", "[\"192.0.2.1\", \"192.0.2.1/24\"]");
+        let text = GOOD.replace(
+            "[\"10.20.112.100/24\"]",
+            "[\"192.0.2.1\", \"192.0.2.1/24\"]",
+        );
         assert!(error(&text).2.contains("twice"));
     }
 

@@ -16,7 +16,9 @@ use crate::config::Config;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { ref file }) => check_config(file.as_ref().or(cli.config.as_ref())),
+        Some(Command::CheckConfig { ref file }) => {
+            check_config(file.as_ref().or(cli.config.as_ref()))
+        }
         None | Some(Command::Run) => run(&cli),
     }
 }
@@ -39,7 +41,11 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
                 i.advert_int.as_secs(),
                 i.preempt,
                 i.virtual_addresses.len(),
-                if i.unicast_peers.is_empty() { "multicast".to_string() } else { format!("unicast to {:?}", i.unicast_peers) }
+                if i.unicast_peers.is_empty() {
+                    "multicast".to_string()
+                } else {
+                    format!("unicast to {:?}", i.unicast_peers)
+                }
             );
             ExitCode::SUCCESS
         }
@@ -72,7 +78,10 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("redha: cannot start the runtime: {e}");

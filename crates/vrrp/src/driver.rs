@@ -116,7 +116,13 @@ impl InstanceHandle {
 pub async fn spawn(
     config: InstanceConfig,
     start_in_fault: Option<String>,
-) -> Result<(InstanceHandle, tokio::task::JoinHandle<Result<(), DriverError>>), DriverError> {
+) -> Result<
+    (
+        InstanceHandle,
+        tokio::task::JoinHandle<Result<(), DriverError>>,
+    ),
+    DriverError,
+> {
     let netlink = Netlink::connect()?;
     let interface = netlink.interface(&config.interface).await?;
     let primary = match config.unicast_src_ip {
@@ -142,10 +148,11 @@ pub async fn spawn(
             what: "opening the raw VRRP socket (needs CAP_NET_RAW)",
             source,
         })?;
-    let garp = GarpSender::open(interface.index, interface.mac).map_err(|source| DriverError::Socket {
-        what: "opening the AF_PACKET socket for gratuitous ARP (needs CAP_NET_RAW)",
-        source,
-    })?;
+    let garp =
+        GarpSender::open(interface.index, interface.mac).map_err(|source| DriverError::Socket {
+            what: "opening the AF_PACKET socket for gratuitous ARP (needs CAP_NET_RAW)",
+            source,
+        })?;
     let router = Router::new(RouterConfig {
         vrid: config.vrid,
         priority: config.priority,
@@ -228,10 +235,14 @@ impl Driver {
         self.execute().await?;
         let mut buf = vec![0u8; 2048];
         loop {
-            let wake = [self.router.poll_timeout(), self.garp_due.front().copied(), self.next_refresh]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = [
+                self.router.poll_timeout(),
+                self.garp_due.front().copied(),
+                self.next_refresh,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -281,7 +292,9 @@ impl Driver {
         if received.source == self.router.config().primary_address {
             return; // our own advert, looped back
         }
-        if !self.config.unicast_peers.is_empty() && !self.config.unicast_peers.contains(&received.source) {
+        if !self.config.unicast_peers.is_empty()
+            && !self.config.unicast_peers.contains(&received.source)
+        {
             return self.drop_packet(DropReason::UnknownSource, Some(received.source));
         }
         let expect = Expect {
@@ -296,7 +309,8 @@ impl Driver {
         }
         self.stats.received(received.advert.priority);
         debug!(instance = %self.config.name, source = %received.source, priority = received.advert.priority, "advert");
-        self.router.receive(now(), received.source, received.advert.priority);
+        self.router
+            .receive(now(), received.source, received.advert.priority);
     }
 
     /// Counts a dropped packet; logs the first of each reason and then at most one
@@ -328,7 +342,9 @@ impl Driver {
                     );
                     match self.socket.send(&advert.encode()).await {
                         Ok(()) => self.stats.sent(priority),
-                        Err(e) => warn!(instance = %self.config.name, error = %e, priority, "sending an advert failed"),
+                        Err(e) => {
+                            warn!(instance = %self.config.name, error = %e, priority, "sending an advert failed")
+                        }
                     }
                 }
                 Action::AddAddresses | Action::RenewAddresses => {
@@ -340,7 +356,9 @@ impl Driver {
                             }
                             Ok(()) => {}
                             // A master that cannot hold its addresses is no master.
-                            Err(e) => error!(instance = %self.config.name, address = %vip, error = %e, "adding a virtual address failed"),
+                            Err(e) => {
+                                error!(instance = %self.config.name, address = %vip, error = %e, "adding a virtual address failed")
+                            }
                         }
                     }
                 }
@@ -349,8 +367,12 @@ impl Driver {
                     self.next_refresh = None;
                     for vip in self.config.virtual_addresses.clone() {
                         match self.netlink.remove_address(self.index, vip).await {
-                            Ok(_) => info!(instance = %self.config.name, address = %vip, "virtual address removed"),
-                            Err(e) => error!(instance = %self.config.name, address = %vip, error = %e, "removing a virtual address failed"),
+                            Ok(_) => {
+                                info!(instance = %self.config.name, address = %vip, "virtual address removed")
+                            }
+                            Err(e) => {
+                                error!(instance = %self.config.name, address = %vip, error = %e, "removing a virtual address failed")
+                            }
                         }
                     }
                 }
@@ -388,7 +410,8 @@ impl Driver {
     fn schedule_garps(&mut self, conflict: bool) {
         let now = now();
         let garp = &self.config.garp;
-        let burst = |start: Instant, repeat: u32| (0..repeat).map(move |i| start + garp.interval * i);
+        let burst =
+            |start: Instant, repeat: u32| (0..repeat).map(move |i| start + garp.interval * i);
         let mut due: Vec<Instant> = self.garp_due.drain(..).collect();
         due.extend(burst(now, garp.master_repeat));
         if !conflict && !garp.master_delay.is_zero() {

@@ -6,10 +6,10 @@
 use std::io;
 use std::net::Ipv4Addr;
 
+use pnet_base::MacAddr;
 use pnet_packet::MutablePacket;
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
 use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
-use pnet_base::MacAddr;
 use socket2::{Domain, Socket, Type};
 
 const FRAME_LEN: usize = 14 + 28;

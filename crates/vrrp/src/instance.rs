@@ -66,7 +66,9 @@ pub struct InstanceConfig {
 impl InstanceConfig {
     /// The advertisement interval in whole seconds, as VRRPv2 puts it on the wire.
     pub fn advert_int_secs(&self) -> u8 {
-        u8::try_from(self.advert_int.as_secs()).unwrap_or(u8::MAX).max(1)
+        u8::try_from(self.advert_int.as_secs())
+            .unwrap_or(u8::MAX)
+            .max(1)
     }
 
     /// The lifetime given to the virtual addresses: Master_Down_Interval rounded up to
@@ -74,7 +76,8 @@ impl InstanceConfig {
     /// out about when a peer's Master_Down_Timer does: an agent killed while master
     /// leaves its addresses behind for less than a second past the peer's takeover.
     pub fn address_lease(&self, master_down_interval: Duration) -> Duration {
-        let secs = master_down_interval.as_secs() + u64::from(master_down_interval.subsec_nanos() > 0);
+        let secs =
+            master_down_interval.as_secs() + u64::from(master_down_interval.subsec_nanos() > 0);
         Duration::from_secs(secs.max(1))
     }
 

@@ -94,7 +94,12 @@ impl Netlink {
 
     /// Looks an interface up by name.
     pub async fn interface(&self, name: &str) -> Result<Interface, NetlinkError> {
-        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         let link = match links.try_next().await {
             Ok(Some(link)) => link,
             Ok(None) | Err(_) => return Err(NetlinkError::NoInterface(name.to_string())),
@@ -116,10 +121,15 @@ impl Netlink {
             .set_link_index_filter(index)
             .execute();
         let mut secondary = Vec::new();
-        while let Some(message) = stream.try_next().await.map_err(|source| NetlinkError::Request {
-            what: format!("listing the addresses of {name}"),
-            source,
-        })? {
+        while let Some(message) =
+            stream
+                .try_next()
+                .await
+                .map_err(|source| NetlinkError::Request {
+                    what: format!("listing the addresses of {name}"),
+                    source,
+                })?
+        {
             let is_secondary = message.header.flags.contains(AddressHeaderFlags::Secondary);
             for attribute in &message.attributes {
                 if let AddressAttribute::Address(IpAddr::V4(address)) = attribute {
@@ -164,15 +174,22 @@ impl Netlink {
             .message_mut()
             .attributes
             .push(AddressAttribute::CacheInfo(cache_info));
-        request.execute().await.map_err(|source| NetlinkError::Request {
-            what: format!("adding {vip}"),
-            source,
-        })
+        request
+            .execute()
+            .await
+            .map_err(|source| NetlinkError::Request {
+                what: format!("adding {vip}"),
+                source,
+            })
     }
 
     /// Removes a virtual address; an address that is not there is no error. Returns
     /// whether it was there.
-    pub async fn remove_address(&self, index: u32, vip: VirtualAddress) -> Result<bool, NetlinkError> {
+    pub async fn remove_address(
+        &self,
+        index: u32,
+        vip: VirtualAddress,
+    ) -> Result<bool, NetlinkError> {
         let mut stream = self
             .handle
             .address()
@@ -181,10 +198,15 @@ impl Netlink {
             .set_address_filter(IpAddr::V4(vip.address))
             .execute();
         let mut removed = false;
-        while let Some(message) = stream.try_next().await.map_err(|source| NetlinkError::Request {
-            what: format!("looking up {vip}"),
-            source,
-        })? {
+        while let Some(message) =
+            stream
+                .try_next()
+                .await
+                .map_err(|source| NetlinkError::Request {
+                    what: format!("looking up {vip}"),
+                    source,
+                })?
+        {
             match self.handle.address().del(message).execute().await {
                 Ok(()) => removed = true,
                 // Gone meanwhile (its lifetime ran out): what we wanted.

@@ -106,7 +106,13 @@ pub struct Expect<'a> {
 
 impl Advert {
     /// Builds an advert for the given instance parameters.
-    pub fn new(vrid: u8, priority: u8, advert_int_secs: u8, auth: &Auth, addresses: &[Ipv4Addr]) -> Self {
+    pub fn new(
+        vrid: u8,
+        priority: u8,
+        advert_int_secs: u8,
+        auth: &Auth,
+        addresses: &[Ipv4Addr],
+    ) -> Self {
         Advert {
             vrid,
             priority,
@@ -350,7 +356,10 @@ mod tests {
     #[test]
     fn rejects_ttl_other_than_255() {
         for ttl in [0, 1, 64, 254] {
-            assert_eq!(Advert::decode_ipv4(&datagram(&advert(), ttl)), Err(DropReason::Ttl));
+            assert_eq!(
+                Advert::decode_ipv4(&datagram(&advert(), ttl)),
+                Err(DropReason::Ttl)
+            );
         }
     }
 
@@ -379,7 +388,11 @@ mod tests {
     fn rejects_truncated_packets_at_every_length() {
         let bytes = advert().encode();
         for len in 0..bytes.len() {
-            assert_eq!(Advert::decode(&bytes[..len]), Err(DropReason::Truncated), "len {len}");
+            assert_eq!(
+                Advert::decode(&bytes[..len]),
+                Err(DropReason::Truncated),
+                "len {len}"
+            );
         }
         let whole = datagram(&advert(), 255);
         for len in 0..whole.len() {
@@ -411,7 +424,10 @@ mod tests {
     fn checks_vrid() {
         let auth = Auth::None;
         let a = Advert::new(52, 100, 1, &auth, &[VIP]);
-        assert_eq!(a.check_against(&expect(&auth, &[VIP])), Err(DropReason::Vrid));
+        assert_eq!(
+            a.check_against(&expect(&auth, &[VIP])),
+            Err(DropReason::Vrid)
+        );
     }
 
     #[test]
@@ -426,9 +442,15 @@ mod tests {
     fn checks_auth_type_and_password() {
         let ours = Auth::simple("secret");
         let none = Advert::new(51, 100, 1, &Auth::None, &[VIP]);
-        assert_eq!(none.check_against(&expect(&ours, &[VIP])), Err(DropReason::AuthType));
+        assert_eq!(
+            none.check_against(&expect(&ours, &[VIP])),
+            Err(DropReason::AuthType)
+        );
         let wrong = Advert::new(51, 100, 1, &Auth::simple("guess"), &[VIP]);
-        assert_eq!(wrong.check_against(&expect(&ours, &[VIP])), Err(DropReason::Authentication));
+        assert_eq!(
+            wrong.check_against(&expect(&ours, &[VIP])),
+            Err(DropReason::Authentication)
+        );
         let right = Advert::new(51, 100, 1, &Auth::simple("secret"), &[VIP]);
         assert_eq!(right.check_against(&expect(&ours, &[VIP])), Ok(()));
     }
@@ -443,20 +465,32 @@ mod tests {
         let auth = Auth::None;
         let other = Ipv4Addr::new(192, 0, 2, 101);
         let a = Advert::new(51, 100, 1, &auth, &[other]);
-        assert_eq!(a.check_against(&expect(&auth, &[VIP])), Err(DropReason::AddressList));
+        assert_eq!(
+            a.check_against(&expect(&auth, &[VIP])),
+            Err(DropReason::AddressList)
+        );
         let a = Advert::new(51, 100, 1, &auth, &[VIP, other]);
-        assert_eq!(a.check_against(&expect(&auth, &[VIP])), Err(DropReason::AddressList));
+        assert_eq!(
+            a.check_against(&expect(&auth, &[VIP])),
+            Err(DropReason::AddressList)
+        );
         let owner = Advert::new(51, 255, 1, &auth, &[other]);
         assert_eq!(owner.check_against(&expect(&auth, &[VIP])), Ok(()));
         let reordered = Advert::new(51, 100, 1, &auth, &[other, VIP]);
-        assert_eq!(reordered.check_against(&expect(&auth, &[VIP, other])), Ok(()));
+        assert_eq!(
+            reordered.check_against(&expect(&auth, &[VIP, other])),
+            Ok(())
+        );
     }
 
     #[test]
     fn checks_the_interval() {
         let auth = Auth::None;
         let a = Advert::new(51, 100, 2, &auth, &[VIP]);
-        assert_eq!(a.check_against(&expect(&auth, &[VIP])), Err(DropReason::Interval));
+        assert_eq!(
+            a.check_against(&expect(&auth, &[VIP])),
+            Err(DropReason::Interval)
+        );
     }
 
     proptest! {

@@ -30,9 +30,11 @@ pub struct RouterConfig {
 }
 
 impl RouterConfig {
-    /// Skew_Time = ((256 - Priority) / 256) * Advertisement_Interval.
+    /// Skew_Time = (256 - Priority) / 256 seconds (RFC 3768 section 6.1; unlike
+    /// VRRPv3, VRRPv2 does not scale it by the advertisement interval, and keepalived
+    /// does the same).
     pub fn skew_time(&self) -> Duration {
-        self.advert_int * (256 - u32::from(self.priority)) / 256
+        Duration::from_secs(1) * (256 - u32::from(self.priority)) / 256
     }
 
     /// Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time.
@@ -118,16 +120,25 @@ impl fmt::Display for Reason {
             Reason::MasterDown {
                 waited,
                 after_priority_zero: false,
-            } => write!(f, "no advert from a master for {waited:?} (Master_Down_Interval)"),
+            } => write!(
+                f,
+                "no advert from a master for {waited:?} (Master_Down_Interval)"
+            ),
             Reason::MasterDown {
                 waited,
                 after_priority_zero: true,
-            } => write!(f, "master sent priority 0 (stepping down); took over after {waited:?} (Skew_Time)"),
+            } => write!(
+                f,
+                "master sent priority 0 (stepping down); took over after {waited:?} (Skew_Time)"
+            ),
             Reason::HigherPriority { source, priority } => {
                 write!(f, "advert from {source} with higher priority {priority}")
             }
             Reason::HigherAddress { source, priority } => {
-                write!(f, "advert from {source} with equal priority {priority} and a higher address")
+                write!(
+                    f,
+                    "advert from {source} with equal priority {priority} and a higher address"
+                )
             }
             Reason::Shutdown => f.write_str("shutdown requested"),
             Reason::Fault(why) => write!(f, "fault: {why}"),
@@ -333,9 +344,19 @@ impl Router {
             self.actions
                 .push_back(Action::SendGratuitousArp { conflict: true });
         } else if priority > ours {
-            self.step_down(now, Reason::HigherPriority { source, priority }, source, priority);
+            self.step_down(
+                now,
+                Reason::HigherPriority { source, priority },
+                source,
+                priority,
+            );
         } else if priority == ours && source > self.config.primary_address {
-            self.step_down(now, Reason::HigherAddress { source, priority }, source, priority);
+            self.step_down(
+                now,
+                Reason::HigherAddress { source, priority },
+                source,
+                priority,
+            );
         } else {
             // Another master claims our addresses (a healed split): it will yield to
             // our advert; tell it now, and tell the LAN again where the addresses are.
@@ -476,12 +497,19 @@ mod tests {
     fn timers_follow_the_rfc() {
         let c = config(100, true);
         assert_eq!(c.skew_time(), Duration::from_secs(1) * 156 / 256);
-        assert_eq!(c.master_down_interval(), Duration::from_secs(3) + Duration::from_secs(1) * 156 / 256);
+        assert_eq!(
+            c.master_down_interval(),
+            Duration::from_secs(3) + Duration::from_secs(1) * 156 / 256
+        );
         let c = RouterConfig {
             advert_int: Duration::from_secs(5),
             ..config(254, true)
         };
-        assert_eq!(c.skew_time(), Duration::from_secs(5) * 2 / 256);
+        assert_eq!(c.skew_time(), Duration::from_secs(2) / 256);
+        assert_eq!(
+            c.master_down_interval(),
+            Duration::from_secs(15) + Duration::from_secs(2) / 256
+        );
     }
 
     #[test]
@@ -490,7 +518,10 @@ mod tests {
         let mut r = Router::new(config(100, true));
         r.startup(t0);
         assert_eq!(r.state(), State::Backup);
-        assert_eq!(transitions(&drain(&mut r)), [(State::Initialize, State::Backup)]);
+        assert_eq!(
+            transitions(&drain(&mut r)),
+            [(State::Initialize, State::Backup)]
+        );
         let mdi = r.config().master_down_interval();
         assert_eq!(r.poll_timeout(), Some(t0 + mdi));
         r.handle_timeout(t0 + mdi - Duration::from_millis(1));
@@ -510,7 +541,10 @@ mod tests {
         let mut r = Router::new(config(255, true));
         r.startup(t0);
         assert_eq!(r.state(), State::Master);
-        assert_eq!(transitions(&drain(&mut r)), [(State::Initialize, State::Master)]);
+        assert_eq!(
+            transitions(&drain(&mut r)),
+            [(State::Initialize, State::Master)]
+        );
     }
 
     #[test]
@@ -570,8 +604,16 @@ mod tests {
             r.handle_timeout(now);
             assert!(now < t0 + Duration::from_secs(60));
         }
-        assert!(now >= t0 + Duration::from_secs(30), "preempted at {:?}", now - t0);
-        assert!(now <= t0 + Duration::from_secs(34), "preempted at {:?}", now - t0);
+        assert!(
+            now >= t0 + Duration::from_secs(30),
+            "preempted at {:?}",
+            now - t0
+        );
+        assert!(
+            now <= t0 + Duration::from_secs(34),
+            "preempted at {:?}",
+            now - t0
+        );
     }
 
     #[test]
@@ -586,10 +628,19 @@ mod tests {
         assert_eq!(r.poll_timeout(), Some(t1 + r.config().skew_time()));
         r.handle_timeout(t1 + r.config().skew_time());
         assert_eq!(r.state(), State::Master);
-        let Some(Action::Transition(t)) = drain(&mut r).into_iter().find(|a| matches!(a, Action::Transition(_))) else {
+        let Some(Action::Transition(t)) = drain(&mut r)
+            .into_iter()
+            .find(|a| matches!(a, Action::Transition(_)))
+        else {
             panic!("no transition");
         };
-        assert!(matches!(t.reason, Reason::MasterDown { after_priority_zero: true, .. }));
+        assert!(matches!(
+            t.reason,
+            Reason::MasterDown {
+                after_priority_zero: true,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -665,7 +716,10 @@ mod tests {
         r.startup(t0);
         drain(&mut r);
         r.shutdown(t0);
-        assert_eq!(transitions(&drain(&mut r)), [(State::Backup, State::Initialize)]);
+        assert_eq!(
+            transitions(&drain(&mut r)),
+            [(State::Backup, State::Initialize)]
+        );
     }
 
     #[test]
@@ -690,7 +744,10 @@ mod tests {
         let t1 = t0 + Duration::from_secs(200);
         r.leave_fault(t1, "redis up");
         assert_eq!(r.state(), State::Backup);
-        assert_eq!(r.poll_timeout(), Some(t1 + r.config().master_down_interval()));
+        assert_eq!(
+            r.poll_timeout(),
+            Some(t1 + r.config().master_down_interval())
+        );
     }
 
     #[test]

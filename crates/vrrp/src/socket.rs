@@ -34,7 +34,11 @@ impl VrrpSocket {
         source: Ipv4Addr,
         destination: Destination,
     ) -> io::Result<Self> {
-        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(i32::from(IPPROTO_VRRP))))?;
+        let socket = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(i32::from(IPPROTO_VRRP))),
+        )?;
         socket.set_nonblocking(true)?;
         socket.bind_device(Some(interface.as_bytes()))?;
         socket.set_ttl_v4(u32::from(TTL))?;

@@ -114,7 +114,10 @@ pub struct StatsSnapshot {
 impl StatsSnapshot {
     /// The drop counter for one reason.
     pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.dropped.iter().find(|(r, _)| *r == reason).map_or(0, |(_, n)| *n)
+        self.dropped
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
     }
 
     /// All dropped packets together.
@@ -208,7 +211,10 @@ mod tests {
         assert_eq!(s.dropped(DropReason::Checksum), 1);
         assert_eq!(s.dropped(DropReason::Vrid), 0);
         assert_eq!(s.dropped_total(), 3);
-        assert_eq!((s.adverts_sent, s.priority_zero_sent, s.adverts_received), (1, 1, 1));
+        assert_eq!(
+            (s.adverts_sent, s.priority_zero_sent, s.adverts_received),
+            (1, 1, 1)
+        );
         assert!(s.to_string().contains("dropped_ttl=2"));
     }
 }

@@ -1,0 +1,84 @@
+//! The binary's command line, without root and without the network.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn redha(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_redha"))
+        .args(args)
+        .output()
+        .expect("run redha")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn temp_config(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("redha-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_shipped_configs_check_out() {
+    for name in ["redha-26.toml", "redha-27.toml", "reference.toml"] {
+        let path = repo().join("config").join(name);
+        let out = redha(&["check-config", path.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok: "));
+    }
+}
+
+#[test]
+fn a_bad_config_names_file_line_and_key() {
+    let path = temp_config(
+        "bad.toml",
+        "[vrrp]\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = 300\nvirtual_ipaddresses = [\"192.0.2.100/24\"]\n",
+    );
+    let out = redha(&["check-config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:4: vrrp.priority: ", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_config_before_touching_the_network() {
+    // An interface that cannot exist: if redha got as far as the network it would
+    // complain about the interface, not the key.
+    let path = temp_config(
+        "bad-run.toml",
+        "[vrrp]\ninterface = \"no-such-if0\"\nvirtual_router_id = 51\nadvert_int = \"100ms\"\nvirtual_ipaddresses = [\"192.0.2.100/24\"]\n",
+    );
+    let out = redha(&["--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":4: vrrp.advert_int: "), "{err}");
+    assert!(!err.contains("no-such-if0"), "{err}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let out = redha(&["check-config", "/nonexistent/redha.toml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/redha.toml"));
+}
+
+#[test]
+fn help_describes_the_commands() {
+    let out = redha(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("check-config") && help.contains("--config"),
+        "{help}"
+    );
+}
