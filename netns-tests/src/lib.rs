@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod cmd;
+pub mod keepalived;
 mod lab;
 mod netns;
 mod process;
