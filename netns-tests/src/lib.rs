@@ -28,7 +28,9 @@ mod lab;
 mod netns;
 mod process;
 pub mod redha;
+pub mod redis;
 mod wait;
+pub mod writer;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

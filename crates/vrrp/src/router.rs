@@ -294,7 +294,9 @@ impl Router {
         if self.state != State::Fault {
             return;
         }
-        self.started_at.get_or_insert(now);
+        // Like keepalived, preempt_delay counts again from here: a service that just
+        // came back does not grab the addresses at once.
+        self.started_at = Some(now);
         self.start(now, Some(why.into()));
     }
 
@@ -303,8 +305,10 @@ impl Router {
             return;
         }
         if self.state == State::Master {
-            self.actions.push_back(Action::SendAdvert { priority: 0 });
+            // Addresses first: a backup with a short Skew_Time must not add them
+            // while we still answer for them.
             self.actions.push_back(Action::RemoveAddresses);
+            self.actions.push_back(Action::SendAdvert { priority: 0 });
         }
         self.deadline = None;
         self.armed = None;
@@ -341,6 +345,7 @@ impl Router {
             // down): confirm at once that a master is here, and point the LAN's
             // neighbour tables back at us, since they may name the other router.
             self.advertise(now);
+            self.actions.push_back(Action::RenewAddresses);
             self.actions
                 .push_back(Action::SendGratuitousArp { conflict: true });
         } else if priority > ours {
@@ -360,7 +365,10 @@ impl Router {
         } else {
             // Another master claims our addresses (a healed split): it will yield to
             // our advert; tell it now, and tell the LAN again where the addresses are.
+            // Answering restarts the advert timer, so renew the addresses here too: a
+            // stream of such adverts must not starve the renewal.
             self.advertise(now);
+            self.actions.push_back(Action::RenewAddresses);
             self.actions
                 .push_back(Action::SendGratuitousArp { conflict: true });
         }
@@ -368,11 +376,15 @@ impl Router {
 
     /// Master to Backup on a better advert (a healed split, or a preempting peer). The
     /// winner may never have heard our adverts, so nothing tells it that the LAN's
-    /// neighbour tables point at us: a priority-0 advert does (it answers with an
-    /// advert and gratuitous ARP, see `receive_as_master`).
+    /// neighbour tables point at us: one last advert with our own priority does (a
+    /// master answers a lower advert with its own and gratuitous ARP, keepalived
+    /// too). Not priority 0: that would make every other backup arm its short
+    /// Skew_Time timer, and one lost packet would then elect a third router.
     fn step_down(&mut self, now: Instant, reason: Reason, source: Ipv4Addr, priority: u8) {
         self.actions.push_back(Action::RemoveAddresses);
-        self.actions.push_back(Action::SendAdvert { priority: 0 });
+        self.actions.push_back(Action::SendAdvert {
+            priority: self.config.priority,
+        });
         self.arm_master_down(now, self.config.master_down_interval(), false);
         self.master = Some((source, priority));
         self.transition(now, State::Backup, reason);
@@ -651,7 +663,7 @@ mod tests {
         assert_eq!(r.state(), State::Backup);
         let actions = drain(&mut r);
         assert_eq!(actions[0], Action::RemoveAddresses);
-        assert_eq!(actions[1], Action::SendAdvert { priority: 0 });
+        assert_eq!(actions[1], Action::SendAdvert { priority: 100 });
         assert_eq!(transitions(&actions), [(State::Master, State::Backup)]);
     }
 
@@ -676,6 +688,7 @@ mod tests {
             drain(&mut r),
             [
                 Action::SendAdvert { priority: 100 },
+                Action::RenewAddresses,
                 Action::SendGratuitousArp { conflict: true }
             ]
         );
@@ -692,6 +705,7 @@ mod tests {
             drain(&mut r),
             [
                 Action::SendAdvert { priority: 100 },
+                Action::RenewAddresses,
                 Action::SendGratuitousArp { conflict: true }
             ]
         );
@@ -704,8 +718,8 @@ mod tests {
         r.shutdown(t0 + Duration::from_secs(10));
         assert_eq!(r.state(), State::Initialize);
         let actions = drain(&mut r);
-        assert_eq!(actions[0], Action::SendAdvert { priority: 0 });
-        assert_eq!(actions[1], Action::RemoveAddresses);
+        assert_eq!(actions[0], Action::RemoveAddresses);
+        assert_eq!(actions[1], Action::SendAdvert { priority: 0 });
         assert_eq!(r.poll_timeout(), None);
     }
 
@@ -730,8 +744,8 @@ mod tests {
         assert_eq!(r.state(), State::Fault);
         assert_eq!(r.effective_priority(), 0);
         let actions = drain(&mut r);
-        assert_eq!(actions[0], Action::SendAdvert { priority: 0 });
-        assert_eq!(actions[1], Action::RemoveAddresses);
+        assert_eq!(actions[0], Action::RemoveAddresses);
+        assert_eq!(actions[1], Action::SendAdvert { priority: 0 });
         assert_eq!(r.poll_timeout(), None);
         // Nothing brings it back but leave_fault.
         for s in 1..100 {

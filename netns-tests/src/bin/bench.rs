@@ -1,0 +1,821 @@
+//! Benchmark: redha against keepalived with the same VRRPv2 settings, in network
+//! namespaces. Measures election time, takeover after SIGKILL and after SIGTERM of the
+//! master, how long a killed master's VIP lingers (and how long both hosts hold it),
+//! and the idle memory of the master's agent, then prints a Markdown table.
+//!
+//! Run as root: `cargo run --release -p netns-tests --bin bench -- [--advert-int N]
+//! [--runs N]` (defaults: 1 s, 3 runs). The table goes to stdout, progress to stderr.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::process::ExitCode;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use netns_tests::redha::{self, Node, VIP};
+use netns_tests::{Lab, Proc, keepalived, require_netns};
+
+/// How often conditions are polled.
+const POLL: Duration = Duration::from_millis(20);
+/// How long the master idles before its memory is read and it is killed.
+const MASTER_IDLE: Duration = Duration::from_secs(5);
+/// MASTER_IDLE rounded up to whole advert intervals, so that the phase added to it is
+/// the kill's position in the advert cycle.
+fn master_idle(advert_int: u64) -> Duration {
+    Duration::from_secs(MASTER_IDLE.as_secs().div_ceil(advert_int) * advert_int)
+}
+
+/// How long the SIGTERM scenario lets the master settle before stopping it.
+const TERM_SETTLE: Duration = Duration::from_secs(1);
+/// Extra time allowed beyond a protocol bound before giving up on an event.
+const SLACK: Duration = Duration::from_secs(5);
+/// Priorities of host 1 (the expected master) and host 2.
+const HIGH: u8 = 150;
+const LOW: u8 = 100;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Agent {
+    Redha,
+    Keepalived,
+}
+
+impl Agent {
+    fn name(self) -> &'static str {
+        match self {
+            Agent::Redha => "redha",
+            Agent::Keepalived => "keepalived",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Agent::Redha => "r",
+            Agent::Keepalived => "k",
+        }
+    }
+
+    fn start(self, lab: &Lab, i: usize, node: &Node) -> Proc {
+        match self {
+            Agent::Redha => redha::start(lab, i, node),
+            Agent::Keepalived => keepalived::start(lab, i, node),
+        }
+    }
+
+    /// All processes of the agent on host `i`: the spawned one plus, for keepalived,
+    /// its children (found by ppid, and the VRRP child's pid file).
+    fn pids(self, lab: &Lab, i: usize, proc: &Proc) -> Vec<u32> {
+        let mut pids = vec![proc.pid()];
+        if self == Agent::Keepalived {
+            pids.extend(children_of(proc.pid()));
+            if let Some(child) = vrrp_child_pid(lab, i)
+                && !pids.contains(&child)
+                && alive(child)
+            {
+                pids.push(child);
+            }
+        }
+        pids
+    }
+}
+
+/// One measured value of one run.
+#[derive(Clone, Copy, Debug)]
+enum Val {
+    /// Seconds (or MB for memory).
+    At(f64),
+    /// The event had not happened when the watch ended, this many seconds in.
+    Never(f64),
+    /// The run could not measure it (e.g. no election).
+    Failed,
+}
+
+/// Samples of one agent.
+#[derive(Default)]
+struct Samples {
+    election: Vec<Val>,
+    kill_takeover: Vec<Val>,
+    term_takeover: Vec<Val>,
+    gone: Vec<Val>,
+    overlap: Vec<Val>,
+    rss_mb: Vec<Val>,
+    pss_mb: Vec<Val>,
+    procs: Vec<usize>,
+    warnings: Vec<String>,
+}
+
+/// The first moment a polled condition held, estimated as the midpoint between the
+/// start of the last check that saw it false and the end of the first that saw it true.
+struct Edge {
+    since: Instant,
+    last_false: Instant,
+    at: Option<Duration>,
+}
+
+impl Edge {
+    fn new(since: Instant) -> Edge {
+        Edge {
+            since,
+            last_false: since,
+            at: None,
+        }
+    }
+
+    fn observe(&mut self, check: impl FnOnce() -> bool) {
+        if self.at.is_some() {
+            return;
+        }
+        let start = Instant::now();
+        if check() {
+            let end = Instant::now();
+            let mid = self.last_false + (end - self.last_false) / 2;
+            self.at = Some(mid.saturating_duration_since(self.since));
+        } else {
+            self.last_false = start;
+        }
+    }
+
+    fn val(&self) -> Val {
+        match self.at {
+            Some(d) => Val::At(d.as_secs_f64()),
+            None => Val::Never(self.since.elapsed().as_secs_f64()),
+        }
+    }
+}
+
+fn nodes(advert_int: u64) -> (Node, Node) {
+    let high = Node {
+        advert_int,
+        ..Node::with_priority(HIGH)
+    };
+    let low = Node {
+        advert_int,
+        ..Node::with_priority(LOW)
+    };
+    (high, low)
+}
+
+/// `(state, ppid)` from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> Option<(char, u32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut words = rest.split_whitespace();
+    let state = words.next()?.chars().next()?;
+    let ppid = words.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Is `pid` a live (not zombie) process?
+fn alive(pid: u32) -> bool {
+    matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut kids: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| matches!(stat(pid), Some((s, ppid)) if ppid == parent && s != 'Z'))
+        .collect();
+    kids.sort_unstable();
+    kids
+}
+
+fn vrrp_child_pid(lab: &Lab, i: usize) -> Option<u32> {
+    fs::read_to_string(lab.dir().join(format!("keepalived-h{i}-vrrp.pid")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A `kB` field (`VmRSS:`, `Pss:`) of a `/proc/<pid>/` file.
+fn kb_field(pid: u32, file: &str, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Sum of a memory field over `pids`, in MB; `Failed` if any is unreadable.
+fn memory_mb(pids: &[u32], file: &str, key: &str) -> Val {
+    let mut kb = 0;
+    for &pid in pids {
+        match kb_field(pid, file, key) {
+            Some(v) => kb += v,
+            None => return Val::Failed,
+        }
+    }
+    Val::At(kb as f64 / 1024.0)
+}
+
+fn sigkill(pid: u32) {
+    // SAFETY: kill(2) with a pid we just read from /proc or a pid file; at worst it
+    // fails with ESRCH.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+}
+
+/// Starts host 1 (priority 150) and host 2 (100) together and waits for the first
+/// VIP holder. Returns the processes, the election time and the master's host.
+fn elect(agent: Agent, lab: &Lab, advert_int: u64) -> (Proc, Proc, Option<(Duration, usize)>) {
+    let (high, low) = nodes(advert_int);
+    let t0 = Instant::now();
+    let p1 = agent.start(lab, 1, &high);
+    let p2 = agent.start(lab, 2, &low);
+    let deadline = t0 + high.master_down_interval() + SLACK;
+    let mut edge = Edge::new(t0);
+    let mut holders = Vec::new();
+    loop {
+        edge.observe(|| {
+            holders = lab.holders(VIP);
+            !holders.is_empty()
+        });
+        if edge.at.is_some() || Instant::now() >= deadline {
+            break;
+        }
+        sleep(POLL);
+    }
+    let elected = edge.at.map(|d| (d, holders[0]));
+    (p1, p2, elected)
+}
+
+fn secs(v: Val) -> String {
+    match v {
+        Val::At(s) => format!("{s:.2} s"),
+        Val::Never(s) => format!("never within {s:.1} s"),
+        Val::Failed => "failed".into(),
+    }
+}
+
+/// Election, ~5 s as master (memory read), SIGKILL of the master; then the backup's
+/// takeover and the killed host's VIP are watched for 3 x Master_Down_Interval.
+fn kill_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: &mut Samples) {
+    let lab = Lab::new(&format!("bk{}{run}", agent.tag()), 2);
+    let (p1, p2, elected) = elect(agent, &lab, advert_int);
+    let Some((election, master)) = elected else {
+        s.election.push(Val::Failed);
+        for v in [
+            &mut s.kill_takeover,
+            &mut s.gone,
+            &mut s.overlap,
+            &mut s.rss_mb,
+            &mut s.pss_mb,
+        ] {
+            v.push(Val::Failed);
+        }
+        s.warnings
+            .push(format!("run {run}: no VIP holder appeared (kill scenario)"));
+        eprintln!("  {}: no election!", agent.name());
+        return;
+    };
+    s.election.push(Val::At(election.as_secs_f64()));
+    let backup = 3 - master;
+    let (mproc, master_node) = if master == 1 {
+        (&p1, nodes(advert_int).0)
+    } else {
+        (&p2, nodes(advert_int).1)
+    };
+    let elected_at = Instant::now();
+    sleep((master_idle(advert_int) + phase).saturating_sub(elected_at.elapsed()));
+
+    let holders = lab.holders(VIP);
+    if holders != [master] {
+        s.warnings.push(format!(
+            "run {run}: before the kill the VIP holders were {holders:?}, expected [{master}]"
+        ));
+    }
+    let pids = agent.pids(&lab, master, mproc);
+    let rss = memory_mb(&pids, "status", "VmRSS:");
+    let pss = memory_mb(&pids, "smaps_rollup", "Pss:");
+    s.rss_mb.push(rss);
+    s.pss_mb.push(pss);
+    s.procs.push(pids.len());
+
+    // The crash: SIGKILL every process of the agent, children first, so that none can
+    // notice its parent's death and send a priority-0 advert.
+    let log_before = mproc.log();
+    let killed = Instant::now();
+    for &pid in pids.iter().rev() {
+        sigkill(pid);
+    }
+    let window = master_node.master_down_interval() * 3;
+    let mut taken = Edge::new(killed);
+    let mut gone = Edge::new(killed);
+    loop {
+        taken.observe(|| lab.has_addr(backup, VIP));
+        gone.observe(|| !lab.has_addr(master, VIP));
+        if (taken.at.is_some() && gone.at.is_some()) || killed.elapsed() >= window {
+            break;
+        }
+        sleep(POLL);
+    }
+    mproc.kill();
+    if let Some(pid) = pids.iter().find(|&&p| alive(p)) {
+        s.warnings
+            .push(format!("run {run}: pid {pid} survived the SIGKILL"));
+    }
+    let log_after = mproc.log();
+    let new_log = log_after.get(log_before.len()..).unwrap_or("");
+    if new_log.contains("sent 0 priority") || new_log.contains("priority_zero_sent") {
+        s.warnings.push(format!(
+            "run {run}: the killed master sent a priority-0 advert"
+        ));
+    }
+
+    s.kill_takeover.push(taken.val());
+    s.gone.push(gone.val());
+    let overlap = match (taken.at, gone.at) {
+        (Some(t), Some(g)) => Val::At(g.saturating_sub(t).as_secs_f64()),
+        (Some(t), None) => Val::Never(killed.elapsed().saturating_sub(t).as_secs_f64()),
+        (None, _) => Val::Failed,
+    };
+    s.overlap.push(overlap);
+    eprintln!(
+        "  {:<10} kill: election {} (host {master}), takeover {}, killed VIP gone {}, \
+         overlap {}, RSS {} in {} process(es)",
+        agent.name(),
+        secs(Val::At(election.as_secs_f64())),
+        secs(taken.val()),
+        secs(gone.val()),
+        secs(overlap),
+        match rss {
+            Val::At(mb) => format!("{mb:.1} MB"),
+            _ => "?".into(),
+        },
+        pids.len()
+    );
+    drop(p2);
+    drop(p1);
+}
+
+/// Election, ~1 s as master, SIGTERM of the master, time until the backup holds the VIP.
+fn term_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: &mut Samples) {
+    let lab = Lab::new(&format!("bt{}{run}", agent.tag()), 2);
+    let (p1, p2, elected) = elect(agent, &lab, advert_int);
+    let Some((election, master)) = elected else {
+        s.election.push(Val::Failed);
+        s.term_takeover.push(Val::Failed);
+        s.warnings
+            .push(format!("run {run}: no VIP holder appeared (term scenario)"));
+        eprintln!("  {}: no election!", agent.name());
+        return;
+    };
+    s.election.push(Val::At(election.as_secs_f64()));
+    let backup = 3 - master;
+    let mproc = if master == 1 { &p1 } else { &p2 };
+    sleep(TERM_SETTLE + phase);
+
+    let (_, low) = nodes(advert_int);
+    let limit = low.master_down_interval() + SLACK;
+    let stopped = Instant::now();
+    mproc.signal(libc::SIGTERM);
+    let mut taken = Edge::new(stopped);
+    loop {
+        taken.observe(|| lab.has_addr(backup, VIP));
+        if taken.at.is_some() || stopped.elapsed() >= limit {
+            break;
+        }
+        sleep(POLL);
+    }
+    if mproc.wait_exit(Duration::from_secs(5)).is_none() {
+        s.warnings.push(format!(
+            "run {run}: the master did not exit within 5 s of SIGTERM"
+        ));
+    }
+    s.term_takeover.push(taken.val());
+    eprintln!(
+        "  {:<10} term: election {} (host {master}), takeover {}",
+        agent.name(),
+        secs(Val::At(election.as_secs_f64())),
+        secs(taken.val())
+    );
+    drop(p2);
+    drop(p1);
+}
+
+/// Does keepalived's VRRP child survive a SIGKILL of its parent alone, and what does
+/// it do then? Returns one sentence for the note.
+fn probe_parent_kill(advert_int: u64) -> String {
+    let lab = Lab::new("bkprobe", 2);
+    let (p1, p2, elected) = elect(Agent::Keepalived, &lab, advert_int);
+    let Some((_, master)) = elected else {
+        return "Probe of a parent-only SIGKILL of keepalived failed: no election.".into();
+    };
+    let backup = 3 - master;
+    let mproc = if master == 1 { &p1 } else { &p2 };
+    sleep(Duration::from_secs(1));
+    let Some(child) = vrrp_child_pid(&lab, master).filter(|&c| alive(c)) else {
+        return "Probe of a parent-only SIGKILL of keepalived failed: no VRRP child pid.".into();
+    };
+    let log_before = mproc.log();
+    let killed = Instant::now();
+    sigkill(mproc.pid());
+    mproc.kill();
+    let (_, low) = nodes(advert_int);
+    let window = low.master_down_interval() + Duration::from_secs(2);
+    let mut died = Edge::new(killed);
+    let mut taken = Edge::new(killed);
+    let mut released = Edge::new(killed);
+    while killed.elapsed() < window {
+        died.observe(|| !alive(child));
+        taken.observe(|| lab.has_addr(backup, VIP));
+        released.observe(|| !lab.has_addr(master, VIP));
+        sleep(POLL);
+    }
+    let log_after = mproc.log();
+    let new_log = log_after.get(log_before.len()..).unwrap_or("");
+    let prio0 = new_log.contains("sent 0 priority");
+    let stopping = new_log.contains("Stopp");
+    if alive(child) {
+        sigkill(child);
+    }
+    let mut text = String::from("Probe (keepalived, SIGKILL of the parent only): the VRRP child ");
+    match died.at {
+        Some(d) => {
+            let _ = write!(text, "exited {:.2} s after its parent", d.as_secs_f64());
+        }
+        None => {
+            let _ = write!(
+                text,
+                "survived (still running {:.1} s later)",
+                window.as_secs_f64()
+            );
+        }
+    }
+    let _ = write!(
+        text,
+        "; it {} a priority-0 advert{}; the backup {}; the old master's host {}.",
+        if prio0 { "sent" } else { "did not send" },
+        if stopping {
+            " and logged a shutdown"
+        } else {
+            ""
+        },
+        match taken.at {
+            Some(d) => format!("took the VIP after {:.2} s", d.as_secs_f64()),
+            None => format!("did not take the VIP within {:.1} s", window.as_secs_f64()),
+        },
+        match released.at {
+            Some(d) if d < Duration::from_millis(100) => "lost its VIP at once".into(),
+            Some(d) => format!("lost its VIP after {:.2} s", d.as_secs_f64()),
+            None => "kept the VIP".into(),
+        }
+    );
+    if prio0 {
+        text.push_str(
+            " So a SIGKILL of keepalived's parent alone is a clean stop, not a crash, which \
+             is why the kill lab SIGKILLs both processes.",
+        );
+    } else if died.at.is_none() {
+        text.push_str(" So killing the parent alone leaves a headless VRRP child running.");
+    }
+    eprintln!("  {text}");
+    text
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// "median unit (min–max)" over the `At` values, plus the other outcomes.
+fn cell(vals: &[Val], unit: &str, prec: usize, never: impl Fn(f64) -> String) -> String {
+    let mut at: Vec<f64> = vals
+        .iter()
+        .filter_map(|v| match v {
+            Val::At(x) => Some(*x),
+            _ => None,
+        })
+        .collect();
+    at.sort_by(f64::total_cmp);
+    let nevers: Vec<f64> = vals
+        .iter()
+        .filter_map(|v| match v {
+            Val::Never(x) => Some(*x),
+            _ => None,
+        })
+        .collect();
+    let failed = vals.iter().filter(|v| matches!(v, Val::Failed)).count();
+    let mut parts = Vec::new();
+    if !at.is_empty() {
+        let mut s = format!("{:.prec$} {unit}", median(&at));
+        if at.len() > 1 {
+            let _ = write!(s, " ({:.prec$}–{:.prec$})", at[0], at[at.len() - 1]);
+        }
+        if !nevers.is_empty() || failed > 0 {
+            let _ = write!(s, " in {} of {} runs", at.len(), vals.len());
+        }
+        parts.push(s);
+    }
+    if !nevers.is_empty() {
+        let min = nevers.iter().copied().fold(f64::INFINITY, f64::min);
+        let mut s = never(min);
+        if !at.is_empty() || failed > 0 {
+            let _ = write!(s, " in {} runs", nevers.len());
+        }
+        parts.push(s);
+    }
+    if failed > 0 {
+        parts.push(format!("failed in {failed} of {} runs", vals.len()));
+    }
+    parts.join("; ")
+}
+
+fn parse_args() -> Result<(u64, usize), String> {
+    let mut advert_int = 1u64;
+    let mut runs = 3usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--advert-int" => {
+                let v = value("--advert-int")?;
+                advert_int = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=255).contains(n))
+                    .ok_or_else(|| format!("--advert-int: `{v}` is not 1 to 255 seconds"))?;
+            }
+            "--runs" => {
+                let v = value("--runs")?;
+                runs = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| format!("--runs: `{v}` is not a positive number"))?;
+            }
+            "-h" | "--help" => {
+                return Err(
+                    "usage: bench [--advert-int SECONDS (default 1)] [--runs N (default 3)]".into(),
+                );
+            }
+            other => return Err(format!("unknown argument `{other}` (try --help)")),
+        }
+    }
+    Ok((advert_int, runs))
+}
+
+fn main() -> ExitCode {
+    let (advert_int, runs) = match parse_args() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("bench: must run as root (network namespaces, VRRP raw sockets): use sudo");
+        return ExitCode::from(1);
+    }
+    if keepalived::binary().is_none() {
+        eprintln!(
+            "bench: keepalived is not installed (no /usr/sbin/keepalived): apt-get install keepalived"
+        );
+        return ExitCode::from(1);
+    }
+    let redha_bin = match std::panic::catch_unwind(netns_tests::redha_bin) {
+        Ok(p) => p,
+        Err(_) => {
+            eprintln!(
+                "bench: build redha first: cargo build --release -p redha (or set REDHA_BIN)"
+            );
+            return ExitCode::from(1);
+        }
+    };
+    if !require_netns("bench") {
+        eprintln!("bench: network namespaces are unusable here (see above)");
+        return ExitCode::from(1);
+    }
+
+    let began = Instant::now();
+    let (high, low) = nodes(advert_int);
+    let a = advert_int as f64;
+    let mdi_high = high.master_down_interval().as_secs_f64();
+    let mdi_low = low.master_down_interval().as_secs_f64();
+    let lease = high.address_lease().as_secs_f64();
+    eprintln!(
+        "bench: redha {} vs {}; advert_int {advert_int} s, {runs} run(s); \
+         Master_Down_Interval {mdi_high:.3} s (prio {HIGH}) / {mdi_low:.3} s (prio {LOW})",
+        redha_bin.display(),
+        keepalived::binary().unwrap_or_default().display()
+    );
+
+    let mut redha_s = Samples::default();
+    let mut ka_s = Samples::default();
+    for run in 1..=runs {
+        // Kill phase relative to the advert timer, spread evenly over the runs.
+        let phase = Duration::from_secs(advert_int).mul_f64((run as f64 - 0.5) / runs as f64);
+        let order = if run % 2 == 1 {
+            [Agent::Redha, Agent::Keepalived]
+        } else {
+            [Agent::Keepalived, Agent::Redha]
+        };
+        eprintln!(
+            "run {run}/{runs} (order {} then {}, phase {:.2} s, {:.0} s elapsed)",
+            order[0].name(),
+            order[1].name(),
+            phase.as_secs_f64(),
+            began.elapsed().as_secs_f64()
+        );
+        for agent in order {
+            let s = match agent {
+                Agent::Redha => &mut redha_s,
+                Agent::Keepalived => &mut ka_s,
+            };
+            kill_scenario(agent, advert_int, run, phase, s);
+        }
+        for agent in order {
+            let s = match agent {
+                Agent::Redha => &mut redha_s,
+                Agent::Keepalived => &mut ka_s,
+            };
+            term_scenario(agent, advert_int, run, phase, s);
+        }
+    }
+    eprintln!("probe: keepalived child after a parent-only SIGKILL");
+    let probe = probe_parent_kill(advert_int);
+
+    let s2 = |v: &[Val]| cell(v, "s", 2, |x| format!("never within {x:.1} s"));
+    let gone = |v: &[Val]| cell(v, "s", 2, |x| format!("never (still held after {x:.1} s)"));
+    let overlap = |v: &[Val]| {
+        cell(v, "s", 2, |x| {
+            format!("never ends (both still held it {x:.1} s after the takeover)")
+        })
+    };
+    let mb = |v: &[Val], procs: &[usize]| {
+        let mut c = cell(v, "MB", 1, |_| String::new());
+        let mut p = procs.to_vec();
+        p.sort_unstable();
+        p.dedup();
+        let plural = if p.iter().any(|&n| n > 1) { "es" } else { "" };
+        let p: Vec<String> = p.iter().map(ToString::to_string).collect();
+        let _ = write!(c, ", {} process{plural}", p.join("/"));
+        c
+    };
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| metric | redha | keepalived | bound from protocol math |\n|---|---|---|---|"
+    );
+    let mut row = |metric: &str, r: String, k: String, bound: String| {
+        let _ = writeln!(out, "| {metric} | {r} | {k} | {bound} |");
+    };
+    row(
+        "election: start → first VIP holder",
+        s2(&redha_s.election),
+        s2(&ka_s.election),
+        format!(
+            "≈ Master_Down_Interval({HIGH}) = 3×{advert_int} + {}/256 = {mdi_high:.2} s",
+            256 - u32::from(HIGH)
+        ),
+    );
+    row(
+        "takeover after SIGKILL of the master",
+        s2(&redha_s.kill_takeover),
+        s2(&ka_s.kill_takeover),
+        format!(
+            "Master_Down_Interval({LOW}) after the last advert: {:.2}–{mdi_low:.2} s",
+            mdi_low - a
+        ),
+    );
+    row(
+        "takeover after SIGTERM of the master",
+        s2(&redha_s.term_takeover),
+        s2(&ka_s.term_takeover),
+        format!(
+            "Skew_Time({LOW}) = {}/256 = {:.2} s (priority-0 advert)",
+            256 - u32::from(LOW),
+            low.skew_time().as_secs_f64()
+        ),
+    );
+    row(
+        "killed master's VIP gone from its host",
+        gone(&redha_s.gone),
+        gone(&ka_s.gone),
+        format!(
+            "VRRP: none; redha's lease ⌈Master_Down_Interval({HIGH})⌉ = {lease:.0} s after the \
+             last refresh: {:.2}–{lease:.2} s (+ ≤ ~0.5 s kernel timer rounding)",
+            lease - a
+        ),
+    );
+    row(
+        "both hosts hold the VIP after the kill",
+        overlap(&redha_s.overlap),
+        overlap(&ka_s.overlap),
+        format!(
+            "redha: lease − Master_Down_Interval({LOW}) = {:.2} s (+ ≤ ~0.5 s kernel \
+             timer rounding); unbounded without a lease",
+            lease - mdi_low
+        ),
+    );
+    row(
+        "idle RSS of the master's agent (~5 s as master)",
+        mb(&redha_s.rss_mb, &redha_s.procs),
+        mb(&ka_s.rss_mb, &ka_s.procs),
+        "— (not protocol)".into(),
+    );
+    row(
+        "idle PSS of the same processes",
+        mb(&redha_s.pss_mb, &redha_s.procs),
+        mb(&ka_s.pss_mb, &ka_s.procs),
+        "— (not protocol)".into(),
+    );
+    let elapsed = began.elapsed().as_secs_f64();
+    println!("{out}");
+    println!(
+        "Method: one invocation measured redha and keepalived {} (Debian package, VRRPv2) \
+         with the same settings: advert_int {advert_int} s, VRID 51, VIP {VIP}/24, \
+         priority {HIGH} on host 1 and {LOW} on host 2, preempt on, multicast, in \
+         {runs} run(s). Each run builds fresh two-host network-namespace labs on one \
+         bridge and starts fresh processes; redha and keepalived alternate (odd runs \
+         redha first, even runs keepalived first). Kill lab: both agents start together \
+         (election time = from the first spawn to the first VIP holder seen), the master \
+         idles {} s (whole advert intervals, at least 5 s) + phase, its resident memory is read (VmRSS from /proc/<pid>/status \
+         and PSS from smaps_rollup, summed over every process of the agent: redha's one \
+         process; keepalived's parent and its VRRP child), then every process of the \
+         agent is SIGKILLed at once (keepalived: child first, then parent, so nothing \
+         can send a priority-0 advert), and the hosts are watched for 3 × \
+         Master_Down_Interval({HIGH}) = {:.1} s: takeover = kill → backup holds the VIP, \
+         VIP gone = kill → the killed host no longer has it, overlap = time both held it. \
+         Term lab: election again, the master idles {} s + phase, gets SIGTERM, takeover = \
+         signal → backup holds the VIP. The phase, (run − 0.5)/runs × advert_int, spreads \
+         the kill over the advert cycle. Events are polled every {} ms with `ip addr` \
+         (a few ms per call) and timed at the midpoint between the last negative and the \
+         first positive check. Cells: median over the runs (election: both labs, so 2 \
+         per run), then (min–max). The bound column is what RFC 3768 timers give \
+         (Skew_Time = (256 − priority)/256 s, Master_Down_Interval = 3 × advert_int + \
+         Skew_Time), without process start-up or netlink latency; a kernel address \
+         lifetime expires up to about 0.5 s late (the kernel's expiry check is scheduled \
+         with round_jiffies_up, up to HZ/4 late, on a timer wheel that rounds up by 64 \
+         jiffies in this range). {probe} Total runtime \
+         {elapsed:.0} s.",
+        keepalived_version(),
+        master_idle(advert_int).as_secs(),
+        mdi_high * 3.0,
+        TERM_SETTLE.as_secs(),
+        POLL.as_millis(),
+    );
+    let warnings: Vec<String> = [("redha", &redha_s), ("keepalived", &ka_s)]
+        .iter()
+        .flat_map(|(name, s)| s.warnings.iter().map(move |w| format!("{name}: {w}")))
+        .collect();
+    if !warnings.is_empty() {
+        println!("\nWarnings:");
+        for w in &warnings {
+            println!("- {w}");
+        }
+    }
+    let prefix = format!("rh-{}-", std::process::id());
+    let left: Vec<String> = String::from_utf8_lossy(
+        &std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .lines()
+    .filter(|l| l.starts_with(&prefix))
+    .map(str::to_owned)
+    .collect();
+    if !left.is_empty() {
+        eprintln!("bench: warning: namespaces left behind: {left:?}");
+    }
+    eprintln!("bench: done in {elapsed:.0} s");
+    ExitCode::SUCCESS
+}
+
+fn keepalived_version() -> String {
+    let Some(bin) = keepalived::binary() else {
+        return String::new();
+    };
+    std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stderr).into_owned()
+                + &String::from_utf8_lossy(&o.stdout);
+            text.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .unwrap_or_default()
+}

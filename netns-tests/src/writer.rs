@@ -1,0 +1,383 @@
+//! A client that writes sequential keys (through the VIP, typically) and
+//! records which writes Redis acknowledged, so a test can check afterwards
+//! that no acknowledged write was lost and how long writes were refused.
+//!
+//! ```no_run
+//! use std::net::SocketAddrV4;
+//! use std::time::Duration;
+//! use netns_tests::writer::{Writer, missing_keys};
+//! # fn demo(lab: &netns_tests::Lab) {
+//! let vip: SocketAddrV4 = "192.0.2.100:6379".parse().unwrap();
+//! let w = Writer::start(lab, 3, vip, Duration::from_millis(10));
+//! std::thread::sleep(Duration::from_secs(1));
+//! let log = w.stop();
+//! let lost = missing_keys(lab, 3, vip, &log.acked_keys());
+//! assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+//! # }
+//! ```
+
+use std::fs::File;
+use std::net::SocketAddrV4;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::Lab;
+use crate::redis::{Reply, Resp, lab_connect};
+
+/// Connect timeout of the writer's connections.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Read and write timeout of the writer's connections.
+pub const IO_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Pause after a failed write before the next attempt (on a new connection).
+pub const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// Keys checked per `MGET` by [`missing_keys`].
+pub const CHECK_BATCH: usize = 500;
+
+/// The key written for sequence number `n`: `k:<n>` (its value is `n`).
+pub fn key(n: u64) -> String {
+    format!("k:{n}")
+}
+
+/// What a [`Writer`] did.
+#[derive(Clone, Debug)]
+pub struct WriteLog {
+    /// Acknowledged writes (`+OK`): sequence number and when the reply came,
+    /// counted from `started`. In increasing order of both.
+    pub acked: Vec<(u64, Duration)>,
+    /// Writes that were not acknowledged (error reply, timeout, connection
+    /// refused or lost). Each may or may not have been applied.
+    pub failures: usize,
+    /// Writes attempted: sequence numbers `1..=attempts` were used.
+    pub attempts: u64,
+    /// When the writer started.
+    pub started: Instant,
+    /// Each failure: sequence number, when (from `started`) and why.
+    pub errors: Vec<(u64, Duration, String)>,
+}
+
+impl WriteLog {
+    fn new() -> WriteLog {
+        WriteLog {
+            acked: Vec::new(),
+            failures: 0,
+            attempts: 0,
+            started: Instant::now(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Sequence numbers of the acknowledged writes.
+    pub fn acked_keys(&self) -> Vec<u64> {
+        self.acked.iter().map(|&(n, _)| n).collect()
+    }
+
+    /// The last acknowledged sequence number.
+    pub fn last_acked(&self) -> Option<u64> {
+        self.acked.last().map(|&(n, _)| n)
+    }
+
+    /// The longest interval between two consecutive acknowledgements (zero
+    /// with fewer than two). With writes every few ms this is about how long
+    /// writes were refused during a failover.
+    pub fn longest_gap(&self) -> Duration {
+        self.acked
+            .windows(2)
+            .map(|w| w[1].1.saturating_sub(w[0].1))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Acknowledged writes for which `present` says no.
+    pub fn lost(&self, present: impl Fn(u64) -> bool) -> Vec<u64> {
+        self.acked
+            .iter()
+            .map(|&(n, _)| n)
+            .filter(|&n| !present(n))
+            .collect()
+    }
+
+    /// A one-line summary for messages.
+    pub fn summary(&self) -> String {
+        let first_errors: Vec<&str> = self
+            .errors
+            .iter()
+            .take(3)
+            .map(|(_, _, e)| e.as_str())
+            .collect();
+        format!(
+            "{} attempts, {} acked (last {:?}), {} failures {first_errors:?}, longest gap {:?}",
+            self.attempts,
+            self.acked.len(),
+            self.last_acked(),
+            self.failures,
+            self.longest_gap()
+        )
+    }
+}
+
+fn lock(m: &Mutex<WriteLog>) -> MutexGuard<'_, WriteLog> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A thread inside a client host that sends `SET k:<n> <n>` for
+/// n = 1, 2, 3, ... one at a time, one every `interval`, to one address.
+///
+/// A write is acknowledged when `+OK` comes back. Anything else (an error
+/// reply such as `-READONLY`, a timeout, a refused or lost connection) is a
+/// failure: the connection is dropped, the next write goes to a new
+/// connection after [`RETRY_PAUSE`], and the failed number is not retried.
+///
+/// Dropping a `Writer` stops it; [`stop`](Writer::stop) also returns the log.
+pub struct Writer {
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<WriteLog>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("log", &lock(&self.log).summary())
+            .finish()
+    }
+}
+
+fn ns_file(ns: &str) -> PathBuf {
+    let run = PathBuf::from("/run/netns").join(ns);
+    if run.exists() {
+        run
+    } else {
+        PathBuf::from("/var/run/netns").join(ns)
+    }
+}
+
+impl Writer {
+    /// Starts writing from host `client_host` to `target`. Returns once the
+    /// thread is inside the host's namespace; panics if it cannot get there.
+    pub fn start(
+        lab: &Lab,
+        client_host: usize,
+        target: SocketAddrV4,
+        interval: Duration,
+    ) -> Writer {
+        let ns = lab.ns(client_host).to_owned();
+        let path = ns_file(&ns);
+        let file = File::open(&path)
+            .unwrap_or_else(|e| panic!("netns-tests: opening {}: {e}", path.display()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(WriteLog::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let log = Arc::clone(&log);
+            thread::Builder::new()
+                .name(format!("writer-h{client_host}"))
+                .spawn(move || {
+                    // SAFETY: setns on a valid netns fd; it only affects this
+                    // thread, which lives in the namespace until it ends.
+                    let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                    let entered = if r == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    };
+                    drop(file);
+                    let ok = entered.is_ok();
+                    let _ = ready_tx.send(entered);
+                    if ok {
+                        run(target, interval, &stop, &log);
+                    }
+                })
+                .expect("netns-tests: spawning the writer thread")
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("netns-tests: writer cannot enter {ns}: {e}"),
+            Err(_) => panic!("netns-tests: writer thread for {ns} died"),
+        }
+        Writer {
+            stop,
+            log,
+            thread: Some(thread),
+        }
+    }
+
+    /// A copy of the log so far (the writer keeps running).
+    pub fn snapshot(&self) -> WriteLog {
+        lock(&self.log).clone()
+    }
+
+    /// Number of writes acknowledged so far.
+    pub fn acked_count(&self) -> usize {
+        lock(&self.log).acked.len()
+    }
+
+    /// Number of failed writes so far.
+    pub fn failure_count(&self) -> usize {
+        lock(&self.log).failures
+    }
+
+    /// Waits up to `timeout` until at least `count` writes in all have been
+    /// acknowledged.
+    pub fn wait_acked(&self, count: usize, timeout: Duration) -> bool {
+        crate::wait_until(timeout, Duration::from_millis(5), || {
+            self.acked_count() >= count
+        })
+        .is_some()
+    }
+
+    /// Stops the writer (after the write in flight, if any) and returns what
+    /// it did.
+    pub fn stop(mut self) -> WriteLog {
+        self.halt();
+        lock(&self.log).clone()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take()
+            && let Err(panic) = t.join()
+            && !thread::panicking()
+        {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Sleeps until `until`, waking early if `stop` is set; returns whether the
+/// writer should go on.
+fn pause_until(until: Instant, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        thread::sleep((until - now).min(Duration::from_millis(20)));
+    }
+}
+
+fn run(target: SocketAddrV4, interval: Duration, stop: &AtomicBool, log: &Mutex<WriteLog>) {
+    let started = lock(log).started;
+    let mut conn: Option<Resp> = None;
+    let mut next = Instant::now();
+    let mut n: u64 = 0;
+    while pause_until(next, stop) {
+        n += 1;
+        let begun = Instant::now();
+        next = begun + interval;
+        let value = n.to_string();
+        let result = match conn.take() {
+            Some(c) => Ok(c),
+            None => Resp::connect_with(target, CONNECT_TIMEOUT, IO_TIMEOUT),
+        }
+        .and_then(|mut c| {
+            let r = c.command(&["SET", &key(n), &value]);
+            conn = Some(c);
+            r
+        });
+        let at = started.elapsed();
+        let mut log = lock(log);
+        log.attempts = n;
+        match result {
+            Ok(Reply::Simple(s)) if s == "OK" => log.acked.push((n, at)),
+            other => {
+                let why = match other {
+                    Ok(Reply::Error(e)) => format!("-{e}"),
+                    Ok(r) => format!("unexpected reply {r:?}"),
+                    Err(e) => e.to_string(),
+                };
+                log.failures += 1;
+                log.errors.push((n, at, why));
+                conn = None;
+                next = next.max(Instant::now() + RETRY_PAUSE);
+            }
+        }
+    }
+}
+
+/// Which of the `acked` sequence numbers are missing on the Redis at
+/// `redis_addr` (absent, or holding another value), checked from host
+/// `from_host` with `MGET` in batches of [`CHECK_BATCH`]. Panics if the
+/// Redis cannot be queried.
+pub fn missing_keys(
+    lab: &Lab,
+    from_host: usize,
+    redis_addr: SocketAddrV4,
+    acked: &[u64],
+) -> Vec<u64> {
+    let mut conn =
+        lab_connect(lab, from_host, redis_addr, Duration::from_secs(5)).unwrap_or_else(|e| {
+            panic!("netns-tests: connecting to {redis_addr} from host {from_host}: {e}")
+        });
+    let mut missing = Vec::new();
+    for batch in acked.chunks(CHECK_BATCH) {
+        let mut cmd = vec!["MGET".to_owned()];
+        cmd.extend(batch.iter().map(|&n| key(n)));
+        let reply = conn
+            .command(&cmd)
+            .unwrap_or_else(|e| panic!("netns-tests: MGET on {redis_addr}: {e}"));
+        let Reply::Array(values) = reply else {
+            panic!("netns-tests: MGET on {redis_addr}: unexpected {reply:?}");
+        };
+        assert_eq!(
+            values.len(),
+            batch.len(),
+            "netns-tests: MGET on {redis_addr}: wrong number of values"
+        );
+        for (&n, v) in batch.iter().zip(&values) {
+            if v.text() != Some(n.to_string()) {
+                missing.push(n);
+            }
+        }
+    }
+    missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(acked: &[(u64, u64)]) -> WriteLog {
+        WriteLog {
+            acked: acked
+                .iter()
+                .map(|&(n, ms)| (n, Duration::from_millis(ms)))
+                .collect(),
+            ..WriteLog::new()
+        }
+    }
+
+    #[test]
+    fn longest_gap_between_acks() {
+        assert_eq!(log(&[]).longest_gap(), Duration::ZERO);
+        assert_eq!(log(&[(1, 5)]).longest_gap(), Duration::ZERO);
+        let l = log(&[(1, 10), (2, 20), (5, 320), (6, 330)]);
+        assert_eq!(l.longest_gap(), Duration::from_millis(300));
+        assert_eq!(l.acked_keys(), [1, 2, 5, 6]);
+        assert_eq!(l.last_acked(), Some(6));
+    }
+
+    #[test]
+    fn lost_lists_absent_acked_keys() {
+        let l = log(&[(1, 1), (2, 2), (4, 4)]);
+        assert_eq!(l.lost(|n| n != 2), [2]);
+        assert!(l.lost(|_| true).is_empty());
+    }
+}
