@@ -1,0 +1,28 @@
+//! Redis health checks for redha.
+//!
+//! - [`snapshot`]: a strict parser for `INFO server replication keyspace
+//!   persistence` and the replication-history comparison the planner needs
+//!   ([`relation`]).
+//! - [`check`]: the sans-IO fall/rise counter ([`Checker`]).
+//! - [`client`]: an async Redis client with connection and response timeouts
+//!   that notices a dropped connection at once ([`Client`]).
+//! - [`monitor`]: a task that checks one Redis every interval and publishes
+//!   [`Observation`]s on a `watch` channel ([`monitor::spawn`]).
+//!
+//! This crate knows nothing of VRRP; the agent maps what it reports to its
+//! own decisions.
+
+#![warn(missing_docs)]
+
+pub mod check;
+pub mod client;
+pub mod monitor;
+pub mod snapshot;
+
+pub use check::{CheckConfig, CheckConfigError, Checker, Health, HealthChange, Outcome};
+pub use client::{AddressError, Client, ClientError, ClientErrorKind, ClientOptions, RedisTarget};
+pub use monitor::{MonitorHandle, Observation};
+pub use snapshot::{
+    LinkStatus, MasterLink, NO_REPLID, Relation, ReplicaInfo, ReplicaState, Role, Snapshot,
+    SnapshotError, parse_info, relation,
+};
