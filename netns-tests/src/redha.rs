@@ -31,6 +31,37 @@ pub struct Node {
     pub unicast_peers: Vec<Ipv4Addr>,
     /// Extra lines appended to `[vrrp]`.
     pub extra: String,
+    /// `[redis]`, `[replication]` and `[state_log]`; `None` runs plain VRRP.
+    pub redis: Option<RedisSettings>,
+}
+
+/// The Redis side of a node's configuration.
+#[derive(Clone, Debug)]
+pub struct RedisSettings {
+    /// `[redis] address` (the local Redis).
+    pub address: String,
+    /// `[replication] peer`; `None` leaves out `[replication]`.
+    pub peer: Option<String>,
+    /// `[state_log] path`, if any.
+    pub state_log: Option<PathBuf>,
+    /// Extra lines for `[redis]` (check_interval, fall, ...).
+    pub redis_extra: String,
+    /// Extra lines for `[replication]` (catch_up_timeout, announce).
+    pub replication_extra: String,
+}
+
+impl RedisSettings {
+    /// The local Redis on 127.0.0.1:6379, replicating with `peer`:6379, with a state
+    /// log in `dir`.
+    pub fn pair(peer: Ipv4Addr, state_log: PathBuf) -> Self {
+        RedisSettings {
+            address: "127.0.0.1:6379".into(),
+            peer: Some(format!("{peer}:6379")),
+            state_log: Some(state_log),
+            redis_extra: String::new(),
+            replication_extra: String::new(),
+        }
+    }
 }
 
 impl Default for Node {
@@ -44,6 +75,7 @@ impl Default for Node {
             auth_pass: None,
             unicast_peers: Vec::new(),
             extra: String::new(),
+            redis: None,
         }
     }
 }
@@ -78,6 +110,17 @@ impl Node {
             let _ = writeln!(s, "unicast_peers = [{}]", peers.join(", "));
         }
         s.push_str(&self.extra);
+        if let Some(r) = &self.redis {
+            let _ = writeln!(s, "\n[redis]\naddress = {:?}", r.address);
+            s.push_str(&r.redis_extra);
+            if let Some(peer) = &r.peer {
+                let _ = writeln!(s, "\n[replication]\npeer = {peer:?}");
+                s.push_str(&r.replication_extra);
+            }
+            if let Some(path) = &r.state_log {
+                let _ = writeln!(s, "\n[state_log]\npath = {:?}", path.display().to_string());
+            }
+        }
         s
     }
 

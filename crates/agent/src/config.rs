@@ -17,6 +17,152 @@ use vrrp::{Auth, GarpConfig, InstanceConfig, VirtualAddress};
 pub struct Config {
     /// The VRRP instance.
     pub vrrp: VrrpConfig,
+    /// The local Redis; without it redha is a plain VRRP daemon.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    /// Replication with the peer's Redis; needs `[redis]`.
+    #[serde(default)]
+    pub replication: Option<ReplicationConfig>,
+    /// The state log: one line per event, like the classic redis-state.log.
+    #[serde(default)]
+    pub state_log: Option<StateLogConfig>,
+}
+
+/// The `[redis]` section: the local Redis and how it is checked.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `host:port` of the local Redis.
+    pub address: RedisAddress,
+    /// ACL user name (needs a password).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password (`requirepass`, or the ACL user's).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A file holding the password (first line), instead of `password`.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Time between checks; default 1s.
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    pub check_interval: Duration,
+    /// Deadline of one check (PING and INFO); default 500ms.
+    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    pub check_timeout: Duration,
+    /// Consecutive failures before the Redis is down; default 2.
+    #[serde(default = "default_threshold")]
+    pub fall: Threshold,
+    /// Consecutive successes before the Redis is up; default 2.
+    #[serde(default = "default_threshold")]
+    pub rise: Threshold,
+}
+
+fn default_check_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_check_timeout() -> Duration {
+    Duration::from_millis(500)
+}
+
+fn default_threshold() -> Threshold {
+    Threshold(2)
+}
+
+/// The `[replication]` section: the peer's Redis.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// `host:port` of the other host's Redis, as this host reaches it.
+    pub peer: RedisAddress,
+    /// `host:port` of our Redis as the peer's Redis reaches it; default: the VRRP
+    /// interface's primary address and the port of `[redis] address`.
+    #[serde(default)]
+    pub announce: Option<RedisAddress>,
+    /// How long a promotion waits for the last catch-up; default 10s.
+    #[serde(default = "default_catch_up_timeout", with = "humantime_serde")]
+    pub catch_up_timeout: Duration,
+}
+
+fn default_catch_up_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// The `[state_log]` section.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateLogConfig {
+    /// The file to append to.
+    pub path: PathBuf,
+    /// `text` (key=value) or `json` (JSON lines); default text.
+    #[serde(default)]
+    pub format: StateLogFormat,
+}
+
+/// The state log's line format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StateLogFormat {
+    /// `time event=... key="value"`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A Redis `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisAddress {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl fmt::Display for RedisAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RedisAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let target = health::RedisTarget::new(text.clone());
+        let (host, port) = target
+            .host_port()
+            .map_err(|e| de::Error::custom(e.to_string()))?;
+        Ok(RedisAddress { host, port })
+    }
+}
+
+/// A count from 1 to 100 (fall, rise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threshold(pub u32);
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u32::try_from(n) {
+            Ok(v) if (1..=100).contains(&v) => Ok(Threshold(v)),
+            _ => Err(de::Error::custom(format!("must be 1 to 100, not {n}"))),
+        }
+    }
+}
+
+/// A secret that `Debug` does not print.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// The `[vrrp]` section: one VRRPv2 instance, with keepalived's names where it has
@@ -321,7 +467,73 @@ impl Config {
         if v.garp_master_repeat == 0 {
             return Err(fail("garp_master_repeat", "must be at least 1".into()));
         }
+        let fail_in = |table: &str, key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of_key(text, table, key),
+            key: format!("{table}.{key}"),
+            message,
+        };
+        if let Some(r) = &self.redis {
+            if r.password.is_some() && r.password_file.is_some() {
+                return Err(fail_in(
+                    "redis",
+                    "password_file",
+                    "give password or password_file, not both".into(),
+                ));
+            }
+            if r.username.is_some() && r.password.is_none() && r.password_file.is_none() {
+                return Err(fail_in(
+                    "redis",
+                    "username",
+                    "a user name needs a password or password_file".into(),
+                ));
+            }
+            if r.check_timeout.is_zero() || r.check_timeout > r.check_interval {
+                return Err(fail_in(
+                    "redis",
+                    "check_timeout",
+                    "must be more than 0s and at most check_interval".into(),
+                ));
+            }
+        }
+        if let Some(rep) = &self.replication {
+            if self.redis.is_none() {
+                return Err(fail_in(
+                    "replication",
+                    "peer",
+                    "[replication] needs a [redis] section".into(),
+                ));
+            }
+            if rep.catch_up_timeout.is_zero() {
+                return Err(fail_in(
+                    "replication",
+                    "catch_up_timeout",
+                    "must be more than 0s".into(),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The local Redis target, with the password read from `password_file` when
+    /// given.
+    pub fn redis_target(&self, redis: &RedisConfig) -> Result<health::RedisTarget, ConfigError> {
+        let password = match (&redis.password, &redis.password_file) {
+            (Some(p), _) => Some(p.0.clone()),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+                    path: file.clone(),
+                    source,
+                })?;
+                Some(text.lines().next().unwrap_or("").to_string())
+            }
+            (None, None) => None,
+        };
+        Ok(health::RedisTarget {
+            address: redis.address.to_string(),
+            username: redis.username.clone(),
+            password,
+        })
     }
 
     /// The VRRP instance as the vrrp crate takes it.

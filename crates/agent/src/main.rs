@@ -2,7 +2,9 @@
 
 mod cli;
 mod config;
+mod coordinator;
 mod run;
+mod statelog;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,8 +33,23 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
             let i = config.instance();
+            let transport = if i.unicast_peers.is_empty() {
+                "multicast".to_string()
+            } else {
+                format!("unicast to {:?}", i.unicast_peers)
+            };
+            let redis = match (&config.redis, &config.replication) {
+                (None, _) => "no Redis (plain VRRP)".to_string(),
+                (Some(r), None) => {
+                    format!("Redis {} checked every {:?}", r.address, r.check_interval)
+                }
+                (Some(r), Some(rep)) => format!(
+                    "Redis {} checked every {:?}, replicating with peer {}",
+                    r.address, r.check_interval, rep.peer
+                ),
+            };
             println!(
-                "{}: ok: instance {} on {}, vrid {}, priority {}, advert_int {}s, preempt {}, {} virtual address(es), {}",
+                "{}: ok: instance {} on {}, vrid {}, priority {}, advert_int {}s, preempt {}, {} virtual address(es), {transport}; {redis}",
                 path.display(),
                 i.name,
                 i.interface,
@@ -41,11 +58,6 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
                 i.advert_int.as_secs(),
                 i.preempt,
                 i.virtual_addresses.len(),
-                if i.unicast_peers.is_empty() {
-                    "multicast".to_string()
-                } else {
-                    format!("unicast to {:?}", i.unicast_peers)
-                }
             );
             ExitCode::SUCCESS
         }
