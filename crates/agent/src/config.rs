@@ -746,6 +746,43 @@ virtual_ipaddresses = ["10.20.112.100/24"]
     }
 
     #[test]
+    fn reads_redis_and_replication() {
+        let text = format!(
+            "{GOOD}\n[redis]\naddress = \"127.0.0.1:6380\"\nfall = 3\n\n[replication]\npeer = \"10.20.112.27:6379\"\n\n[state_log]\npath = \"/tmp/s.log\"\nformat = \"json\"\n"
+        );
+        let c = parse(&text).unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!((r.address.port, r.fall.0, r.rise.0), (6380, 3, 2));
+        assert_eq!(r.check_interval, Duration::from_secs(1));
+        let rep = c.replication.unwrap();
+        assert_eq!(rep.peer.to_string(), "10.20.112.27:6379");
+        assert_eq!(rep.catch_up_timeout, Duration::from_secs(10));
+        assert_eq!(c.state_log.unwrap().format, StateLogFormat::Json);
+    }
+
+    #[test]
+    fn redis_errors_name_their_key() {
+        let text = format!("{GOOD}\n[replication]\npeer = \"10.20.112.27:6379\"\n");
+        let (line, key, message) = error(&text);
+        assert_eq!((line, key.as_str()), (11, "replication.peer"));
+        assert!(message.contains("[redis]"), "{message}");
+
+        let text = format!("{GOOD}\n[redis]\naddress = \"localhost\"\n");
+        let (line, key, _) = error(&text);
+        assert_eq!((line, key.as_str()), (11, "redis.address"));
+
+        let text = format!("{GOOD}\n[redis]\naddress = \"127.0.0.1:6379\"\nrise = 0\n");
+        assert_eq!(error(&text).1, "redis.rise");
+
+        let text =
+            format!("{GOOD}\n[redis]\naddress = \"127.0.0.1:6379\"\ncheck_timeout = \"2s\"\n");
+        assert_eq!(error(&text).1, "redis.check_timeout");
+
+        let text = format!("{GOOD}\n[state_log]\npath = \"/tmp/x\"\nformat = \"xml\"\n");
+        assert_eq!(error(&text).1, "state_log.format");
+    }
+
+    #[test]
     fn the_password_is_not_printed() {
         let c = parse(&GOOD.replace("preempt = false", "auth_pass = \"s3cret\"")).unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
