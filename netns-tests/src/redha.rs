@@ -146,10 +146,22 @@ impl Node {
 pub const MARGIN: Duration = Duration::from_millis(1500);
 
 /// Writes node `i`'s configuration into the lab directory and returns its path.
+/// Each node gets a control socket of its own in the lab directory (the
+/// namespaces share one filesystem): [`control_socket`].
 pub fn write_config(lab: &Lab, i: usize, node: &Node) -> PathBuf {
     let path = lab.dir().join(format!("redha-h{i}.toml"));
-    std::fs::write(&path, node.toml()).expect("write the node's configuration");
+    let text = format!(
+        "{}\n[control]\nsocket = {:?}\n",
+        node.toml(),
+        control_socket(lab, i).display().to_string()
+    );
+    std::fs::write(&path, text).expect("write the node's configuration");
     path
+}
+
+/// The control socket of the redha node on host `i`.
+pub fn control_socket(lab: &Lab, i: usize) -> PathBuf {
+    lab.dir().join(format!("redha-h{i}.sock"))
 }
 
 /// Starts `redha --config` on host `i`, logging at debug level to `redha-h{i}.log`.

@@ -40,4 +40,18 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Show what the running agent is doing: VRRP state, priority, who is master
+    /// since when and why, the VIPs, the local and the peer's Redis (role, offsets,
+    /// link), the replication rule in force and the last events.
+    ///
+    /// It asks the agent over its control socket: --socket, else `[control] socket`
+    /// of --config, else /run/redha/redha.sock. Exits 3 when no agent answers.
+    Status {
+        /// Print the status document as JSON (for scripts) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The agent's control socket.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
 }

@@ -26,6 +26,46 @@ pub struct Config {
     /// The state log: one line per event, like the classic redis-state.log.
     #[serde(default)]
     pub state_log: Option<StateLogConfig>,
+    /// The control socket that `redha status` talks to.
+    #[serde(default)]
+    pub control: ControlConfig,
+    /// The Prometheus metrics listener; off unless the section is present.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// The `[control]` section.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// The Unix socket path; default /run/redha/redha.sock.
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: default_socket(),
+        }
+    }
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from(crate::control::DEFAULT_SOCKET)
+}
+
+/// The `[metrics]` section: present means on.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to serve `GET /metrics` on; default 127.0.0.1:9150 (loopback).
+    #[serde(default = "default_metrics_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn default_metrics_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9150))
 }
 
 /// The `[redis]` section: the local Redis and how it is checked.

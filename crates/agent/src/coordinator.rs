@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use vrrp::{Command as VrrpCommand, InstanceHandle, State, Status};
 
 use crate::config::{Config, RedisConfig};
-use crate::statelog::StateLog;
+use crate::state::{HealthView, RedisView, Shared};
 
 /// What the main loop asks of the coordinator.
 #[derive(Debug)]
@@ -27,33 +27,64 @@ struct Replication {
     planner: Planner,
     executor: Executor,
     catch_up_timeout: Duration,
+    peer_address: String,
+}
+
+/// The Redis side: health monitor and, with `[replication]`, the planner.
+struct RedisSide {
+    address: String,
+    health: watch::Receiver<Observation>,
+    _monitor: health::MonitorHandle,
+    replication: Option<Replication>,
 }
 
 /// The coordinator task's state.
 pub struct Coordinator {
     vrrp: InstanceHandle,
     vrrp_status: watch::Receiver<Status>,
-    health: watch::Receiver<Observation>,
-    _monitor: health::MonitorHandle,
-    replication: Option<Replication>,
-    statelog: StateLog,
+    redis: Option<RedisSide>,
+    shared: Shared,
     in_fault: bool,
     /// The kind of the last rule logged and its eligibility: a decision is logged
     /// when either changes, not at every offset change.
     last_rule: Option<(std::mem::Discriminant<replication::Rule>, bool)>,
     last_state: State,
-    last_health_checks: u64,
+    last_health: Health,
 }
 
 impl Coordinator {
-    /// Starts the health monitor and, with `[replication]`, the planner. The VRRP
-    /// instance must have been started in Fault.
+    /// Watches `vrrp`; with `[redis]`, also starts the health monitor and, with
+    /// `[replication]`, the planner. `in_fault` says whether the instance is in
+    /// Fault (at start-up with `[redis]` it is started in Fault).
     pub fn new(
         config: &Config,
-        redis: &RedisConfig,
         vrrp: InstanceHandle,
-        statelog: StateLog,
+        shared: Shared,
+        in_fault: bool,
     ) -> Result<Self> {
+        let vrrp_status = vrrp.status();
+        let redis = match &config.redis {
+            None => None,
+            Some(redis) => Some(Self::redis_side(config, redis, &vrrp_status)?),
+        };
+        let last_state = vrrp_status.borrow().state;
+        Ok(Coordinator {
+            vrrp_status,
+            vrrp,
+            redis,
+            shared,
+            in_fault,
+            last_rule: None,
+            last_state,
+            last_health: Health::Unknown,
+        })
+    }
+
+    fn redis_side(
+        config: &Config,
+        redis: &RedisConfig,
+        vrrp_status: &watch::Receiver<Status>,
+    ) -> Result<RedisSide> {
         let target = config.redis_target(redis)?;
         let check = CheckConfig {
             interval: redis.check_interval,
@@ -63,7 +94,6 @@ impl Coordinator {
             ..CheckConfig::default()
         };
         let monitor = health::monitor::spawn(target.clone(), check);
-        let vrrp_status = vrrp.status();
         let replication = match &config.replication {
             None => None,
             Some(rep) => {
@@ -102,26 +132,21 @@ impl Coordinator {
                         slow_poll: redis.check_interval,
                     }),
                     executor: Executor::new(
-                        Client::new(target, options.clone()),
+                        Client::new(target.clone(), options.clone()),
                         Client::new(peer_target, options),
                         local,
                         peer,
                     ),
                     catch_up_timeout: rep.catch_up_timeout,
+                    peer_address: rep.peer.to_string(),
                 })
             }
         };
-        Ok(Coordinator {
+        Ok(RedisSide {
+            address: target.address,
             health: monitor.subscribe(),
             _monitor: monitor,
-            vrrp_status,
-            vrrp,
             replication,
-            statelog,
-            in_fault: true,
-            last_rule: None,
-            last_state: State::Initialize,
-            last_health_checks: 0,
         })
     }
 
@@ -129,8 +154,14 @@ impl Coordinator {
     pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         let mut next_check = Duration::ZERO;
         loop {
+            let health_changed = async {
+                match self.redis.as_mut() {
+                    Some(side) => side.health.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                changed = self.health.changed() => if changed.is_err() { return },
+                alive = health_changed => if !alive { return },
                 changed = self.vrrp_status.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(next_check) => {}
                 request = requests.recv() => {
@@ -138,6 +169,7 @@ impl Coordinator {
                         Some(Request::Stop(done)) => {
                             self.hand_over().await;
                             self.vrrp.shutdown().await;
+                            self.note_vrrp_transition();
                             let _ = done.send(());
                         }
                         None => self.vrrp.shutdown().await,
@@ -153,7 +185,7 @@ impl Coordinator {
     fn note_vrrp_transition(&mut self) {
         let status = self.vrrp_status.borrow_and_update().clone();
         if status.state != self.last_state {
-            self.statelog.record(
+            self.shared.event(
                 "transition",
                 &[
                     ("from", self.last_state.to_string()),
@@ -162,25 +194,43 @@ impl Coordinator {
                     ("priority", status.effective_priority.to_string()),
                 ],
             );
+            *self
+                .shared
+                .lock()
+                .transitions
+                .entry((status.state.to_string(), status.reason_kind.to_string()))
+                .or_default() += 1;
             self.last_state = status.state;
         }
     }
 
     fn note_health(&mut self, obs: &Observation) {
-        if obs.checks == self.last_health_checks {
-            return;
+        {
+            let mut state = self.shared.lock();
+            state.health = Some(HealthView {
+                health: obs.health.to_string(),
+                latency: obs.latency,
+                last_error: obs.last_error.clone(),
+                checks: obs.checks,
+                failures: obs.failures,
+            });
         }
-        self.last_health_checks = obs.checks;
-        if let Some(change) = &obs.change {
-            self.statelog.record(
+        if obs.health != self.last_health {
+            let reason = match (&obs.change, &obs.last_error) {
+                (Some(change), _) => change.reason.clone(),
+                (None, Some(error)) => error.clone(),
+                (None, None) => String::new(),
+            };
+            self.shared.event(
                 "health",
                 &[
                     ("redis", obs.address.clone()),
-                    ("from", change.from.to_string()),
-                    ("to", change.to.to_string()),
-                    ("reason", change.reason.clone()),
+                    ("from", self.last_health.to_string()),
+                    ("to", obs.health.to_string()),
+                    ("reason", reason),
                 ],
             );
+            self.last_health = obs.health;
         }
     }
 
@@ -197,16 +247,28 @@ impl Coordinator {
 
     /// One look at everything, one decision; returns when to look again.
     async fn step(&mut self) -> Duration {
-        let obs = self.health.borrow_and_update().clone();
+        let Some(side) = self.redis.as_mut() else {
+            return Duration::from_secs(3600);
+        };
+        let obs = side.health.borrow_and_update().clone();
         self.note_health(&obs);
+        if obs.health == Health::Unknown {
+            // Not judged yet (start-up, or a reload restarted the monitor): keep the
+            // instance where it is.
+            return Duration::from_millis(100);
+        }
         let healthy = obs.health == Health::Up;
-        let (eligible, why, next) = match self.replication.is_some() {
-            false => (true, String::new(), Duration::from_secs(1)),
-            true => {
-                let role = self.role();
-                let plan = self.plan_and_execute(role, healthy).await;
-                (plan.eligible, plan.rule.to_string(), plan.next_check)
-            }
+        let (eligible, why, next) = if self.redis.as_ref().is_some_and(|s| s.replication.is_some())
+        {
+            let role = self.role();
+            let plan = self.plan_and_execute(role, healthy).await;
+            (plan.eligible, plan.rule.to_string(), plan.next_check)
+        } else {
+            let side = self.redis.as_ref().expect("redis side");
+            let local = side.health.borrow().snapshot.clone();
+            self.shared.lock().local =
+                Some(RedisView::from_snapshot(&side.address, local.as_ref()));
+            (true, String::new(), Duration::from_secs(1))
         };
         let want_fault = !(healthy && eligible);
         if want_fault != self.in_fault {
@@ -240,8 +302,14 @@ impl Coordinator {
     }
 
     async fn plan_and_execute(&mut self, role: Role, healthy: bool) -> Plan {
-        let rep = self.replication.as_mut().expect("replication configured");
+        let side = self.redis.as_mut().expect("redis side");
+        let rep = side.replication.as_mut().expect("replication configured");
         let (local, peer) = Self::observe(rep, healthy).await;
+        {
+            let mut state = self.shared.lock();
+            state.local = Some(RedisView::from_snapshot(&side.address, local.as_ref()));
+            state.peer = Some(RedisView::from_snapshot(&rep.peer_address, peer.as_ref()));
+        }
         let plan = rep
             .planner
             .plan(Instant::now(), role, local.as_ref(), peer.as_ref());
@@ -262,7 +330,7 @@ impl Coordinator {
                 peer_replid = %replid(&peer), peer_offset = %offsets(&peer),
                 "replication decision"
             );
-            self.statelog.record(
+            self.shared.event(
                 "decision",
                 &[
                     ("role", format!("{role:?}")),
@@ -276,6 +344,11 @@ impl Coordinator {
             );
             self.last_rule = kind;
         }
+        {
+            let mut state = self.shared.lock();
+            state.rule = Some(rule.clone());
+            state.eligible = Some(plan.eligible);
+        }
         if plan.commands.is_empty() {
             return plan;
         }
@@ -287,7 +360,16 @@ impl Coordinator {
                 Ok(()) => "ok".to_string(),
                 Err(e) => e.to_string(),
             };
-            self.statelog.record(
+            *self
+                .shared
+                .lock()
+                .redis_commands
+                .entry((
+                    command.kind().to_string(),
+                    if result.is_ok() { "ok" } else { "error" }.to_string(),
+                ))
+                .or_default() += 1;
+            self.shared.event(
                 "command",
                 &[
                     ("command", command.to_string()),
@@ -304,7 +386,7 @@ impl Coordinator {
             }
         }
         let (after_local, after_peer) = Self::observe(rep, healthy).await;
-        self.statelog.record(
+        self.shared.event(
             "after",
             &[
                 (
@@ -332,14 +414,22 @@ impl Coordinator {
     /// Planned stop: while master, pause our writes and wait (bounded) until the
     /// peer's replica has every byte, so that the peer can promote at once.
     async fn hand_over(&mut self) {
-        let Some(timeout) = self.replication.as_ref().map(|r| r.catch_up_timeout) else {
+        let Some(timeout) = self
+            .redis
+            .as_ref()
+            .and_then(|side| side.replication.as_ref())
+            .map(|r| r.catch_up_timeout)
+        else {
             return;
         };
         if self.vrrp_status.borrow().state != State::Master {
             return;
         }
         let deadline = Instant::now() + timeout + Duration::from_secs(1);
-        let healthy = self.health.borrow().health == Health::Up;
+        let healthy = self
+            .redis
+            .as_ref()
+            .is_some_and(|side| side.health.borrow().health == Health::Up);
         while Instant::now() < deadline {
             let plan = self.plan_and_execute(Role::Stopping, healthy).await;
             if plan.handover_ready {

@@ -2,9 +2,13 @@
 
 mod cli;
 mod config;
+mod control;
 mod coordinator;
+mod metrics;
 mod run;
+mod state;
 mod statelog;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +25,7 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { ref file }) => {
             check_config(file.as_ref().or(cli.config.as_ref()))
         }
+        Some(Command::Status { json, ref socket }) => show_status(&cli, json, socket.as_ref()),
         None | Some(Command::Run) => run(&cli),
     }
 }
@@ -68,6 +73,32 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
     }
 }
 
+fn show_status(cli: &Cli, json: bool, socket: Option<&PathBuf>) -> ExitCode {
+    let configured = match cli.config.as_ref().map(|p| Config::load(p)) {
+        Some(Ok(config)) => Some(config.control.socket),
+        Some(Err(e)) => {
+            eprintln!("redha: {e}");
+            return ExitCode::from(2);
+        }
+        None => None,
+    };
+    let path = control::socket_path(socket, configured.as_ref());
+    match control::request(&path, "status") {
+        Ok(doc) if json => {
+            println!("{doc}");
+            ExitCode::SUCCESS
+        }
+        Ok(doc) => {
+            print!("{}", status::render(&doc));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("redha status: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
 fn run(cli: &Cli) -> ExitCode {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cli.log_level))
@@ -100,7 +131,7 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run::run(config)) {
+    match runtime.block_on(run::run(path.clone(), config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -71,6 +71,8 @@ pub struct Observation {
     pub consecutive_successes: u32,
     /// Events so far: checks plus lost connections. 0 before the first.
     pub checks: u64,
+    /// Failed events so far (failed checks plus lost connections).
+    pub failures: u64,
     /// This check's `run_id` differs from the one seen at the previous
     /// successful check: the Redis restarted in between. True for that one
     /// observation only; a consumer that may skip observations compares
@@ -95,6 +97,7 @@ impl Observation {
             consecutive_failures: 0,
             consecutive_successes: 0,
             checks: 0,
+            failures: 0,
             restarted: false,
             previous_run_id: None,
             restarts: 0,
@@ -179,6 +182,7 @@ struct Monitor {
     checker: Checker,
     tx: watch::Sender<Observation>,
     checks: u64,
+    failures: u64,
     run_id: Option<String>,
     previous_run_id: Option<String>,
     restarts: u64,
@@ -190,7 +194,10 @@ impl Monitor {
         self.checks += 1;
         let last_error = match &result.outcome {
             Outcome::Success => None,
-            Outcome::Failure(why) => Some(why.clone()),
+            Outcome::Failure(why) => {
+                self.failures += 1;
+                Some(why.clone())
+            }
         };
         let change = self.checker.record(result.outcome, at);
         let mut restarted = false;
@@ -240,6 +247,7 @@ impl Monitor {
             consecutive_failures: self.checker.consecutive_failures(),
             consecutive_successes: self.checker.consecutive_successes(),
             checks: self.checks,
+            failures: self.failures,
             restarted,
             previous_run_id: self.previous_run_id.clone(),
             restarts: self.restarts,
@@ -257,6 +265,7 @@ async fn run(target: RedisTarget, config: CheckConfig, tx: watch::Sender<Observa
         checker: Checker::new(&config),
         tx,
         checks: 0,
+        failures: 0,
         run_id: None,
         previous_run_id: None,
         restarts: 0,

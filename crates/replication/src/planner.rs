@@ -94,6 +94,23 @@ pub enum Command {
     Unpause(Target),
 }
 
+impl Command {
+    /// The command and its target without arguments, for metrics labels
+    /// (`local REPLICAOF NO ONE`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::ReplicaOf(Target::Local) => "local REPLICAOF",
+            Command::ReplicaOf(Target::Peer) => "peer REPLICAOF",
+            Command::ReplicaOfNoOne(Target::Local) => "local REPLICAOF NO ONE",
+            Command::ReplicaOfNoOne(Target::Peer) => "peer REPLICAOF NO ONE",
+            Command::PauseWrites(Target::Local, _) => "local CLIENT PAUSE WRITE",
+            Command::PauseWrites(Target::Peer, _) => "peer CLIENT PAUSE WRITE",
+            Command::Unpause(Target::Local) => "local CLIENT UNPAUSE",
+            Command::Unpause(Target::Peer) => "peer CLIENT UNPAUSE",
+        }
+    }
+}
+
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -45,6 +45,11 @@ pub enum Command {
     /// Step down (priority 0 if master), remove the addresses, and stop; the sender is
     /// told when that is done.
     Shutdown(oneshot::Sender<()>),
+    /// Apply a changed configuration of the same instance (same interface and VRID)
+    /// without a transition: priority, timers, preempt, authentication, peers,
+    /// gratuitous ARP settings and the address list (a master adds the new addresses
+    /// and removes the dropped ones at once).
+    Reconfigure(Box<InstanceConfig>),
 }
 
 /// What an instance shows the outside.
@@ -56,6 +61,10 @@ pub struct Status {
     pub since: SystemTime,
     /// Why, in words.
     pub reason: String,
+    /// The kind of reason ([`crate::Reason::kind`]), for metrics.
+    pub reason_kind: &'static str,
+    /// Transitions so far.
+    pub transitions: u64,
     /// The priority we advertise now (0 outside Backup and Master).
     pub effective_priority: u8,
     /// The master we believe in (source address and priority).
@@ -70,6 +79,8 @@ impl Default for Status {
             state: State::Initialize,
             since: SystemTime::now(),
             reason: "not started".into(),
+            reason_kind: "none",
+            transitions: 0,
             effective_priority: 0,
             master: None,
             primary_address: None,
@@ -268,6 +279,7 @@ impl Driver {
                             self.router.startup(now());
                         }
                     }
+                    Some(Command::Reconfigure(new)) => self.reconfigure(*new).await,
                     Some(Command::Shutdown(done)) => {
                         self.router.shutdown(now());
                         let result = self.execute().await;
@@ -385,10 +397,13 @@ impl Driver {
                         instance = %self.config.name, from = %t.from, to = %t.to, reason = %t.reason,
                         priority = self.router.effective_priority(), "VRRP transition"
                     );
+                    let transitions = self.status.borrow().transitions + 1;
                     let status = Status {
                         state: t.to,
                         since: SystemTime::now(),
                         reason: t.reason.to_string(),
+                        reason_kind: t.reason.kind(),
+                        transitions,
                         effective_priority: self.router.effective_priority(),
                         master: self.router.master(),
                         primary_address: Some(self.router.config().primary_address),
@@ -405,6 +420,71 @@ impl Driver {
             changed
         });
         Ok(())
+    }
+
+    async fn reconfigure(&mut self, new: InstanceConfig) {
+        let old = &self.config;
+        if new.interface != old.interface || new.vrid != old.vrid {
+            warn!(instance = %old.name, "reconfigure: interface or VRID changed; ignored (the instance must be restarted)");
+            return;
+        }
+        let primary = new
+            .unicast_src_ip
+            .unwrap_or(self.router.config().primary_address);
+        let router = RouterConfig {
+            vrid: new.vrid,
+            priority: new.priority,
+            advert_int: new.advert_int,
+            preempt: new.preempt,
+            preempt_delay: new.preempt_delay,
+            primary_address: primary,
+        };
+        let destination = if new.unicast_peers.is_empty() {
+            Destination::Multicast
+        } else {
+            Destination::Unicast(new.unicast_peers.clone())
+        };
+        if let Err(e) = self.socket.set_destination(self.index, destination) {
+            warn!(instance = %new.name, error = %e, "reconfigure: changing the advert destination failed");
+        }
+        let added: Vec<_> = new
+            .virtual_addresses
+            .iter()
+            .filter(|v| !old.virtual_addresses.contains(v))
+            .copied()
+            .collect();
+        let removed: Vec<_> = old
+            .virtual_addresses
+            .iter()
+            .filter(|v| !new.virtual_addresses.contains(v))
+            .copied()
+            .collect();
+        info!(
+            instance = %new.name,
+            priority = format!("{} -> {}", old.priority, new.priority),
+            advert_int = format!("{:?} -> {:?}", old.advert_int, new.advert_int),
+            preempt = format!("{} -> {}", old.preempt, new.preempt),
+            added = ?added, removed = ?removed,
+            "configuration reloaded; no transition"
+        );
+        self.router.reconfigure(router);
+        self.lease = new.address_lease(self.router.config().master_down_interval());
+        self.expected_addresses = new.addresses();
+        self.config = new;
+        if self.router.state() == State::Master {
+            for vip in added {
+                if let Err(e) = self.netlink.add_address(self.index, vip, self.lease).await {
+                    error!(instance = %self.config.name, address = %vip, error = %e, "adding a virtual address failed");
+                }
+            }
+            for vip in removed {
+                if let Err(e) = self.netlink.remove_address(self.index, vip).await {
+                    error!(instance = %self.config.name, address = %vip, error = %e, "removing a virtual address failed");
+                }
+            }
+        }
+        let priority = self.router.effective_priority();
+        self.status.send_modify(|s| s.effective_priority = priority);
     }
 
     fn schedule_garps(&mut self, conflict: bool) {

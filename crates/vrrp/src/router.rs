@@ -112,6 +112,29 @@ pub enum Reason {
     FaultCleared(String),
 }
 
+impl Reason {
+    /// A short snake_case name of the kind of reason, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Startup => "startup",
+            Reason::AddressOwner => "address_owner",
+            Reason::MasterDown {
+                after_priority_zero: false,
+                ..
+            } => "master_down",
+            Reason::MasterDown {
+                after_priority_zero: true,
+                ..
+            } => "priority_zero",
+            Reason::HigherPriority { .. } => "higher_priority",
+            Reason::HigherAddress { .. } => "higher_address",
+            Reason::Shutdown => "shutdown",
+            Reason::Fault(_) => "fault",
+            Reason::FaultCleared(_) => "fault_cleared",
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -56,6 +56,23 @@ impl VrrpSocket {
         Ok(VrrpSocket { fd, destination })
     }
 
+    /// Changes where adverts go, joining or leaving the multicast group as needed.
+    pub fn set_destination(&mut self, index: u32, destination: Destination) -> io::Result<()> {
+        let group = InterfaceIndexOrAddress::Index(index);
+        let socket = self.fd.get_ref();
+        match (&self.destination, &destination) {
+            (Destination::Multicast, Destination::Unicast(_)) => {
+                socket.leave_multicast_v4_n(&MULTICAST_GROUP, &group)?;
+            }
+            (Destination::Unicast(_), Destination::Multicast) => {
+                socket.join_multicast_v4_n(&MULTICAST_GROUP, &group)?;
+            }
+            _ => {}
+        }
+        self.destination = destination;
+        Ok(())
+    }
+
     /// Sends one VRRP message (the kernel adds the IPv4 header) to every destination.
     pub async fn send(&self, message: &[u8]) -> io::Result<()> {
         let targets = match &self.destination {
