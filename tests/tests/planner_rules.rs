@@ -177,13 +177,67 @@ fn cases() -> Vec<Case> {
             rule: |r| matches!(r, Rule::AttachPeer { .. }),
         },
         Case {
-            name: "master: split brain, both wrote after the fork: no resync either way",
+            name: "master: healed split, the peer went on further: pull from it (ours past the fork is discarded)",
             role: Role::Master,
             local: Some(promoted(R2, R1, 100, 150, 15)),
             peer: Some(promoted(R3, R1, 100, 170, 17)),
+            commands: vec![PauseWrites(Peer, Duration::from_secs(12)), ReplicaOf(Local)],
+            eligible: true,
+            rule: |r| {
+                matches!(
+                    r,
+                    Rule::SplitBrainResolved {
+                        kept: Target::Peer,
+                        discarded: 50,
+                        ..
+                    }
+                )
+            },
+        },
+        Case {
+            name: "master: healed split, we went on further: the peer resyncs from us",
+            role: Role::Master,
+            local: Some(promoted(R2, R1, 100, 10_000, 900)),
+            peer: Some(master(R1, 149, 15)),
+            commands: vec![ReplicaOf(Peer)],
+            eligible: true,
+            rule: |r| {
+                matches!(
+                    r,
+                    Rule::SplitBrainResolved {
+                        kept: Target::Local,
+                        discarded: 49,
+                        ..
+                    }
+                )
+            },
+        },
+        Case {
+            name: "backup: healed split, the master went on further: follow it",
+            role: PEER_MASTER,
+            local: Some(master(R1, 149, 15)),
+            peer: Some(promoted(R2, R1, 100, 10_000, 900)),
+            commands: vec![ReplicaOf(Local)],
+            eligible: true,
+            rule: |r| {
+                matches!(
+                    r,
+                    Rule::SplitBrainResolved {
+                        kept: Target::Peer,
+                        discarded: 49,
+                        ..
+                    }
+                )
+            },
+        },
+        Case {
+            name: "backup: healed split, we went on further: wait for the master to pull",
+            role: PEER_MASTER,
+            local: Some(promoted(R2, R1, 100, 10_000, 900)),
+            peer: Some(master(R1, 149, 15)),
             commands: vec![],
             eligible: true,
-            rule: |r| matches!(r, Rule::SplitBrain { .. }),
+            rule: |r| matches!(r, Rule::LocalAhead { .. }),
         },
         Case {
             name: "master: two unrelated datasets: no resync either way",

@@ -324,12 +324,27 @@ impl Coordinator {
         let rule = plan.rule.to_string();
         let kind = Some((std::mem::discriminant(&plan.rule), plan.eligible));
         if kind != self.last_rule || !plan.commands.is_empty() {
-            info!(
-                role = ?role, rule = %rule, eligible = plan.eligible,
-                local_replid = %replid(&local), local_offset = %offsets(&local),
-                peer_replid = %replid(&peer), peer_offset = %offsets(&peer),
-                "replication decision"
+            let loud = matches!(
+                plan.rule,
+                replication::Rule::SplitBrain { .. }
+                    | replication::Rule::SplitBrainResolved { .. }
+                    | replication::Rule::PromoteAfterTimeout { .. }
             );
+            if loud {
+                warn!(
+                    role = ?role, rule = %rule, eligible = plan.eligible,
+                    local_replid = %replid(&local), local_offset = %offsets(&local),
+                    peer_replid = %replid(&peer), peer_offset = %offsets(&peer),
+                    "replication decision"
+                );
+            } else {
+                info!(
+                    role = ?role, rule = %rule, eligible = plan.eligible,
+                    local_replid = %replid(&local), local_offset = %offsets(&local),
+                    peer_replid = %replid(&peer), peer_offset = %offsets(&peer),
+                    "replication decision"
+                );
+            }
             self.shared.event(
                 "decision",
                 &[

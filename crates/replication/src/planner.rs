@@ -10,6 +10,11 @@
 //!
 //! A master whose old master is still reachable fences it (pauses its writes) before
 //! the last catch-up, so that no write it acknowledged is left behind.
+//!
+//! After a split where both sides went on writing past their common offset, no
+//! partial resync is possible either way: the side that went on further is kept and
+//! the other is resynced from it, losing its bytes past the fork (logged, with the
+//! count). Two unrelated datasets that both hold keys are never resynced.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -200,8 +205,19 @@ pub enum Rule {
         /// How the histories relate.
         relation: Relation,
     },
-    /// The histories went apart and each side holds writes the other lacks: no
-    /// resync either way (one side's writes would be lost); an operator decides.
+    /// A split healed after both sides went on past their common offset: the side
+    /// that went on further is kept; the other side's bytes past the fork are
+    /// discarded by the resync.
+    SplitBrainResolved {
+        /// How the histories relate.
+        relation: Relation,
+        /// Which side is kept.
+        kept: Target,
+        /// Bytes past the fork that the other side loses.
+        discarded: u64,
+    },
+    /// Two unrelated datasets, both holding keys: no resync either way (one side's
+    /// data would be wiped); an operator decides.
     SplitBrain {
         /// How the histories relate.
         relation: Relation,
@@ -309,9 +325,18 @@ impl fmt::Display for Rule {
                 "peer's data is contained in ours ({}): it becomes our replica",
                 describe(relation)
             ),
+            Rule::SplitBrainResolved {
+                relation,
+                kept,
+                discarded,
+            } => write!(
+                f,
+                "SPLIT BRAIN healed ({}): keeping the {kept} side, which went on further; the other side's {discarded} bytes past the fork are discarded",
+                describe(relation)
+            ),
             Rule::SplitBrain { relation } => write!(
                 f,
-                "SPLIT BRAIN: both sides hold writes the other lacks ({}); refusing to resync either way, operator action needed",
+                "SPLIT BRAIN: two unrelated datasets ({}); refusing to resync either way, operator action needed",
                 describe(relation)
             ),
             Rule::Follow { relation } => {
@@ -521,15 +546,26 @@ impl Planner {
                 Command::PauseWrites(Target::Peer, self.pause_length()),
                 Command::ReplicaOf(Target::Local),
             ];
-            return self.plan_of(commands, true, Rule::PullFromPeer { relation }, false);
+            let rule = match divergence(&relation) {
+                Some((ours, _)) => Rule::SplitBrainResolved {
+                    relation,
+                    kept: Target::Peer,
+                    discarded: ours,
+                },
+                None => Rule::PullFromPeer { relation },
+            };
+            return self.plan_of(commands, true, rule, false);
         }
         if peer_holds_nothing_of_its_own(local, peer, &relation) {
-            return self.plan_of(
-                vec![Command::ReplicaOf(Target::Peer)],
-                true,
-                Rule::AttachPeer { relation },
-                false,
-            );
+            let rule = match divergence(&relation) {
+                Some((_, theirs)) if theirs > 0 => Rule::SplitBrainResolved {
+                    relation,
+                    kept: Target::Local,
+                    discarded: theirs,
+                },
+                _ => Rule::AttachPeer { relation },
+            };
+            return self.plan_of(vec![Command::ReplicaOf(Target::Peer)], true, rule, false);
         }
         self.plan_of(Vec::new(), true, Rule::SplitBrain { relation }, false)
     }
@@ -720,12 +756,15 @@ impl Planner {
         }
         let relation = relation(local, peer);
         if local_holds_nothing_of_its_own(local, peer, &relation) {
-            return self.plan_of(
-                vec![Command::ReplicaOf(Target::Local)],
-                true,
-                Rule::Follow { relation },
-                false,
-            );
+            let rule = match divergence(&relation) {
+                Some((ours, _)) if ours > 0 => Rule::SplitBrainResolved {
+                    relation,
+                    kept: Target::Peer,
+                    discarded: ours,
+                },
+                _ => Rule::Follow { relation },
+            };
+            return self.plan_of(vec![Command::ReplicaOf(Target::Local)], true, rule, false);
         }
         if peer_holds_nothing_of_its_own(local, peer, &relation) {
             return self.plan_of(Vec::new(), true, Rule::LocalAhead { relation }, false);
@@ -795,7 +834,25 @@ impl Planner {
     }
 }
 
-/// Does the peer hold writes we lack, with nothing of ours it lacks? Then we pull.
+/// After a split where both sides went on past their common offset: how many bytes
+/// of its own each side holds (local, peer).
+fn divergence(relation: &Relation) -> Option<(u64, u64)> {
+    match *relation {
+        Relation::Diverged {
+            local_offset,
+            peer_offset,
+            common_offset,
+        } => Some((
+            local_offset.saturating_sub(common_offset),
+            peer_offset.saturating_sub(common_offset),
+        )),
+        _ => None,
+    }
+}
+
+/// Does the peer hold writes we lack, so that we must copy them before serving? On a
+/// split where both sides went on, the side that went on further is kept (the other
+/// side's bytes past the fork are discarded, and logged).
 fn peer_has_more(local: &Snapshot, peer: &Snapshot, relation: &Relation) -> bool {
     match *relation {
         Relation::Same {
@@ -807,17 +864,14 @@ fn peer_has_more(local: &Snapshot, peer: &Snapshot, relation: &Relation) -> bool
             fork_offset,
             ..
         } => peer_offset > fork_offset,
-        Relation::Diverged {
-            local_offset,
-            peer_offset,
-            common_offset,
-        } => local_offset == common_offset && peer_offset > common_offset,
+        Relation::Diverged { .. } => divergence(relation).is_some_and(|(l, p)| p > l),
         Relation::LocalContinuesPeer { .. } => false,
         Relation::Unrelated => local.keys == 0 && peer.keys > 0 && !peer.is_fresh_empty(),
     }
 }
 
-/// Is the peer's data contained in ours (or has it none)? Then it may follow us.
+/// May the peer follow us? Its data is contained in ours, or it has none, or (after a
+/// split) it went on no further than we did.
 fn peer_holds_nothing_of_its_own(local: &Snapshot, peer: &Snapshot, relation: &Relation) -> bool {
     match *relation {
         Relation::Same {
@@ -830,16 +884,13 @@ fn peer_holds_nothing_of_its_own(local: &Snapshot, peer: &Snapshot, relation: &R
             fork_offset,
             ..
         } => peer_offset <= fork_offset,
-        Relation::Diverged {
-            peer_offset,
-            common_offset,
-            ..
-        } => peer_offset == common_offset,
+        Relation::Diverged { .. } => divergence(relation).is_some_and(|(l, p)| p <= l),
         Relation::Unrelated => peer.is_fresh_empty() || (peer.keys == 0 && local.keys > 0),
     }
 }
 
-/// Is our data contained in the peer's (or have we none)? Then we may follow it.
+/// May we follow the peer? Our data is contained in its, or we have none, or (after
+/// a split) we went on no further than it did.
 fn local_holds_nothing_of_its_own(local: &Snapshot, peer: &Snapshot, relation: &Relation) -> bool {
     match *relation {
         Relation::Same {
@@ -852,11 +903,7 @@ fn local_holds_nothing_of_its_own(local: &Snapshot, peer: &Snapshot, relation: &
             fork_offset,
             ..
         } => local_offset <= fork_offset,
-        Relation::Diverged {
-            local_offset,
-            common_offset,
-            ..
-        } => local_offset == common_offset,
+        Relation::Diverged { .. } => divergence(relation).is_some_and(|(l, p)| l <= p),
         Relation::Unrelated => local.is_fresh_empty() || (local.keys == 0 && peer.keys > 0),
     }
 }
