@@ -621,3 +621,23 @@ fn every_rule_explains_itself_with_offsets() {
     let text = plan.rule.to_string();
     assert!(text.contains("100") && text.contains("150"), "{text}");
 }
+
+#[test]
+fn a_replica_resyncing_after_a_healed_split_is_not_detached_again() {
+    // Our Redis followed the master after a healed split (it went on less far) and is
+    // in its full sync: link down, still on its own diverged history.
+    let mut planner = Planner::new(config());
+    let syncing = replica_of(master(R1, 149, 15), PEER_HOST, false);
+    let plan = planner.plan(
+        Instant::now(),
+        PEER_MASTER,
+        Some(&syncing),
+        Some(&promoted(R2, R1, 100, 10_000, 900)),
+    );
+    assert!(plan.commands.is_empty(), "{plan:?}");
+    assert!(
+        matches!(plan.rule, Rule::LinkDownSameHistory),
+        "{}",
+        plan.rule
+    );
+}

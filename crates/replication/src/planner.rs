@@ -239,8 +239,8 @@ pub enum Rule {
         /// What the peer looks like.
         why: &'static str,
     },
-    /// Backup and our Redis's link is down, but the peer still holds our history: the
-    /// link will resume with a partial resync.
+    /// Backup and our Redis's link is down (a sync under way, or a blip), but the peer
+    /// holds everything we hold: the sync loses nothing.
     LinkDownSameHistory,
     /// Backup and our data is ahead of the master's: it will pull from us.
     LocalAhead {
@@ -353,9 +353,9 @@ impl fmt::Display for Rule {
                 f,
                 "link to the peer's Redis dropped and {why}: detaching to keep our data"
             ),
-            Rule::LinkDownSameHistory => {
-                f.write_str("link to the peer's Redis is down; it holds our history, waiting")
-            }
+            Rule::LinkDownSameHistory => f.write_str(
+                "link to the peer's Redis is down (syncing?); it holds all we hold, waiting",
+            ),
             Rule::LocalAhead { relation } => write!(
                 f,
                 "our data is ahead of the master's ({}): waiting for it to pull from us",
@@ -705,11 +705,12 @@ impl Planner {
                     false,
                 );
             };
-            return match relation(local, peer) {
-                Relation::Same { .. } | Relation::PeerContinuesLocal { .. } => {
-                    self.plan_of(Vec::new(), true, Rule::LinkDownSameHistory, false)
-                }
-                _ => {
+            // While the link is down (a full sync under way, or a blip), stay only if
+            // the peer holds everything we hold: then a resync loses nothing.
+            let relation = relation(local, peer);
+            return match local_holds_nothing_of_its_own(local, peer, &relation) {
+                true => self.plan_of(Vec::new(), true, Rule::LinkDownSameHistory, false),
+                false => {
                     let why = if peer.is_fresh_empty() {
                         "the peer's Redis restarted empty"
                     } else {
