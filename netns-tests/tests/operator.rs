@@ -207,3 +207,55 @@ fn sighup_applies_a_new_priority_without_dropping_the_vip_and_refuses_a_bad_file
     let refused = log.lines().find(|l| l.contains("REFUSED")).unwrap();
     assert!(refused.contains("redha-h1.toml:2"), "{refused}");
 }
+
+#[test]
+fn notify_hooks_run_with_keepalived_arguments() {
+    if !require_netns("notify_hooks_run_with_keepalived_arguments") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new("hooks", 1);
+    let record = lab.dir().join("hook-calls.log");
+    let script = lab.dir().join("hook.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", record.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let master_script = lab.dir().join("master.sh");
+    std::fs::write(
+        &master_script,
+        format!("#!/bin/sh\necho notify_master >> {}\n", record.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&master_script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let node = Node {
+        extra: format!(
+            "notify = {:?}\nnotify_master = {:?}\n",
+            script.display().to_string(),
+            master_script.display().to_string()
+        ),
+        ..Node::with_priority(150)
+    };
+    let a = redha::start(&lab, 1, &node);
+    wait_until(node.master_down_interval() + MARGIN, POLL, || {
+        lab.holders(VIP) == [1]
+    })
+    .expect("master");
+    assert!(a.signal(libc::SIGTERM));
+    a.wait_exit(Duration::from_secs(10)).expect("redha exits");
+    let calls = std::fs::read_to_string(&record).unwrap_or_default();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "INSTANCE vrid-51 BACKUP 150",
+            "notify_master",
+            "INSTANCE vrid-51 MASTER 150",
+            "INSTANCE vrid-51 STOP 150"
+        ],
+        "{}",
+        a.log()
+    );
+}

@@ -257,6 +257,42 @@ pub struct VrrpConfig {
     /// Gratuitous ARPs per address in a refresh burst; 1.
     #[serde(default = "default_garp_master_refresh_repeat")]
     pub garp_master_refresh_repeat: u32,
+    /// Command run on entering MASTER (keepalived's notify_master).
+    #[serde(default)]
+    pub notify_master: Option<String>,
+    /// Command run on entering BACKUP.
+    #[serde(default)]
+    pub notify_backup: Option<String>,
+    /// Command run on entering FAULT.
+    #[serde(default)]
+    pub notify_fault: Option<String>,
+    /// Command run when the instance stops.
+    #[serde(default)]
+    pub notify_stop: Option<String>,
+    /// Command run on every change with `INSTANCE <name> <STATE> <priority>`.
+    #[serde(default)]
+    pub notify: Option<String>,
+    /// A hook still running after this is killed; default 10s.
+    #[serde(default = "default_notify_timeout", with = "humantime_serde")]
+    pub notify_timeout: Duration,
+}
+
+fn default_notify_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl VrrpConfig {
+    /// The notify hooks.
+    pub fn hooks(&self) -> crate::hooks::HookConfig {
+        crate::hooks::HookConfig {
+            notify_master: self.notify_master.clone(),
+            notify_backup: self.notify_backup.clone(),
+            notify_fault: self.notify_fault.clone(),
+            notify_stop: self.notify_stop.clone(),
+            notify: self.notify.clone(),
+            notify_timeout: self.notify_timeout,
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -506,6 +542,13 @@ impl Config {
         }
         if v.garp_master_repeat == 0 {
             return Err(fail("garp_master_repeat", "must be at least 1".into()));
+        }
+        if let Err(e) = v.hooks().check() {
+            let message = match e.command.is_empty() {
+                true => e.refusal.to_string(),
+                false => format!("{:?}: {}", e.command, e.refusal),
+            };
+            return Err(fail(e.key, message));
         }
         let fail_in = |table: &str, key: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),

@@ -3,6 +3,7 @@
 //! out of Fault. Every decision is logged with its rule, the ids and the offsets, in
 //! the tracing output and in the state log.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 use vrrp::{Command as VrrpCommand, InstanceHandle, State, Status};
 
 use crate::config::{Config, RedisConfig};
+use crate::hooks::{HookRunner, HookState};
 use crate::state::{HealthView, RedisView, Shared};
 
 /// What the main loop asks of the coordinator.
@@ -50,6 +52,8 @@ pub struct Coordinator {
     last_rule: Option<(std::mem::Discriminant<replication::Rule>, bool)>,
     last_state: State,
     last_health: Health,
+    hooks: Arc<HookRunner>,
+    priority: u8,
 }
 
 impl Coordinator {
@@ -60,6 +64,7 @@ impl Coordinator {
         config: &Config,
         vrrp: InstanceHandle,
         shared: Shared,
+        hooks: Arc<HookRunner>,
         in_fault: bool,
     ) -> Result<Self> {
         let vrrp_status = vrrp.status();
@@ -77,6 +82,8 @@ impl Coordinator {
             last_rule: None,
             last_state,
             last_health: Health::Unknown,
+            hooks,
+            priority: config.vrrp.priority.0,
         })
     }
 
@@ -185,6 +192,14 @@ impl Coordinator {
     fn note_vrrp_transition(&mut self) {
         let status = self.vrrp_status.borrow_and_update().clone();
         if status.state != self.last_state {
+            if let Some(state) = HookState::from_vrrp(status.state) {
+                // keepalived passes the configured priority, also in FAULT.
+                let priority = match status.effective_priority {
+                    0 => self.priority,
+                    p => p,
+                };
+                self.hooks.notify(state, priority);
+            }
             self.shared.event(
                 "transition",
                 &[

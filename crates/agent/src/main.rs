@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod control;
 mod coordinator;
+mod hooks;
 mod metrics;
 mod run;
 mod state;

@@ -2,6 +2,8 @@
 //! socket and the metrics listener run; signals stop or reload them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
@@ -12,6 +14,7 @@ use vrrp::{InstanceConfig, InstanceHandle};
 
 use crate::config::Config;
 use crate::coordinator::{Coordinator, Request};
+use crate::hooks::{HookRunner, HookState};
 use crate::state::Shared;
 use crate::statelog::StateLog;
 use crate::{control, metrics, status};
@@ -83,6 +86,7 @@ async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Ru
             .command(vrrp::Command::Reconfigure(Box::new(new_instance.clone())))
             .await;
         running.instance = new_instance;
+        running.hooks.reconfigure(new.vrrp.hooks());
         running.stop_services().await;
         running.config = new;
         let in_fault = running.handle.status().borrow().state == vrrp::State::Fault;
@@ -114,11 +118,13 @@ struct Running {
     requests: Option<mpsc::Sender<Request>>,
     coordinator: Option<JoinHandle<()>>,
     servers: Vec<JoinHandle<()>>,
+    hooks: Arc<HookRunner>,
 }
 
 impl Running {
     async fn start(config: Config, shared: Shared) -> Result<Running> {
         let instance = config.instance();
+        let (instance_name, hooks) = (instance.name.clone(), config.vrrp.hooks());
         // With a Redis to watch, the instance stays out of the election until that
         // Redis has been seen healthy.
         let start_in_fault = config.redis.as_ref().map(|r| {
@@ -139,6 +145,7 @@ impl Running {
             requests: None,
             coordinator: None,
             servers: Vec::new(),
+            hooks: Arc::new(HookRunner::spawn(instance_name, hooks)),
         };
         running.start_services(shared, in_fault)?;
         Ok(running)
@@ -147,8 +154,13 @@ impl Running {
     /// The coordinator, the control socket and the metrics listener.
     fn start_services(&mut self, shared: Shared, in_fault: bool) -> Result<()> {
         let (tx, rx) = mpsc::channel(1);
-        let coordinator =
-            Coordinator::new(&self.config, self.handle.clone(), shared.clone(), in_fault)?;
+        let coordinator = Coordinator::new(
+            &self.config,
+            self.handle.clone(),
+            shared.clone(),
+            self.hooks.clone(),
+            in_fault,
+        )?;
         self.coordinator = Some(tokio::spawn(coordinator.run(rx)));
         self.requests = Some(tx);
 
@@ -205,6 +217,15 @@ impl Running {
             s.abort();
         }
         let _ = std::fs::remove_file(&self.config.control.socket);
+        // notify_stop and `notify ... STOP`, then the queued hooks, bounded.
+        let priority = self.config.vrrp.priority.0;
+        self.hooks.notify(HookState::Stop, priority);
+        let bound = self.config.vrrp.notify_timeout * 2 + Duration::from_secs(1);
+        if let Ok(hooks) = Arc::try_unwrap(self.hooks)
+            && tokio::time::timeout(bound, hooks.shutdown()).await.is_err()
+        {
+            warn!("notify hooks still running at exit; not waiting longer");
+        }
         match self.task.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
