@@ -40,6 +40,22 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Write the redha configuration equivalent to a keepalived.conf of the classic
+    /// Redis setup: vrrp_instance, authentication, unicast peers, the chk_redis
+    /// vrrp_script (becomes [redis]), and the notify scripts (SLAVEOF scripts become
+    /// [replication]; others stay hooks). The TOML goes to stdout (or --output), and
+    /// what has no equivalent is said plainly on stderr, with its line.
+    MigrateKeepalived {
+        /// The keepalived.conf to read.
+        #[arg(value_name = "KEEPALIVED_CONF")]
+        file: PathBuf,
+        /// Which vrrp_instance to migrate (default: the first; one per redha file).
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+        /// Write the TOML here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Show what the running agent is doing: VRRP state, priority, who is master
     /// since when and why, the VIPs, the local and the peer's Redis (role, offsets,
     /// link), the replication rule in force and the last events.

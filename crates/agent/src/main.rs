@@ -6,6 +6,7 @@ mod control;
 mod coordinator;
 mod hooks;
 mod metrics;
+mod migrate;
 mod run;
 mod state;
 mod statelog;
@@ -27,6 +28,11 @@ fn main() -> ExitCode {
             check_config(file.as_ref().or(cli.config.as_ref()))
         }
         Some(Command::Status { json, ref socket }) => show_status(&cli, json, socket.as_ref()),
+        Some(Command::MigrateKeepalived {
+            ref file,
+            ref instance,
+            ref output,
+        }) => migrate_keepalived(file, instance.as_deref(), output.as_ref()),
         None | Some(Command::Run) => run(&cli),
     }
 }
@@ -72,6 +78,41 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn migrate_keepalived(
+    file: &PathBuf,
+    instance: Option<&str>,
+    output: Option<&PathBuf>,
+) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("redha migrate-keepalived: {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = file.display().to_string();
+    let result = migrate::migrate_with(&text, &name, instance, &migrate::read_script_file);
+    let migration = match result {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("redha migrate-keepalived: {name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &migration.toml) {
+                eprintln!("redha migrate-keepalived: {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{}", migration.toml),
+    }
+    eprint!("{}", migrate::render_notes(&migration.notes));
+    ExitCode::SUCCESS
 }
 
 fn show_status(cli: &Cli, json: bool, socket: Option<&PathBuf>) -> ExitCode {
