@@ -44,13 +44,8 @@ async fn round(
     executor: &mut Executor,
     role: Role,
 ) -> (Rule, Vec<Command>, bool) {
-    let (local, peer) = executor.observe().await;
-    let plan = planner.plan(
-        Instant::now(),
-        role,
-        local.ok().as_ref(),
-        peer.ok().as_ref(),
-    );
+    let (local, peer) = executor.observe(None).await;
+    let plan = planner.plan(Instant::now(), role, local.ok().as_ref(), peer.as_ref());
     for command in &plan.commands {
         executor
             .run(command)
@@ -196,7 +191,7 @@ async fn a_planned_stop_pauses_writes_until_the_replica_has_them() {
         assert!(started.elapsed() < Duration::from_secs(6));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (local, peer) = executor.observe().await;
+    let (local, peer) = executor.observe(None).await;
     assert_eq!(
         local.unwrap().offset(),
         peer.unwrap().offset(),

@@ -150,13 +150,13 @@ fn cases() -> Vec<Case> {
             rule: |r| matches!(r, Rule::AttachPeer { .. }),
         },
         Case {
-            name: "master: a peer continuing our history with more writes is pulled first (fenced)",
+            name: "master: a peer continuing our history with more writes: step out and follow it",
             role: Role::Master,
             local: Some(master(R1, 100, 10)),
             peer: Some(promoted(R2, R1, 100, 150, 15)),
-            commands: vec![PauseWrites(Peer, Duration::from_secs(12)), ReplicaOf(Local)],
-            eligible: true,
-            rule: |r| matches!(r, Rule::PullFromPeer { .. }),
+            commands: vec![ReplicaOf(Local)],
+            eligible: false,
+            rule: |r| matches!(r, Rule::Follow { .. }),
         },
         Case {
             name: "master: a peer that left our history without writing becomes our replica",
@@ -177,12 +177,12 @@ fn cases() -> Vec<Case> {
             rule: |r| matches!(r, Rule::AttachPeer { .. }),
         },
         Case {
-            name: "master: healed split, the peer went on further: pull from it (ours past the fork is discarded)",
+            name: "master: healed split, the peer went on further: step out and follow it (ours past the fork is discarded)",
             role: Role::Master,
             local: Some(promoted(R2, R1, 100, 150, 15)),
             peer: Some(promoted(R3, R1, 100, 170, 17)),
-            commands: vec![PauseWrites(Peer, Duration::from_secs(12)), ReplicaOf(Local)],
-            eligible: true,
+            commands: vec![ReplicaOf(Local)],
+            eligible: false,
             rule: |r| {
                 matches!(
                     r,
@@ -213,12 +213,12 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
-            name: "backup: healed split, the master went on further: follow it",
+            name: "backup: healed split, the master went on further: step out and follow it",
             role: PEER_MASTER,
             local: Some(master(R1, 149, 15)),
             peer: Some(promoted(R2, R1, 100, 10_000, 900)),
             commands: vec![ReplicaOf(Local)],
-            eligible: true,
+            eligible: false,
             rule: |r| {
                 matches!(
                     r,
@@ -312,21 +312,21 @@ fn cases() -> Vec<Case> {
             rule: |r| matches!(r, Rule::FencePeer { .. }),
         },
         Case {
-            name: "backup: follow the VIP holder's Redis when it continues ours",
+            name: "backup: two masters, the VIP holder's continues ours: step out and follow it",
             role: PEER_MASTER,
             local: Some(master(R1, 100, 10)),
             peer: Some(promoted(R2, R1, 100, 150, 15)),
             commands: vec![ReplicaOf(Local)],
-            eligible: true,
+            eligible: false,
             rule: |r| matches!(r, Rule::Follow { .. }),
         },
         Case {
-            name: "backup: same history, we are behind: follow",
+            name: "backup: two masters on one history, we are behind: step out and follow",
             role: PEER_MASTER,
             local: Some(master(R1, 90, 9)),
             peer: Some(master(R1, 100, 10)),
             commands: vec![ReplicaOf(Local)],
-            eligible: true,
+            eligible: false,
             rule: |r| matches!(r, Rule::Follow { .. }),
         },
         Case {
@@ -357,11 +357,22 @@ fn cases() -> Vec<Case> {
             rule: |r| matches!(r, Rule::SplitBrain { .. }),
         },
         Case {
-            name: "backup without a VRRP master: leave our Redis alone",
+            name: "backup without a VRRP master, two masters, the peer's ahead: follow it all the same (we hold nothing of our own)",
             role: Role::Backup {
                 peer_is_master: false,
             },
             local: Some(master(R1, 90, 9)),
+            peer: Some(master(R1, 100, 10)),
+            commands: vec![ReplicaOf(Local)],
+            eligible: false,
+            rule: |r| matches!(r, Rule::Follow { .. }),
+        },
+        Case {
+            name: "backup without a VRRP master, equal data: leave our Redis alone",
+            role: Role::Backup {
+                peer_is_master: false,
+            },
+            local: Some(master(R1, 100, 10)),
             peer: Some(master(R1, 100, 10)),
             commands: vec![],
             eligible: true,

@@ -30,7 +30,13 @@ struct Replication {
     executor: Executor,
     catch_up_timeout: Duration,
     peer_address: String,
+    /// Whether the peer's Redis answered at the last look.
+    peer_reachable: bool,
 }
+
+/// How long a read of the peer's Redis may take while it was unreachable at the last
+/// look (a partition): the rest of the decision must not wait for its timeout.
+const PEER_UNREACHABLE_LIMIT: Duration = Duration::from_millis(150);
 
 /// The Redis side: health monitor and, with `[replication]`, the planner.
 struct RedisSide {
@@ -146,6 +152,7 @@ impl Coordinator {
                     ),
                     catch_up_timeout: rep.catch_up_timeout,
                     peer_address: rep.peer.to_string(),
+                    peer_reachable: true,
                 })
             }
         };
@@ -310,16 +317,43 @@ impl Coordinator {
         next
     }
 
-    async fn observe(rep: &mut Replication, healthy: bool) -> (Option<Snapshot>, Option<Snapshot>) {
-        let (local, peer) = rep.executor.observe().await;
-        let local = if healthy { local.ok() } else { None };
-        (local, peer.ok())
+    /// Fresh snapshots. A dropped or refused connection to the local Redis counts at
+    /// once (`None`: it was killed or is restarting, and a Redis restarted empty must
+    /// not take writes while it holds the VIP). Any other failed read of a Redis that
+    /// is healthy by its checks (a slow answer) is `Err`: only `fall` failed checks are
+    /// a reason to act, so the caller skips this round.
+    async fn observe(
+        rep: &mut Replication,
+        healthy: bool,
+    ) -> (Result<Option<Snapshot>, ()>, Option<Snapshot>) {
+        let limit = (!rep.peer_reachable).then_some(PEER_UNREACHABLE_LIMIT);
+        let (local, peer) = rep.executor.observe(limit).await;
+        rep.peer_reachable = peer.is_some();
+        let local = match (healthy, local) {
+            (false, _) => Ok(None),
+            (true, Ok(snapshot)) => Ok(Some(snapshot)),
+            (true, Err(e)) if e.is_connection_failure() => Ok(None),
+            (true, Err(_)) => Err(()),
+        };
+        (local, peer)
     }
 
     async fn plan_and_execute(&mut self, role: Role, healthy: bool) -> Plan {
         let side = self.redis.as_mut().expect("redis side");
         let rep = side.replication.as_mut().expect("replication configured");
         let (local, peer) = Self::observe(rep, healthy).await;
+        let Ok(local) = local else {
+            // Healthy by its checks, but this read failed: look again soon.
+            return Plan {
+                commands: Vec::new(),
+                eligible: !self.in_fault,
+                handover_ready: false,
+                rule: replication::Rule::Wait {
+                    why: "the local Redis did not answer this read",
+                },
+                next_check: Duration::from_millis(100),
+            };
+        };
         {
             let mut state = self.shared.lock();
             state.local = Some(RedisView::from_snapshot(&side.address, local.as_ref()));
@@ -416,6 +450,7 @@ impl Coordinator {
             }
         }
         let (after_local, after_peer) = Self::observe(rep, healthy).await;
+        let after_local = after_local.ok().flatten();
         self.shared.event(
             "after",
             &[

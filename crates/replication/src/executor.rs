@@ -1,5 +1,7 @@
 //! Runs the planner's commands against the two Redis servers.
 
+use std::time::Duration;
+
 use health::{Client, ClientError, Snapshot};
 
 use crate::planner::{Command, Endpoint, Target};
@@ -49,11 +51,24 @@ impl Executor {
     }
 
     /// Fresh snapshots of both Redis servers, read concurrently; an error for one
-    /// that is down, unreachable or answers strangely.
+    /// that is down, unreachable or answers strangely. `peer_limit` bounds the
+    /// peer's read more tightly than its client's timeouts (used when the peer was
+    /// unreachable at the last look: a partitioned peer must not delay a promotion);
+    /// past it the peer counts as unreachable.
     pub async fn observe(
         &mut self,
-    ) -> (Result<Snapshot, ClientError>, Result<Snapshot, ClientError>) {
-        tokio::join!(self.local.info(), self.peer.info())
+        peer_limit: Option<Duration>,
+    ) -> (Result<Snapshot, ClientError>, Option<Snapshot>) {
+        let peer = async {
+            match peer_limit {
+                None => self.peer.info().await.ok(),
+                Some(limit) => tokio::time::timeout(limit, self.peer.info())
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+            }
+        };
+        tokio::join!(self.local.info(), peer)
     }
 
     /// Runs one command.

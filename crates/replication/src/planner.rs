@@ -193,12 +193,6 @@ pub enum Rule {
         /// The peer's offset.
         peer_offset: u64,
     },
-    /// Master, both Redis are masters and the peer holds a newer continuation of our
-    /// history: replicate from it (fenced) before serving.
-    PullFromPeer {
-        /// How the histories relate.
-        relation: Relation,
-    },
     /// Master, the peer's data is a prefix of ours (or it has none): make it our
     /// replica.
     AttachPeer {
@@ -314,11 +308,6 @@ impl fmt::Display for Rule {
                 f,
                 "catch-up timed out at offset {local_offset} of {peer_offset}: promoting; {} bytes are lost",
                 peer_offset.saturating_sub(*local_offset)
-            ),
-            Rule::PullFromPeer { relation } => write!(
-                f,
-                "peer holds a newer continuation of our history ({}): replicate from it before serving",
-                describe(relation)
             ),
             Rule::AttachPeer { relation } => write!(
                 f,
@@ -479,6 +468,20 @@ impl Planner {
             plan.handover_ready = role == Role::Stopping;
             return plan;
         }
+        if let Some(peer) = peer.filter(|p| local.is_master() && p.is_master())
+            && peer_has_more(local, peer, &relation(local, peer))
+        {
+            // Two masters, and the peer's holds writes ours lacks (a healed split, or
+            // a start-up): the node with the newer data must hold the VIP, so this one
+            // steps out of the election and follows the peer instead of copying its
+            // data while holding the VIP (which would refuse writes meanwhile, and
+            // acknowledge writes on an old copy). Following it makes us eligible again.
+            self.operation = None;
+            let mut plan = self.as_backup(now, local, Some(peer), true);
+            plan.eligible = false;
+            plan.handover_ready = role == Role::Stopping;
+            return plan;
+        }
         match role {
             Role::Master => self.as_master(now, local, peer),
             Role::Backup { peer_is_master } => self.as_backup(now, local, peer, peer_is_master),
@@ -537,25 +540,8 @@ impl Planner {
             return self.plan_of(Vec::new(), true, rule, false);
         }
         // The peer's Redis is a master (or follows a third party): compare histories.
+        // (A peer that holds more was handled in `plan`: we step out and follow it.)
         let relation = relation(local, peer);
-        if peer_has_more(local, peer, &relation) {
-            self.operation = Some(Operation::CatchUp {
-                deadline: now + self.config.catch_up_timeout,
-            });
-            let commands = vec![
-                Command::PauseWrites(Target::Peer, self.pause_length()),
-                Command::ReplicaOf(Target::Local),
-            ];
-            let rule = match divergence(&relation) {
-                Some((ours, _)) => Rule::SplitBrainResolved {
-                    relation,
-                    kept: Target::Peer,
-                    discarded: ours,
-                },
-                None => Rule::PullFromPeer { relation },
-            };
-            return self.plan_of(commands, true, rule, false);
-        }
         if peer_holds_nothing_of_its_own(local, peer, &relation) {
             let rule = match divergence(&relation) {
                 Some((_, theirs)) if theirs > 0 => Rule::SplitBrainResolved {

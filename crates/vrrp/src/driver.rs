@@ -65,6 +65,9 @@ pub struct Status {
     pub reason_kind: &'static str,
     /// Transitions so far.
     pub transitions: u64,
+    /// Times another master claimed the addresses while we held them (a healed
+    /// split): each one is a moment to compare notes with the peer at once.
+    pub conflicts: u64,
     /// The priority we advertise now (0 outside Backup and Master).
     pub effective_priority: u8,
     /// The master we believe in (source address and priority).
@@ -81,6 +84,7 @@ impl Default for Status {
             reason: "not started".into(),
             reason_kind: "none",
             transitions: 0,
+            conflicts: 0,
             effective_priority: 0,
             master: None,
             primary_address: None,
@@ -388,7 +392,12 @@ impl Driver {
                         }
                     }
                 }
-                Action::SendGratuitousArp { conflict } => self.schedule_garps(conflict),
+                Action::SendGratuitousArp { conflict } => {
+                    if conflict {
+                        self.status.send_modify(|s| s.conflicts += 1);
+                    }
+                    self.schedule_garps(conflict);
+                }
                 Action::Transition(t) => {
                     if t.to == State::Master {
                         self.stats.became_master();
@@ -397,13 +406,17 @@ impl Driver {
                         instance = %self.config.name, from = %t.from, to = %t.to, reason = %t.reason,
                         priority = self.router.effective_priority(), "VRRP transition"
                     );
-                    let transitions = self.status.borrow().transitions + 1;
+                    let (transitions, conflicts) = {
+                        let old = self.status.borrow();
+                        (old.transitions + 1, old.conflicts)
+                    };
                     let status = Status {
                         state: t.to,
                         since: SystemTime::now(),
                         reason: t.reason.to_string(),
                         reason_kind: t.reason.kind(),
                         transitions,
+                        conflicts,
                         effective_priority: self.router.effective_priority(),
                         master: self.router.master(),
                         primary_address: Some(self.router.config().primary_address),
