@@ -4,17 +4,22 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// redha keeps a Redis pair highly available: it speaks VRRP (RFC 3768) with its peer
-/// to decide which host holds the virtual IP, and replaces keepalived and its notify
-/// scripts.
+/// Keeps a Redis pair highly available: VRRP for the virtual IP, replication moved by
+/// observed progress.
 ///
-/// Run it on each host as `redha --config /etc/redha/redha.toml`. SIGTERM or SIGINT
-/// steps down (priority 0, virtual addresses removed) and exits; SIGUSR1 logs the
-/// counters (adverts sent, received, dropped by reason).
+/// Run one agent on each of the two Redis hosts (`redha --config FILE`). The agents
+/// speak VRRP (RFC 3768, keepalived's protocol) to decide which host holds the virtual
+/// IP; with `[redis]` each checks its local Redis and stays out of the election while
+/// it is down, and with `[replication]` it moves replication so that the virtual IP
+/// always points at a writable Redis holding the newest data: no fixed sleeps, no
+/// start-up ritual, never a good copy wiped by an empty one.
+///
+/// Signals: SIGTERM/SIGINT hand over and step down; SIGHUP reloads the file; SIGUSR1
+/// logs the counters. See `redha help run`.
 #[derive(Debug, Parser)]
 #[command(name = "redha", version, about, long_about)]
 pub struct Cli {
-    /// The node's configuration file (TOML).
+    /// The node's configuration file (TOML; see config/reference.toml).
     #[arg(short, long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
@@ -32,19 +37,46 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the agent (the default).
+    ///
+    /// Reads --config (a bad file is refused before anything touches the network,
+    /// naming the file, the line and the key), then runs the VRRP instance, the Redis
+    /// checks and the replication planner, the control socket for `redha status`,
+    /// and, with [metrics], the Prometheus listener. Needs CAP_NET_RAW and
+    /// CAP_NET_ADMIN.
+    ///
+    /// Signals:
+    ///   SIGTERM, SIGINT  hand over (pause writes until the peer's replica has them),
+    ///                    step down (priority 0, virtual IPs removed), run the stop
+    ///                    hooks, exit 0
+    ///   SIGHUP           reload the file: an invalid one is refused and the running
+    ///                    configuration kept; the same instance (interface, VRID) is
+    ///                    reconfigured in place, keeping its virtual IPs
+    ///   SIGUSR1          log the counters (adverts sent, received, dropped by reason)
+    ///
+    /// Every transition, Redis command and decision is logged with its reason, the
+    /// replication ids and the offsets; [state_log] writes the same to a file.
+    #[command(verbatim_doc_comment)]
     Run,
-    /// Check a configuration file without touching the network: prints what it would
-    /// run, or the file, line and key of the first error, and exits non-zero.
+    /// Check a configuration file without touching the network.
+    ///
+    /// Prints a one-line summary of what it would run and exits 0, or prints the
+    /// file, the line and the key of the first error and exits 1. Notify hook
+    /// programs are checked too (absolute path, executable, not changeable by a
+    /// non-root user).
     CheckConfig {
         /// The file to check (default: --config).
         #[arg(value_name = "FILE")]
         file: Option<PathBuf>,
     },
-    /// Write the redha configuration equivalent to a keepalived.conf of the classic
-    /// Redis setup: vrrp_instance, authentication, unicast peers, the chk_redis
-    /// vrrp_script (becomes [redis]), and the notify scripts (SLAVEOF scripts become
-    /// [replication]; others stay hooks). The TOML goes to stdout (or --output), and
-    /// what has no equivalent is said plainly on stderr, with its line.
+    /// Convert a keepalived.conf of the classic Redis setup to a redha configuration.
+    ///
+    /// Reads one vrrp_instance (--instance, else the first) with its authentication,
+    /// unicast peers and garp settings; a vrrp_script that checks Redis (chk_redis)
+    /// becomes [redis]; notify scripts that run SLAVEOF/REPLICAOF are replaced by
+    /// [replication] (the peer is taken from them when they are readable here);
+    /// other notify scripts stay hooks. The TOML goes to stdout (or --output) and is
+    /// accepted by `redha check-config`; what has no equivalent is said plainly on
+    /// stderr, with its keepalived.conf line, and repeated as comments in the TOML.
     MigrateKeepalived {
         /// The keepalived.conf to read.
         #[arg(value_name = "KEEPALIVED_CONF")]
@@ -56,10 +88,11 @@ pub enum Command {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Show what the running agent is doing: VRRP state, priority, who is master
-    /// since when and why, the VIPs, the local and the peer's Redis (role, offsets,
-    /// link), the replication rule in force and the last events.
+    /// Show what the running agent is doing.
     ///
+    /// VRRP state, effective priority, who is master since when and why, the virtual
+    /// IPs held, the local and the peer's Redis (role, offsets, link), the
+    /// replication rule in force and the last events: a table, or JSON with --json.
     /// It asks the agent over its control socket: --socket, else `[control] socket`
     /// of --config, else /run/redha/redha.sock. Exits 3 when no agent answers.
     Status {
