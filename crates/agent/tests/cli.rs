@@ -77,8 +77,52 @@ fn a_missing_file_is_named() {
 fn help_describes_the_commands() {
     let out = redha(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "run",
+        "check-config",
+        "migrate-keepalived",
+        "status",
+        "--config",
+        "SIGHUP",
+    ] {
+        assert!(help.contains(word), "{word} missing from --help:\n{help}");
+    }
+    let expect = [
+        ("run", "SIGUSR1"),
+        ("check-config", "line and the key"),
+        ("migrate-keepalived", "no equivalent"),
+        ("status", "control socket"),
+    ];
+    for (command, word) in expect {
+        let out = redha(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && help.contains(word),
+            "{command} --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn migrate_keepalived_writes_a_config_that_checks_out() {
+    let conf = repo().join("crates/agent/tests/fixtures/keepalived/unicast-auth.conf");
+    let out_path = std::env::temp_dir().join(format!("redha-migrated-{}.toml", std::process::id()));
+    let out = redha(&[
+        "migrate-keepalived",
+        conf.to_str().unwrap(),
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
     assert!(
-        help.contains("check-config") && help.contains("--config"),
-        "{help}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let check = redha(&["check-config", out_path.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let _ = std::fs::remove_file(out_path);
 }
