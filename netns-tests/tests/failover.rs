@@ -240,3 +240,31 @@ fn partition_heal_on_equal_priority_keeps_the_higher_address() {
     }
     partition_and_heal("splittie", [100, 100], 2);
 }
+
+#[test]
+fn a_vip_left_by_an_earlier_run_is_removed_at_start() {
+    if !require_netns("a_vip_left_by_an_earlier_run_is_removed_at_start") {
+        return;
+    }
+    let lab = Lab::new("stale", 2);
+    // An earlier run died and left its VIP (without a lifetime, as keepalived would).
+    lab.run(
+        2,
+        "ip",
+        ["addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    assert!(lab.has_addr(2, VIP));
+    let master = Node::with_priority(150);
+    let _a = redha::start(&lab, 1, &master);
+    let b = redha::start(&lab, 2, &Node::with_priority(100));
+    // redha starts in Backup and must not answer for the address meanwhile.
+    wait_until(Duration::from_secs(2), POLL, || !lab.has_addr(2, VIP))
+        .expect("the stale VIP is removed at start");
+    assert!(
+        b.log()
+            .contains("removed a virtual address left on eth0 by an earlier run"),
+        "{}",
+        b.log()
+    );
+    wait_sole_holder(&lab, 1, master.master_down_interval() + MARGIN);
+}
