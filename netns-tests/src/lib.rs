@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod classic;
 mod cmd;
 pub mod keepalived;
 mod lab;
@@ -29,6 +30,7 @@ mod netns;
 mod process;
 pub mod redha;
 pub mod redis;
+pub mod sentinel;
 mod wait;
 pub mod writer;
 

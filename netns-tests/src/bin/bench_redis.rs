@@ -1,0 +1,1427 @@
+//! Benchmark: what a client writing to a Redis pair sees during the classic failures,
+//! for redha, for keepalived 2.2 with the classic notify scripts of DESIGN.md, and for
+//! Redis Sentinel, all in one run, in network namespaces.
+//!
+//! Scenarios (each in a fresh three-host lab: Redis on hosts 1 and 2, the client on
+//! host 3 writing a sequential key every 10 ms): Redis SIGKILLed on the master and
+//! restarted empty 5 s later; the agent killed on the master; a planned switchover; the
+//! master's Redis restarted empty at once; a 10 s partition of the master's host.
+//! Metrics: the longest gap between acknowledged writes, acknowledged writes missing on
+//! the final master, how long both hosts held the VIP, and the time to a settled pair.
+//!
+//! Run as root: `target/release/bench_redis [--advert-int N] [--runs N] [--only
+//! redha|keepalived|sentinel] [--scenario N] [--cap SECONDS]`. The Markdown table goes
+//! to stdout, progress to stderr.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, sleep};
+use std::time::{Duration, Instant};
+
+use netns_tests::classic;
+use netns_tests::redha::{self, Node, RedisSettings, VIP};
+use netns_tests::redis::{REDIS_PORT, RedisNode, RedisOpts, Reply, lab_connect, require_redis};
+use netns_tests::sentinel::{self, SentinelSettings, SentinelWriter};
+use netns_tests::writer::{CHECK_BATCH, WriteLog, Writer, key};
+use netns_tests::{Lab, Proc, keepalived, require_netns};
+
+/// The client writes one key this often.
+const WRITE_INTERVAL: Duration = Duration::from_millis(10);
+/// Steady writes before the fault.
+const STEADY: Duration = Duration::from_secs(3);
+/// How often the VIP holders are polled.
+const HOLDER_POLL: Duration = Duration::from_millis(50);
+/// How often the Redis roles and the sentinels' views are polled.
+const STATUS_POLL: Duration = Duration::from_millis(200);
+/// A watch ends early once the pair has been settled this long (and every injected
+/// step is done, and no classic notify script is still running).
+const HOLD: Duration = Duration::from_secs(5);
+/// Scenario 1: the killed Redis is restarted (empty) this long after the kill.
+const RESTART_AFTER: Duration = Duration::from_secs(5);
+/// Scenario 5: how long the master's host is cut off.
+const PARTITION: Duration = Duration::from_secs(10);
+/// How long the start-up of a system may take before the cell counts as failed.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Timeout of the monitor's Redis and sentinel queries.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Priorities of host 1 and host 2 (redha and keepalived).
+const HIGH: u8 = 150;
+const LOW: u8 = 100;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum System {
+    Redha,
+    Keepalived,
+    Sentinel,
+}
+
+impl System {
+    const ALL: [System; 3] = [System::Redha, System::Keepalived, System::Sentinel];
+
+    fn name(self) -> &'static str {
+        match self {
+            System::Redha => "redha",
+            System::Keepalived => "keepalived",
+            System::Sentinel => "sentinel",
+        }
+    }
+
+    fn tag(self) -> char {
+        match self {
+            System::Redha => 'r',
+            System::Keepalived => 'k',
+            System::Sentinel => 's',
+        }
+    }
+
+    fn has_vip(self) -> bool {
+        self != System::Sentinel
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scenario {
+    RedisKill,
+    AgentKill,
+    Switchover,
+    EmptyRestart,
+    Partition,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 5] = [
+        Scenario::RedisKill,
+        Scenario::AgentKill,
+        Scenario::Switchover,
+        Scenario::EmptyRestart,
+        Scenario::Partition,
+    ];
+
+    fn number(self) -> usize {
+        Scenario::ALL.iter().position(|&s| s == self).unwrap_or(0) + 1
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Scenario::RedisKill => {
+                "Redis SIGKILLed on the master, restarted empty 5 s later (as a supervisor would)"
+            }
+            Scenario::AgentKill => {
+                "agent SIGKILLed on the master, its Redis lives (redha; both keepalived \
+                 processes; Sentinel: the master host's sentinel, a non-event)"
+            }
+            Scenario::Switchover => {
+                "planned switchover (SIGTERM of the master's redha / keepalived; \
+                 `SENTINEL FAILOVER mymaster`)"
+            }
+            Scenario::EmptyRestart => {
+                "the master's Redis restarted empty at once (supervisor, no persistence)"
+            }
+            Scenario::Partition => "the master's host partitioned for 10 s, then healed",
+        }
+    }
+}
+
+/// What one Redis looks like.
+#[derive(Clone, Debug, PartialEq)]
+enum RView {
+    Down,
+    Master,
+    Replica { of: Option<Ipv4Addr>, up: bool },
+}
+
+/// What one sentinel says.
+#[derive(Clone, Debug, PartialEq)]
+enum SView {
+    Down,
+    NoMaster,
+    Master(Ipv4Addr),
+}
+
+/// One observation of the pair.
+#[derive(Clone, Debug)]
+struct Status {
+    holders: Vec<usize>,
+    redis: [RView; 2],
+    offsets: [Option<i64>; 2],
+    sentinels: Vec<SView>,
+}
+
+fn short(ip: Ipv4Addr) -> String {
+    format!(".{}", ip.octets()[3])
+}
+
+impl Status {
+    /// A one-line description without offsets (so it changes only on events).
+    fn describe(&self, system: System) -> String {
+        let mut s = String::new();
+        if system.has_vip() {
+            let _ = write!(s, "VIP on {:?}", self.holders);
+        } else {
+            let views: Vec<String> = self
+                .sentinels
+                .iter()
+                .map(|v| match v {
+                    SView::Down => "down".into(),
+                    SView::NoMaster => "none".into(),
+                    SView::Master(ip) => short(*ip),
+                })
+                .collect();
+            let _ = write!(s, "sentinels say [{}]", views.join(" "));
+        }
+        for (i, r) in self.redis.iter().enumerate() {
+            let _ = write!(
+                s,
+                "; r{}={}",
+                i + 1,
+                match r {
+                    RView::Down => "down".to_string(),
+                    RView::Master => "master".into(),
+                    RView::Replica { of, up } => format!(
+                        "replica of {} ({})",
+                        of.map(short).unwrap_or_else(|| "?".into()),
+                        if *up { "up" } else { "link down" }
+                    ),
+                }
+            );
+        }
+        s
+    }
+}
+
+fn redis_addr(lab: &Lab, i: usize) -> SocketAddrV4 {
+    SocketAddrV4::new(lab.addr(i), REDIS_PORT)
+}
+
+/// Role and offset of host `i`'s Redis, asked from host `i` itself.
+fn redis_view(lab: &Lab, i: usize) -> (RView, Option<i64>) {
+    let info = lab_connect(lab, i, redis_addr(lab, i), PROBE_TIMEOUT)
+        .and_then(|mut c| c.info_map("replication"));
+    let Ok(m) = info else {
+        return (RView::Down, None);
+    };
+    let offset = m.get("master_repl_offset").and_then(|v| v.parse().ok());
+    let view = match m.get("role").map(String::as_str) {
+        Some("master") => RView::Master,
+        Some("slave") => RView::Replica {
+            of: m.get("master_host").and_then(|h| h.parse().ok()),
+            up: m.get("master_link_status").is_some_and(|s| s == "up"),
+        },
+        _ => RView::Down,
+    };
+    (view, offset)
+}
+
+fn sentinel_view(lab: &Lab, i: usize) -> SView {
+    match sentinel::master_addr(lab, i) {
+        Ok(Some(a)) => SView::Master(*a.ip()),
+        Ok(None) => SView::NoMaster,
+        Err(_) => SView::Down,
+    }
+}
+
+fn vip_holders(lab: &Lab) -> Vec<usize> {
+    (1..=2).filter(|&i| lab.has_addr(i, VIP)).collect()
+}
+
+fn observe(lab: &Lab, system: System, holders: Vec<usize>) -> Status {
+    let (r1, o1) = redis_view(lab, 1);
+    let (r2, o2) = redis_view(lab, 2);
+    let sentinels = if system == System::Sentinel {
+        (1..=3).map(|i| sentinel_view(lab, i)).collect()
+    } else {
+        Vec::new()
+    };
+    Status {
+        holders,
+        redis: [r1, r2],
+        offsets: [o1, o2],
+        sentinels,
+    }
+}
+
+/// The master's host if the pair is settled: one VIP holder (or all answering
+/// sentinels, at least two, naming the same master), its Redis master, the other Redis
+/// its replica with the link up.
+fn settled(lab: &Lab, system: System, st: &Status) -> Option<usize> {
+    let m = if system.has_vip() {
+        match st.holders.as_slice() {
+            [h] => *h,
+            _ => return None,
+        }
+    } else {
+        let mut named = Vec::new();
+        for v in &st.sentinels {
+            match v {
+                SView::Down => {}
+                SView::NoMaster => return None,
+                SView::Master(ip) => named.push(*ip),
+            }
+        }
+        if named.len() < 2 || named.iter().any(|ip| *ip != named[0]) {
+            return None;
+        }
+        (1..=2).find(|&i| lab.addr(i) == named[0])?
+    };
+    let o = 3 - m;
+    let ok = st.redis[m - 1] == RView::Master
+        && st.redis[o - 1]
+            == RView::Replica {
+                of: Some(lab.addr(m)),
+                up: true,
+            };
+    ok.then_some(m)
+}
+
+/// The processes of one deployed system.
+#[derive(Default)]
+struct Deployment {
+    /// redha or keepalived on hosts 1 and 2 (index host − 1).
+    agents: Vec<Proc>,
+    /// Sentinels on hosts 1, 2 and 3.
+    sentinels: Vec<Proc>,
+}
+
+fn redha_node(lab: &Lab, i: usize, advert_int: u64) -> Node {
+    let peer = 3 - i;
+    Node {
+        preempt: false,
+        advert_int,
+        redis: Some(RedisSettings::pair(
+            lab.addr(peer),
+            lab.dir().join(format!("state-h{i}.log")),
+        )),
+        ..Node::with_priority(if i == 1 { HIGH } else { LOW })
+    }
+}
+
+fn plain_node(i: usize, advert_int: u64) -> Node {
+    Node {
+        preempt: false,
+        advert_int,
+        ..Node::with_priority(if i == 1 { HIGH } else { LOW })
+    }
+}
+
+/// Polls until the pair is settled (and, for keepalived, no notify script runs);
+/// returns the master's host.
+fn wait_settled(lab: &Lab, system: System, timeout: Duration) -> Result<usize, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let holders = if system.has_vip() {
+            vip_holders(lab)
+        } else {
+            Vec::new()
+        };
+        let st = observe(lab, system, holders);
+        if let Some(m) = settled(lab, system, &st)
+            && (system != System::Keepalived || classic::running_scripts(lab).is_empty())
+        {
+            return Ok(m);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "not settled {:.0} s after start-up: {}",
+                timeout.as_secs_f64(),
+                st.describe(system)
+            ));
+        }
+        sleep(STATUS_POLL);
+    }
+}
+
+/// Starts `system` on the two Redis hosts (and the client's host, for Sentinel) and
+/// waits for a settled pair. Returns the processes and the master's host.
+fn deploy(
+    lab: &Lab,
+    system: System,
+    advert_int: u64,
+    redis: &[RedisNode<'_>],
+) -> Result<(Deployment, usize), String> {
+    let mut d = Deployment::default();
+    match system {
+        System::Redha => {
+            d.agents
+                .push(redha::start(lab, 1, &redha_node(lab, 1, advert_int)));
+            d.agents
+                .push(redha::start(lab, 2, &redha_node(lab, 2, advert_int)));
+        }
+        System::Keepalived => {
+            // The classic manual ritual: host 2 syncs from host 1 and is detached, so
+            // that the datasets are equal; keepalived starts on host 1 first, on host
+            // 2 once host 1 holds the VIP.
+            replicate(lab, &redis[1], &redis[0])?;
+            redis[1]
+                .client()
+                .and_then(|mut c| c.replicaof_no_one())
+                .map_err(|e| format!("detaching host 2: {e}"))?;
+            d.agents.push(classic::start(
+                lab,
+                1,
+                &plain_node(1, advert_int),
+                lab.addr(2),
+            ));
+            let limit = plain_node(1, advert_int).master_down_interval() + Duration::from_secs(10);
+            if netns_tests::wait_until(limit, Duration::from_millis(50), || lab.has_addr(1, VIP))
+                .is_none()
+            {
+                return Err(format!(
+                    "classic ritual: host 1 did not take the VIP within {:.0} s",
+                    limit.as_secs_f64()
+                ));
+            }
+            d.agents.push(classic::start(
+                lab,
+                2,
+                &plain_node(2, advert_int),
+                lab.addr(1),
+            ));
+        }
+        System::Sentinel => {
+            replicate(lab, &redis[1], &redis[0])?;
+            let settings = SentinelSettings::default();
+            for i in 1..=3 {
+                d.sentinels
+                    .push(sentinel::start(lab, i, lab.addr(1), &settings));
+            }
+            if netns_tests::wait_until(SETUP_TIMEOUT, Duration::from_millis(250), || {
+                (1..=3).all(|i| sentinel::ready(lab, i, 1, 2))
+            })
+            .is_none()
+            {
+                return Err("sentinels did not discover each other and the replica".into());
+            }
+        }
+    }
+    let m = wait_settled(lab, system, SETUP_TIMEOUT)?;
+    Ok((d, m))
+}
+
+/// `replica` REPLICAOF `source`, waiting for the link and the catch-up.
+fn replicate(lab: &Lab, replica: &RedisNode<'_>, source: &RedisNode<'_>) -> Result<(), String> {
+    replica
+        .client()
+        .and_then(|mut c| c.replicaof(lab.addr(source.host()), REDIS_PORT))
+        .map_err(|e| format!("REPLICAOF on host {}: {e}", replica.host()))?;
+    if !replica.wait_link_up(Duration::from_secs(20))
+        || !replica.wait_caught_up(source, Duration::from_secs(10))
+    {
+        return Err(format!(
+            "host {} did not sync from host {}",
+            replica.host(),
+            source.host()
+        ));
+    }
+    Ok(())
+}
+
+/// The client: through the VIP, or through Sentinel.
+enum Client {
+    Vip(Writer),
+    Sentinel(SentinelWriter),
+}
+
+impl Client {
+    fn start(lab: &Lab, system: System) -> Client {
+        if system.has_vip() {
+            let vip: SocketAddrV4 = format!("{VIP}:{REDIS_PORT}").parse().expect("VIP");
+            Client::Vip(Writer::start(lab, 3, vip, WRITE_INTERVAL))
+        } else {
+            Client::Sentinel(SentinelWriter::start(
+                lab,
+                3,
+                SocketAddrV4::new(Ipv4Addr::LOCALHOST, sentinel::SENTINEL_PORT),
+                WRITE_INTERVAL,
+            ))
+        }
+    }
+
+    fn acked(&self) -> usize {
+        match self {
+            Client::Vip(w) => w.acked_count(),
+            Client::Sentinel(w) => w.acked_count(),
+        }
+    }
+
+    fn stop(self) -> WriteLog {
+        match self {
+            Client::Vip(w) => w.stop(),
+            Client::Sentinel(w) => w.stop(),
+        }
+    }
+}
+
+/// Which acknowledged keys the Redis at `addr` lacks (asked from host `from`).
+fn missing(lab: &Lab, from: usize, addr: SocketAddrV4, acked: &[u64]) -> Result<Vec<u64>, String> {
+    let mut conn = lab_connect(lab, from, addr, Duration::from_secs(5))
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let mut lost = Vec::new();
+    for batch in acked.chunks(CHECK_BATCH) {
+        let mut cmd = vec!["MGET".to_owned()];
+        cmd.extend(batch.iter().map(|&n| key(n)));
+        match conn.command(&cmd) {
+            Ok(Reply::Array(values)) if values.len() == batch.len() => {
+                for (&n, v) in batch.iter().zip(&values) {
+                    if v.text() != Some(n.to_string()) {
+                        lost.push(n);
+                    }
+                }
+            }
+            Ok(r) => return Err(format!("MGET on {addr}: unexpected {r:?}")),
+            Err(e) => return Err(format!("MGET on {addr}: {e}")),
+        }
+    }
+    Ok(lost)
+}
+
+/// Sequence numbers as compact ranges: `1-5, 9`.
+fn ranges(keys: &[u64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < keys.len() {
+        let mut j = i;
+        while j + 1 < keys.len() && keys[j + 1] == keys[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            keys[i].to_string()
+        } else {
+            format!("{}-{}", keys[i], keys[j])
+        });
+        i = j + 1;
+    }
+    if out.len() > 6 {
+        let n = out.len();
+        format!(
+            "{}, … ({} ranges) …, {}",
+            out[..3].join(", "),
+            n - 4,
+            out[n - 1]
+        )
+    } else {
+        out.join(", ")
+    }
+}
+
+/// The result of one cell (one system, one scenario, one run).
+#[derive(Clone, Debug)]
+struct Outcome {
+    /// Longest gap between acknowledged writes, seconds.
+    gap: f64,
+    /// The longest gap is the one still open when the watch ended.
+    gap_open: bool,
+    /// Acknowledged writes missing on the final master (None: it could not be read).
+    lost: Option<usize>,
+    acked: usize,
+    /// Seconds both hosts held the VIP, and whether they still did at the end.
+    both: Option<(f64, bool)>,
+    /// Seconds from the fault to the start of the final settled stretch.
+    settled: Option<f64>,
+    /// Length of the watch, seconds.
+    watched: f64,
+    /// Where the lost writes were looked for and which were missing, and the pair's
+    /// state at the end of the watch.
+    detail: String,
+}
+
+struct HolderTrack {
+    last: Option<(Instant, bool)>,
+    both: Duration,
+    latest: Vec<usize>,
+}
+
+struct StatusTrack {
+    settled_since: Option<Instant>,
+    timeline: Vec<(Duration, String)>,
+}
+
+struct Watch {
+    stop: AtomicBool,
+    holders: Mutex<HolderTrack>,
+    status: Mutex<StatusTrack>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn holder_loop(lab: &Lab, w: &Watch) {
+    while !w.stop.load(Ordering::Relaxed) {
+        let h = vip_holders(lab);
+        let now = Instant::now();
+        {
+            let mut t = lock(&w.holders);
+            if let Some((at, true)) = t.last {
+                t.both += now - at;
+            }
+            t.last = Some((now, h.len() == 2));
+            t.latest = h;
+        }
+        sleep(HOLDER_POLL);
+    }
+    let now = Instant::now();
+    let mut t = lock(&w.holders);
+    if let Some((at, true)) = t.last {
+        t.both += now - at;
+    }
+}
+
+fn status_loop(lab: &Lab, system: System, t0: Instant, w: &Watch) {
+    let mut last_desc = String::new();
+    while !w.stop.load(Ordering::Relaxed) {
+        let holders = if system.has_vip() {
+            lock(&w.holders).latest.clone()
+        } else {
+            Vec::new()
+        };
+        let st = observe(lab, system, holders);
+        let now = Instant::now();
+        let ok = settled(lab, system, &st);
+        let mut desc = st.describe(system);
+        if ok.is_some() {
+            desc.push_str("  [settled]");
+        }
+        let mut t = lock(&w.status);
+        match (ok, t.settled_since) {
+            (Some(_), None) => t.settled_since = Some(now),
+            (None, Some(_)) => t.settled_since = None,
+            _ => {}
+        }
+        if desc != last_desc {
+            let offs: Vec<String> = st
+                .offsets
+                .iter()
+                .map(|o| o.map(|v| v.to_string()).unwrap_or_else(|| "-".into()))
+                .collect();
+            t.timeline
+                .push((now - t0, format!("{desc}  (offsets {})", offs.join("/"))));
+            last_desc = desc;
+        }
+        drop(t);
+        sleep(STATUS_POLL);
+    }
+}
+
+struct Cell<'a> {
+    lab: &'a Lab,
+    system: System,
+    scenario: Scenario,
+    cap: Duration,
+    /// The watch lasts at least this long after the fault, so that a fault which acts
+    /// late (a takeover after Master_Down_Interval) is seen.
+    min_watch: Duration,
+}
+
+/// Injects the fault (and its follow-up: restart, heal) on master host `m`.
+fn inject(
+    c: &Cell<'_>,
+    d: &Deployment,
+    redis: &mut [RedisNode<'_>],
+    m: usize,
+    t0: Instant,
+    events: &mut Vec<(Duration, String)>,
+) {
+    let lab = c.lab;
+    let mut note = |what: String| events.push((t0.elapsed(), what));
+    match (c.scenario, c.system) {
+        (Scenario::RedisKill, _) => {
+            redis[m - 1].kill();
+            note(format!("SIGKILL redis-server on host {m}"));
+            sleep(RESTART_AFTER.saturating_sub(t0.elapsed()));
+            redis[m - 1].restart_empty();
+            note(format!(
+                "redis-server on host {m} restarted empty (answers PING)"
+            ));
+        }
+        (Scenario::AgentKill, System::Redha) => {
+            d.agents[m - 1].kill();
+            note(format!("SIGKILL redha on host {m}"));
+        }
+        (Scenario::AgentKill, System::Keepalived) => {
+            classic::crash(lab, m, &d.agents[m - 1]);
+            note(format!(
+                "SIGKILL keepalived on host {m} (VRRP child and parent)"
+            ));
+        }
+        (Scenario::AgentKill, System::Sentinel) => {
+            d.sentinels[m - 1].kill();
+            note(format!("SIGKILL the sentinel on host {m}"));
+        }
+        (Scenario::Switchover, System::Sentinel) => {
+            let r = sentinel::query(lab, 3, &["SENTINEL", "FAILOVER", sentinel::MASTER_NAME]);
+            note(format!("SENTINEL FAILOVER mymaster (on host 3): {r:?}"));
+        }
+        (Scenario::Switchover, _) => {
+            d.agents[m - 1].signal(libc::SIGTERM);
+            note(format!("SIGTERM {} on host {m}", c.system.name()));
+        }
+        (Scenario::EmptyRestart, _) => {
+            redis[m - 1].restart_empty();
+            note(format!(
+                "redis-server on host {m} killed and restarted empty (answers PING)"
+            ));
+        }
+        (Scenario::Partition, _) => {
+            lab.detach(m);
+            note(format!("host {m} detached from the LAN"));
+            sleep(PARTITION.saturating_sub(t0.elapsed()));
+            lab.attach(m);
+            note(format!("host {m} attached again"));
+        }
+    }
+}
+
+/// Runs one cell; returns its outcome and writes its timeline to stderr and the lab.
+fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
+    let lab = c.lab;
+    let began = Instant::now();
+    let opts = RedisOpts::default();
+    let mut redis = vec![
+        RedisNode::start(lab, 1, opts.clone()),
+        RedisNode::start(lab, 2, opts),
+    ];
+    let (d, m) = deploy(lab, c.system, advert_int, &redis)?;
+    eprintln!(
+        "    set up in {:.1} s, master on host {m}",
+        began.elapsed().as_secs_f64()
+    );
+    let client = Client::start(lab, c.system);
+    if netns_tests::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+        client.acked() > 0
+    })
+    .is_none()
+    {
+        let log = client.stop();
+        return Err(format!("the client could not write: {}", log.summary()));
+    }
+    sleep(STEADY);
+
+    let watch = Watch {
+        stop: AtomicBool::new(false),
+        holders: Mutex::new(HolderTrack {
+            last: None,
+            both: Duration::ZERO,
+            latest: vip_holders(lab),
+        }),
+        status: Mutex::new(StatusTrack {
+            settled_since: None,
+            timeline: Vec::new(),
+        }),
+    };
+    let t0 = Instant::now();
+    let mut events = Vec::new();
+    let end = thread::scope(|s| {
+        if c.system.has_vip() {
+            s.spawn(|| holder_loop(lab, &watch));
+        }
+        s.spawn(|| status_loop(lab, c.system, t0, &watch));
+        inject(c, &d, &mut redis, m, t0, &mut events);
+        loop {
+            let now = Instant::now();
+            if now - t0 >= c.cap {
+                break;
+            }
+            let since = lock(&watch.status).settled_since;
+            if now - t0 >= c.min_watch
+                && since.is_some_and(|s| now - s >= HOLD)
+                && (c.system != System::Keepalived || classic::running_scripts(lab).is_empty())
+            {
+                break;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        watch.stop.store(true, Ordering::Relaxed);
+        Instant::now()
+    });
+    let log = client.stop();
+    let watched = (end - t0).as_secs_f64();
+
+    let holders = lock(&watch.holders);
+    let status = lock(&watch.status);
+    let settled_at = status.settled_since.map(|s| (s - t0).as_secs_f64());
+    let both = c.system.has_vip().then(|| {
+        (
+            holders.both.as_secs_f64(),
+            holders.last.is_some_and(|(_, b)| b),
+        )
+    });
+
+    // The gap, including one still open at the end of the watch.
+    let mut gap = log.longest_gap().as_secs_f64();
+    let mut gap_open = false;
+    if let Some(&(_, last)) = log.acked.last() {
+        let open = end
+            .saturating_duration_since(log.started + last)
+            .as_secs_f64();
+        if open > gap {
+            gap = open;
+            gap_open = true;
+        }
+    }
+
+    // Acknowledged writes on the final master: what the client reaches through the
+    // VIP, or the master the client's sentinel names.
+    let acked = log.acked_keys();
+    let mut report = Vec::new();
+    let target = if c.system.has_vip() {
+        let via = match lab.neigh_mac(3, VIP) {
+            Some(mac) => (1..=2)
+                .find(|&i| lab.mac(i) == mac)
+                .map(|i| format!("host {i}"))
+                .unwrap_or_else(|| format!("MAC {mac}")),
+            None => "no neighbour entry".into(),
+        };
+        Some((
+            format!("{VIP}:{REDIS_PORT}").parse().expect("VIP"),
+            format!("through the VIP ({via})"),
+        ))
+    } else {
+        match sentinel::master_addr(lab, 3) {
+            Ok(Some(a)) => Some((a, format!("Sentinel's master {a}"))),
+            other => {
+                report.push(format!("no master from the sentinel on host 3: {other:?}"));
+                None
+            }
+        }
+    };
+    let mut detail = String::new();
+    let lost = match target {
+        Some((addr, label)) => match missing(lab, 3, addr, &acked) {
+            Ok(l) => {
+                detail = format!(
+                    "final master {label}{}",
+                    if l.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" lacks k:{}", ranges(&l))
+                    }
+                );
+                report.push(format!(
+                    "final master {label}: {} of {} acknowledged writes missing{}",
+                    l.len(),
+                    acked.len(),
+                    if l.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (k:{})", ranges(&l))
+                    }
+                ));
+                Some(l.len())
+            }
+            Err(e) => {
+                report.push(format!("final master {label} unreadable: {e}"));
+                detail = format!("final master {label} unreadable: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    for i in 1..=2 {
+        match missing(lab, i, redis_addr(lab, i), &acked) {
+            Ok(l) => report.push(format!("  host {i}'s Redis lacks {} of them", l.len())),
+            Err(e) => report.push(format!("  host {i}'s Redis unreadable: {e}")),
+        }
+    }
+
+    // The timeline, to stderr and into the lab directory.
+    let mut text = String::new();
+    let mut lines: Vec<(Duration, String)> = events
+        .iter()
+        .map(|(t, e)| (*t, format!("FAULT: {e}")))
+        .chain(status.timeline.iter().cloned())
+        .collect();
+    lines.sort_by_key(|(t, _)| *t);
+    for (t, l) in &lines {
+        let _ = writeln!(text, "      {:+7.2} s  {l}", t.as_secs_f64());
+    }
+    let _ = writeln!(
+        text,
+        "      writes: {}; errors first/last: {:?} / {:?}",
+        log.summary(),
+        log.errors
+            .first()
+            .map(|(n, t, e)| format!("#{n} at {:.2} s: {e}", t.as_secs_f64())),
+        log.errors
+            .last()
+            .map(|(n, t, e)| format!("#{n} at {:.2} s: {e}", t.as_secs_f64())),
+    );
+    for r in &report {
+        let _ = writeln!(text, "      {r}");
+    }
+    eprint!("{text}");
+    if let Some((_, last)) = status.timeline.last() {
+        let _ = write!(detail, "; at the end: {last}");
+    }
+    let _ = write!(detail, " [lab {}]", lab.name());
+    let _ = fs::write(lab.dir().join("bench-timeline.txt"), &text);
+    if c.system == System::Redha && (lost.unwrap_or(1) > 0 || settled_at.is_none()) {
+        for i in 1..=2 {
+            let path = lab.dir().join(format!("state-h{i}.log"));
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("      --- last lines of {}:", path.display());
+            for l in &lines[lines.len().saturating_sub(25)..] {
+                eprintln!("      {l}");
+            }
+        }
+    }
+    drop(d);
+    Ok(Outcome {
+        gap,
+        gap_open,
+        lost,
+        acked: acked.len(),
+        both,
+        settled: settled_at,
+        watched,
+        detail,
+    })
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// "median (min–max)" of `vals` with `fmt` for one value.
+fn spread(vals: &[f64], fmt: impl Fn(f64) -> String) -> String {
+    let mut v = vals.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mut s = fmt(median(&v));
+    if v.len() > 1 {
+        let _ = write!(s, " ({}–{})", fmt(v[0]), fmt(v[v.len() - 1]));
+    }
+    s
+}
+
+type Results = Vec<(System, Scenario, Result<Outcome, String>)>;
+
+fn outcomes(results: &Results, sys: System, scen: Scenario) -> (Vec<Outcome>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for (s, c, r) in results {
+        if *s == sys && *c == scen {
+            match r {
+                Ok(o) => ok.push(o.clone()),
+                Err(e) => failed.push(e.clone()),
+            }
+        }
+    }
+    (ok, failed)
+}
+
+fn metric_cell(os: &[Outcome], failed: usize, metric: usize, system: System) -> String {
+    if os.is_empty() {
+        return if failed > 0 {
+            "run failed".into()
+        } else {
+            "—".into()
+        };
+    }
+    let mut s = match metric {
+        0 => {
+            let v: Vec<f64> = os.iter().map(|o| o.gap).collect();
+            let mut s = spread(&v, |x| format!("{x:.2} s"));
+            let open = os.iter().filter(|o| o.gap_open).count();
+            if open > 0 {
+                let _ = write!(
+                    s,
+                    " (no write acknowledged since{})",
+                    if os.len() > 1 {
+                        format!(" in {open} of {} runs", os.len())
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            s
+        }
+        1 => {
+            let v: Vec<f64> = os.iter().filter_map(|o| o.lost.map(|l| l as f64)).collect();
+            let unreadable = os.len() - v.len();
+            let acked: Vec<f64> = os.iter().map(|o| o.acked as f64).collect();
+            let mut s = if v.is_empty() {
+                "final master unreadable".into()
+            } else {
+                format!(
+                    "{} of {}",
+                    spread(&v, |x| format!("{x:.0}")),
+                    spread(&acked, |x| format!("{x:.0}"))
+                )
+            };
+            if unreadable > 0 && !v.is_empty() {
+                let _ = write!(s, "; unreadable in {unreadable} runs");
+            }
+            s
+        }
+        2 => {
+            if !system.has_vip() {
+                return "n/a".into();
+            }
+            let v: Vec<f64> = os.iter().filter_map(|o| o.both.map(|b| b.0)).collect();
+            let mut s = spread(&v, |x| format!("{x:.2} s"));
+            let ongoing = os.iter().filter(|o| o.both.is_some_and(|b| b.1)).count();
+            if ongoing > 0 {
+                let _ = write!(
+                    s,
+                    ", still both at the end{}",
+                    if os.len() > 1 {
+                        format!(" in {ongoing} of {} runs", os.len())
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            s
+        }
+        _ => {
+            let done: Vec<f64> = os.iter().filter_map(|o| o.settled).collect();
+            let watched = os.iter().map(|o| o.watched).fold(f64::INFINITY, f64::min);
+            if done.len() * 2 > os.len() || (done.len() * 2 == os.len() && !done.is_empty()) {
+                let mut s = spread(&done, |x| format!("{x:.1} s"));
+                if done.len() < os.len() {
+                    let _ = write!(
+                        s,
+                        "; not settled in {} of {} runs",
+                        os.len() - done.len(),
+                        os.len()
+                    );
+                }
+                s
+            } else {
+                let mut s = format!("not settled by {watched:.0} s");
+                if !done.is_empty() {
+                    let _ = write!(s, " in {} of {} runs", os.len() - done.len(), os.len());
+                }
+                s
+            }
+        }
+    };
+    if failed > 0 {
+        let _ = write!(s, "; {failed} run(s) failed");
+    }
+    s
+}
+
+struct Args {
+    advert_int: u64,
+    runs: usize,
+    systems: Vec<System>,
+    scenarios: Vec<Scenario>,
+    /// None: the default, [`default_cap`].
+    cap: Option<Duration>,
+}
+
+/// The shortest watch of a system: for the VIP systems, Master_Down_Interval of host
+/// 2 plus two advert intervals and a second (a takeover, lease expiry included, has
+/// happened by then); for Sentinel, down-after-milliseconds plus 3 s.
+fn min_watch(system: System, advert_int: u64) -> Duration {
+    if system.has_vip() {
+        plain_node(2, advert_int).master_down_interval() + Duration::from_secs(2 * advert_int + 1)
+    } else {
+        SentinelSettings::default().down_after + Duration::from_secs(3)
+    }
+}
+
+/// The default cap of a watch: 40 s, longer with a long advert interval.
+fn default_cap(advert_int: u64) -> Duration {
+    Duration::from_secs(40).max(min_watch(System::Redha, advert_int) + Duration::from_secs(25))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        advert_int: 1,
+        runs: 1,
+        systems: Vec::new(),
+        scenarios: Vec::new(),
+        cap: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--advert-int" => {
+                let v = value("--advert-int")?;
+                a.advert_int = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=255).contains(n))
+                    .ok_or_else(|| format!("--advert-int: `{v}` is not 1 to 255 seconds"))?;
+            }
+            "--runs" => {
+                let v = value("--runs")?;
+                a.runs = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| format!("--runs: `{v}` is not a positive number"))?;
+            }
+            "--cap" => {
+                let v = value("--cap")?;
+                a.cap = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n >= 15)
+                    .map(|n| Some(Duration::from_secs(n)))
+                    .ok_or_else(|| format!("--cap: `{v}` is not a number of seconds ≥ 15"))?;
+            }
+            "--only" => {
+                for v in value("--only")?.split(',') {
+                    let s = System::ALL
+                        .into_iter()
+                        .find(|s| s.name() == v)
+                        .ok_or_else(|| {
+                            format!("--only: `{v}` is not redha, keepalived or sentinel")
+                        })?;
+                    if !a.systems.contains(&s) {
+                        a.systems.push(s);
+                    }
+                }
+            }
+            "--scenario" => {
+                for v in value("--scenario")?.split(',') {
+                    let s = v
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|n| Scenario::ALL.get(n.wrapping_sub(1)).copied())
+                        .ok_or_else(|| format!("--scenario: `{v}` is not 1 to 5"))?;
+                    if !a.scenarios.contains(&s) {
+                        a.scenarios.push(s);
+                    }
+                }
+            }
+            "-h" | "--help" => {
+                return Err(
+                    "usage: bench_redis [--advert-int SECONDS (default 1)] [--runs N \
+                     (default 1)] [--only redha|keepalived|sentinel[,...]] [--scenario \
+                     1-5[,...]] [--cap SECONDS (default 40, more with a long advert_int)]"
+                        .into(),
+                );
+            }
+            other => return Err(format!("unknown argument `{other}` (try --help)")),
+        }
+    }
+    if a.systems.is_empty() {
+        a.systems = System::ALL.to_vec();
+    } else {
+        a.systems
+            .sort_by_key(|s| System::ALL.iter().position(|x| x == s));
+    }
+    if a.scenarios.is_empty() {
+        a.scenarios = Scenario::ALL.to_vec();
+    } else {
+        a.scenarios.sort_by_key(|s| s.number());
+    }
+    Ok(a)
+}
+
+fn version(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        })
+        .unwrap_or_default()
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("bench_redis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("bench_redis: must run as root (network namespaces, VRRP): use sudo");
+        return ExitCode::from(1);
+    }
+    if args.systems.contains(&System::Keepalived) && keepalived::binary().is_none() {
+        eprintln!("bench_redis: keepalived is not installed: apt-get install keepalived");
+        return ExitCode::from(1);
+    }
+    let redha_bin = if args.systems.contains(&System::Redha) {
+        match catch_unwind(netns_tests::redha_bin) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                eprintln!(
+                    "bench_redis: build redha first: cargo build --release -p redha \
+                     (or set REDHA_BIN)"
+                );
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    if !require_netns("bench_redis") || !require_redis("bench_redis") {
+        eprintln!("bench_redis: network namespaces or redis-server unusable here (see above)");
+        return ExitCode::from(1);
+    }
+
+    let cap = args.cap.unwrap_or_else(|| default_cap(args.advert_int));
+    let began = Instant::now();
+    let total = args.runs * args.scenarios.len() * args.systems.len();
+    eprintln!(
+        "bench_redis: {} × scenarios {:?} × {} run(s) = {total} cells; advert_int {} s; \
+         watch cap {:.0} s; redha {}",
+        args.systems
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.scenarios
+            .iter()
+            .map(|s| s.number())
+            .collect::<Vec<_>>(),
+        args.runs,
+        args.advert_int,
+        cap.as_secs_f64(),
+        redha_bin
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into()),
+    );
+    let mut results: Results = Vec::new();
+    let mut n = 0;
+    for run in 1..=args.runs {
+        for (si, &scenario) in args.scenarios.iter().enumerate() {
+            // Rotate the order of the systems from cell to cell.
+            let k = args.systems.len();
+            let order: Vec<System> = (0..k)
+                .map(|j| args.systems[(j + run - 1 + si) % k])
+                .collect();
+            for system in order {
+                n += 1;
+                let tag = format!("br{}{}{run}", system.tag(), scenario.number());
+                eprintln!(
+                    "[{n}/{total}] scenario {} × {}, run {run} ({:.0} s elapsed): {}",
+                    scenario.number(),
+                    system.name(),
+                    began.elapsed().as_secs_f64(),
+                    scenario.title()
+                );
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    let lab = Lab::new(&tag, 3);
+                    eprintln!("    lab {}", lab.dir().display());
+                    let cell = Cell {
+                        lab: &lab,
+                        system,
+                        scenario,
+                        cap,
+                        min_watch: min_watch(system, args.advert_int),
+                    };
+                    run_cell(&cell, args.advert_int)
+                }))
+                .unwrap_or_else(|p| {
+                    Err(p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "panic".into()))
+                });
+                match &result {
+                    Ok(o) => eprintln!(
+                        "    => gap {:.2} s{}, lost {}, both held the VIP {}, settled {}",
+                        o.gap,
+                        if o.gap_open { " (open)" } else { "" },
+                        o.lost
+                            .map(|l| format!("{l} of {}", o.acked))
+                            .unwrap_or_else(|| "?".into()),
+                        o.both
+                            .map(|(b, end)| format!(
+                                "{b:.2} s{}",
+                                if end { " (still at the end)" } else { "" }
+                            ))
+                            .unwrap_or_else(|| "n/a".into()),
+                        o.settled
+                            .map(|s| format!("after {s:.1} s"))
+                            .unwrap_or_else(|| format!("not by {:.0} s", o.watched)),
+                    ),
+                    Err(e) => eprintln!("    => FAILED: {e}"),
+                }
+                results.push((system, scenario, result));
+            }
+        }
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+
+    // The table.
+    let mut out = String::from("| scenario | metric |");
+    for s in &args.systems {
+        let _ = write!(
+            out,
+            " {} |",
+            match s {
+                System::Redha => "redha",
+                System::Keepalived => "keepalived + classic notify scripts",
+                System::Sentinel => "Redis Sentinel",
+            }
+        );
+    }
+    out.push_str("\n|---|---|");
+    for _ in &args.systems {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    let metrics = [
+        "longest gap between acknowledged writes",
+        "acknowledged writes lost (missing on the final master)",
+        "both hosts held the VIP",
+        "time to a settled pair",
+    ];
+    let mut failures = Vec::new();
+    for &scenario in &args.scenarios {
+        for (mi, metric) in metrics.iter().enumerate() {
+            let label = if mi == 0 {
+                format!("{}. {}", scenario.number(), scenario.title())
+            } else {
+                String::new()
+            };
+            let _ = write!(out, "| {label} | {metric} |");
+            for &system in &args.systems {
+                let (os, failed) = outcomes(&results, system, scenario);
+                if mi == 0 {
+                    for f in &failed {
+                        failures.push(format!(
+                            "scenario {} × {}: {f}",
+                            scenario.number(),
+                            system.name()
+                        ));
+                    }
+                }
+                let _ = write!(out, " {} |", metric_cell(&os, failed.len(), mi, system));
+            }
+            out.push('\n');
+        }
+    }
+    println!("{out}");
+
+    let ka_version = version(
+        keepalived::binary()
+            .map(|p| p.display().to_string())
+            .as_deref()
+            .unwrap_or("keepalived"),
+        &["--version"],
+    );
+    let redis_version = version("/usr/bin/redis-server", &["--version"]);
+    println!(
+        "Method: one invocation ran every cell ({} run(s) per cell; cells show the median, \
+         with min–max when there are several runs; the order of the systems rotates from \
+         cell to cell). Each cell is a fresh lab of three network namespaces on one bridge \
+         (hosts 192.0.2.11–13), redis-server ({redis_version}) on hosts 1 and 2 with \
+         Redis defaults and no persistence (`save \"\"`, diskless sync with a 5 s delay), \
+         and a client on host 3 that sends `SET k:<n> <n>` every {} ms, one at a time \
+         (connect timeout 200 ms, I/O timeout 500 ms, a new connection after any \
+         failure), recording each acknowledged write. redha: priorities {HIGH}/{LOW}, \
+         advert_int {} s, nopreempt, `[redis]` and `[replication]` with defaults, both \
+         started at once. keepalived ({ka_version}): the classic setup of DESIGN.md, \
+         both `state BACKUP`, `nopreempt`, the same priorities and advert_int (the \
+         classic config uses 5 s: `--advert-int 5`), `vrrp_script chk_redis` \
+         (`redis-cli -h 127.0.0.1 PING`, interval 1, fall 2, rise 2) tracked, \
+         notify_backup = sleep {} s (host 1) / {} s (host 2) then `SLAVEOF <peer> 6379`, \
+         notify_master = `SLAVEOF <peer> 6379`, sleep {} s, `SLAVEOF NO ONE`; started \
+         with the classic manual ritual (host 2 syncs from host 1 and is detached with \
+         `SLAVEOF NO ONE`, keepalived starts on host 1, then on host 2 once host 1 holds \
+         the VIP) and measured only once its scripts had finished. redha and keepalived \
+         clients write to the VIP {VIP}:6379. Sentinel: one sentinel per host (hosts 1, \
+         2 and the client's host 3), quorum 2, down-after-milliseconds 2000, \
+         failover-timeout 10000, monitoring host 1 with host 2 its replica; the client \
+         asks its local sentinel (`SENTINEL get-master-addr-by-name mymaster`) before \
+         connecting and again after every failed write (it does not subscribe to \
+         `+switch-master`), so it stays on a master that Sentinel has replaced but not \
+         yet reconfigured, as long as that master accepts its writes; no VIP (n/a). \
+         Every cell waits \
+         for a settled pair, writes {} s, then injects the fault on the master's host. \
+         Scenario 1 kills redis-server with SIGKILL and restarts it empty {} s after the \
+         kill; 2 SIGKILLs the agent (keepalived: its VRRP child and its parent; Sentinel: \
+         the sentinel on the master's host, which changes nothing) and does not restart \
+         it; 3 sends SIGTERM to the master's agent (Sentinel: `SENTINEL FAILOVER \
+         mymaster`); 4 kills redis-server and restarts it empty at once; 5 takes the \
+         master's host off the bridge for {} s (it loses the client too). Metrics: the \
+         longest gap between two acknowledged writes (or from the last one to the end of \
+         the watch, when no write was acknowledged since); acknowledged writes missing \
+         (`MGET`) on the final master, i.e. the Redis the client reaches through the VIP \
+         at the end, or the master the client's sentinel names; the time during which \
+         hosts 1 and 2 both had the VIP on eth0 (polled every {} ms, from the fault to \
+         the end of the watch); time to a settled pair = from the fault to the start of \
+         the final stretch during which one host held the VIP (Sentinel: every answering \
+         sentinel, at least two, named the same master), its Redis was master and the \
+         other Redis its replica with `master_link_status:up` (polled every {} ms from \
+         each host itself). A watch ends once the pair has been settled for {} s after \
+         the last injected step and at least {:.1} s (redha, keepalived: \
+         Master_Down_Interval({LOW}) + 2 × advert_int + 1 s) or {:.0} s (Sentinel: \
+         down-after + 3 s) after the fault (keepalived: and no notify script still \
+         runs), or {:.0} s after the fault (\"not settled by N s\"). Total runtime \
+         {elapsed:.0} s.",
+        args.runs,
+        WRITE_INTERVAL.as_millis(),
+        args.advert_int,
+        classic::BACKUP_SLEEP[0],
+        classic::BACKUP_SLEEP[1],
+        classic::MASTER_SLEEP,
+        STEADY.as_secs(),
+        RESTART_AFTER.as_secs(),
+        PARTITION.as_secs(),
+        HOLDER_POLL.as_millis(),
+        STATUS_POLL.as_millis(),
+        HOLD.as_secs(),
+        min_watch(System::Redha, args.advert_int).as_secs_f64(),
+        min_watch(System::Sentinel, args.advert_int).as_secs_f64(),
+        cap.as_secs_f64(),
+    );
+    println!("\nPer cell (lab directories under /tmp/redha-netns keep every log):");
+    for (system, scenario, r) in &results {
+        match r {
+            Ok(o) => println!("- {}. {}: {}", scenario.number(), system.name(), o.detail),
+            Err(e) => println!("- {}. {}: failed: {e}", scenario.number(), system.name()),
+        }
+    }
+    if !failures.is_empty() {
+        println!("\nFailed runs:");
+        for f in &failures {
+            println!("- {f}");
+        }
+    }
+
+    let prefix = format!("rh-{}-", std::process::id());
+    let left: Vec<String> = String::from_utf8_lossy(
+        &std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .lines()
+    .filter(|l| l.starts_with(&prefix))
+    .map(str::to_owned)
+    .collect();
+    if !left.is_empty() {
+        eprintln!("bench_redis: warning: namespaces left behind: {left:?}");
+    }
+    eprintln!("bench_redis: done in {elapsed:.0} s");
+    ExitCode::SUCCESS
+}
