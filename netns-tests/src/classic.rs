@@ -17,8 +17,8 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
-use std::process::Command;
 
+use crate::process::{all_pids, stat};
 use crate::redha::Node;
 use crate::{Lab, Proc, keepalived};
 
@@ -113,81 +113,22 @@ pub fn config(lab: &Lab, i: usize, node: &Node) -> String {
     s
 }
 
-/// Writes host `i`'s scripts and configuration (peer `peer`) and starts keepalived in
-/// the foreground, with the pid files of [`keepalived::start`]
-/// (`keepalived-h<i>.pid`, `keepalived-h<i>-vrrp.pid`); log `keepalived-h<i>.log`.
+/// Writes host `i`'s scripts and configuration (peer `peer`;
+/// `classic-keepalived-h<i>.conf`) and starts keepalived in the foreground with
+/// [`keepalived::start_with_config`]: the pid files of [`keepalived::start`]
+/// (`keepalived-h<i>.pid`, `keepalived-h<i>-vrrp.pid`), log `keepalived-h<i>.log`. A
+/// crash of it is [`keepalived::crash`].
 ///
 /// # Panics
 /// When keepalived is not installed.
 pub fn start(lab: &Lab, i: usize, node: &Node, peer: Ipv4Addr) -> Proc {
-    let bin =
-        keepalived::binary().expect("keepalived is not installed (apt-get install keepalived)");
     write_scripts(lab, i, peer, BACKUP_SLEEP[(i - 1).min(1)]);
-    let dir = lab.dir();
-    let conf = dir.join(format!("classic-keepalived-h{i}.conf"));
-    fs::write(&conf, config(lab, i, node)).expect("write keepalived.conf");
-    let mut command = Command::new(bin);
-    command
-        .args(["-n", "-l", "-D", "-G", "-f"])
-        .arg(&conf)
-        .arg("-p")
-        .arg(dir.join(format!("keepalived-h{i}.pid")))
-        .arg("-r")
-        .arg(dir.join(format!("keepalived-h{i}-vrrp.pid")))
-        .arg("-c")
-        .arg(dir.join(format!("keepalived-h{i}-checkers.pid")));
-    lab.spawn_command(i, &format!("keepalived-h{i}"), &command)
-}
-
-/// Pid of host `i`'s keepalived VRRP child, from its pid file.
-pub fn vrrp_child_pid(lab: &Lab, i: usize) -> Option<u32> {
-    fs::read_to_string(lab.dir().join(format!("keepalived-h{i}-vrrp.pid")))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// `(state, ppid)` of a process, from `/proc/<pid>/stat`.
-fn stat(pid: u32) -> Option<(char, u32)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut words = rest.split_whitespace();
-    let state = words.next()?.chars().next()?;
-    let ppid = words.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-fn all_pids() -> Vec<u32> {
-    fs::read_dir("/proc")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A crash of host `i`'s keepalived: SIGKILL of its VRRP child and of every other
-/// child (notify scripts excepted: they are not keepalived), then of the parent, so
-/// that no process can notice a death and send a priority-0 advert; then reaps the
-/// parent. The VIP stays where it is.
-pub fn crash(lab: &Lab, i: usize, proc: &Proc) {
-    let parent = proc.pid();
-    let mut victims: Vec<u32> = vrrp_child_pid(lab, i).into_iter().collect();
-    for pid in all_pids() {
-        if matches!(stat(pid), Some((s, ppid)) if ppid == parent && s != 'Z')
-            && !victims.contains(&pid)
-            && fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"keepalived"))
-        {
-            victims.push(pid);
-        }
-    }
-    for pid in victims {
-        // SAFETY: kill(2) on a pid read from keepalived's pid file or /proc; at worst
-        // ESRCH.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-    }
-    proc.kill();
+    keepalived::start_with_config(
+        lab,
+        i,
+        &format!("classic-keepalived-h{i}.conf"),
+        &config(lab, i, node),
+    )
 }
 
 /// Notify scripts of this lab that are still running (sleeping or issuing `SLAVEOF`),

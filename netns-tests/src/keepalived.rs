@@ -3,11 +3,13 @@
 //! pid files, logging to stderr.
 
 use std::fmt::Write as _;
+use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::process::{all_pids, stat};
 use crate::redha::Node;
-use crate::{Lab, Proc};
+use crate::{Lab, Proc, is_alive};
 
 /// Log lines by which keepalived complains about a received packet (see
 /// `netns-tests/KEEPALIVED.md`). A wrong VRID is dropped silently and cannot be seen.
@@ -74,15 +76,28 @@ pub fn config(i: usize, node: &Node) -> String {
 }
 
 /// Starts keepalived on host `i` in the foreground (`-n -l -D -G`), with pid files of
-/// its own in the lab directory; its log is `keepalived-h{i}.log`.
+/// its own in the lab directory; its configuration is `keepalived-h{i}.conf`, written
+/// from `node` ([`config`]), its log `keepalived-h{i}.log`.
 ///
 /// # Panics
 /// When keepalived is not installed.
 pub fn start(lab: &Lab, i: usize, node: &Node) -> Proc {
+    start_with_config(lab, i, &format!("keepalived-h{i}.conf"), &config(i, node))
+}
+
+/// Writes `conf_text` to the file `conf_name` in the lab directory and starts
+/// keepalived with it on host `i` in the foreground (`-n -l -D -G`), logging to stderr
+/// (`keepalived-h{i}.log`), with pid files of its own in the lab directory:
+/// `keepalived-h{i}.pid` (the parent), `keepalived-h{i}-vrrp.pid` (the VRRP child,
+/// see [`vrrp_child_pid`]) and `keepalived-h{i}-checkers.pid`.
+///
+/// # Panics
+/// When keepalived is not installed or the file cannot be written.
+pub fn start_with_config(lab: &Lab, i: usize, conf_name: &str, conf_text: &str) -> Proc {
     let bin = binary().expect("keepalived is not installed (apt-get install keepalived)");
     let dir = lab.dir();
-    let conf = dir.join(format!("keepalived-h{i}.conf"));
-    std::fs::write(&conf, config(i, node)).expect("write keepalived.conf");
+    let conf = dir.join(conf_name);
+    fs::write(&conf, conf_text).expect("write keepalived.conf");
     let mut command = Command::new(bin);
     command
         .args(["-n", "-l", "-D", "-G", "-f"])
@@ -94,6 +109,54 @@ pub fn start(lab: &Lab, i: usize, node: &Node) -> Proc {
         .arg("-c")
         .arg(dir.join(format!("keepalived-h{i}-checkers.pid")));
     lab.spawn_command(i, &format!("keepalived-h{i}"), &command)
+}
+
+/// Pid of host `i`'s keepalived VRRP child, from its pid file (see
+/// [`start_with_config`]).
+pub fn vrrp_child_pid(lab: &Lab, i: usize) -> Option<u32> {
+    fs::read_to_string(lab.dir().join(format!("keepalived-h{i}-vrrp.pid")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Every live process of host `i`'s keepalived, started as `proc`: the parent first,
+/// then its VRRP child (from the pid file), then any other child of the parent that
+/// is keepalived (notify scripts are children too, but not keepalived), by pid.
+pub fn pids(lab: &Lab, i: usize, proc: &Proc) -> Vec<u32> {
+    let parent = proc.pid();
+    let mut pids = vec![parent];
+    if let Some(child) = vrrp_child_pid(lab, i)
+        && child != parent
+        && is_alive(child)
+    {
+        pids.push(child);
+    }
+    let mut others: Vec<u32> = all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            matches!(stat(pid), Some((s, ppid)) if ppid == parent && s != 'Z')
+                && !pids.contains(&pid)
+                && fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"keepalived"))
+        })
+        .collect();
+    others.sort_unstable();
+    pids.extend(others);
+    pids
+}
+
+/// A crash of host `i`'s keepalived, started as `proc`: SIGKILL of its VRRP child and
+/// every other keepalived child ([`pids`]), then of the parent, so that no process
+/// can notice a death and send a priority-0 advert; then reaps the parent. The VIP
+/// stays where it is.
+pub fn crash(lab: &Lab, i: usize, proc: &Proc) {
+    for pid in pids(lab, i, proc).into_iter().skip(1) {
+        // SAFETY: kill(2) on a pid read from keepalived's pid file or /proc; at worst
+        // ESRCH.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+    proc.kill();
 }
 
 /// The complaint lines in a keepalived log.

@@ -26,6 +26,7 @@ pub mod classic;
 mod cmd;
 pub mod keepalived;
 mod lab;
+pub mod measure;
 mod netns;
 mod process;
 pub mod redha;
@@ -38,7 +39,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 pub use lab::{BRIDGE, HOST_IF, Lab, MAX_HOSTS};
-pub use process::Proc;
+pub use process::{Proc, is_alive};
 pub use wait::wait_until;
 
 /// Environment variable that turns a skip into a failure when set to `1`.

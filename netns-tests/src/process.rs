@@ -144,3 +144,28 @@ impl Drop for Proc {
         let _ = self.inner.kill_and_reap();
     }
 }
+
+/// `(state, ppid)` of a process, from `/proc/<pid>/stat`.
+pub(crate) fn stat(pid: u32) -> Option<(char, u32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut words = rest.split_whitespace();
+    let state = words.next()?.chars().next()?;
+    let ppid = words.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Pids of all processes (the numeric entries of `/proc`).
+pub(crate) fn all_pids() -> Vec<u32> {
+    fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Is `pid` a live process (one that exists and is not a zombie)?
+pub fn is_alive(pid: u32) -> bool {
+    matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
+}

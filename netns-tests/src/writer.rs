@@ -27,7 +27,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::Lab;
-use crate::redis::{Reply, Resp, lab_connect};
+use crate::redis::{Error, Reply, Resp, lab_connect};
 
 /// Connect timeout of the writer's connections.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
@@ -128,7 +128,9 @@ fn lock(m: &Mutex<WriteLog>) -> MutexGuard<'_, WriteLog> {
 }
 
 /// A thread inside a client host that sends `SET k:<n> <n>` for
-/// n = 1, 2, 3, ... one at a time, one every `interval`, to one address.
+/// n = 1, 2, 3, ... one at a time, one every `interval`, to one address
+/// ([`start`](Writer::start)) or to the one a function names
+/// ([`start_with`](Writer::start_with)).
 ///
 /// A write is acknowledged when `+OK` comes back. Anything else (an error
 /// reply such as `-READONLY`, a timeout, a refused or lost connection) is a
@@ -168,6 +170,19 @@ impl Writer {
         target: SocketAddrV4,
         interval: Duration,
     ) -> Writer {
+        Writer::start_with(lab, client_host, move || Ok(target), interval)
+    }
+
+    /// Like [`start`](Writer::start), but the target is found by `resolve`, called
+    /// in the client host's namespace before every new connection: before the
+    /// first write and before the write after each failure. If it fails, so does
+    /// the write it was called for (the error is the write's).
+    pub fn start_with(
+        lab: &Lab,
+        client_host: usize,
+        resolve: impl FnMut() -> Result<SocketAddrV4, Error> + Send + 'static,
+        interval: Duration,
+    ) -> Writer {
         let ns = lab.ns(client_host).to_owned();
         let path = ns_file(&ns);
         let file = File::open(&path)
@@ -193,7 +208,7 @@ impl Writer {
                     let ok = entered.is_ok();
                     let _ = ready_tx.send(entered);
                     if ok {
-                        run(target, interval, &stop, &log);
+                        run(resolve, interval, &stop, &log);
                     }
                 })
                 .expect("netns-tests: spawning the writer thread")
@@ -273,7 +288,12 @@ fn pause_until(until: Instant, stop: &AtomicBool) -> bool {
     }
 }
 
-fn run(target: SocketAddrV4, interval: Duration, stop: &AtomicBool, log: &Mutex<WriteLog>) {
+fn run(
+    mut resolve: impl FnMut() -> Result<SocketAddrV4, Error>,
+    interval: Duration,
+    stop: &AtomicBool,
+    log: &Mutex<WriteLog>,
+) {
     let started = lock(log).started;
     let mut conn: Option<Resp> = None;
     let mut next = Instant::now();
@@ -285,7 +305,9 @@ fn run(target: SocketAddrV4, interval: Duration, stop: &AtomicBool, log: &Mutex<
         let value = n.to_string();
         let result = match conn.take() {
             Some(c) => Ok(c),
-            None => Resp::connect_with(target, CONNECT_TIMEOUT, IO_TIMEOUT),
+            None => {
+                resolve().and_then(|target| Resp::connect_with(target, CONNECT_TIMEOUT, IO_TIMEOUT))
+            }
         }
         .and_then(|mut c| {
             let r = c.command(&["SET", &key(n), &value]);

@@ -175,14 +175,7 @@ fn sigkill_fails_over_both_ways_in_unicast() {
         [2],
         "redha with the lower priority stays backup"
     );
-    let vrrp_child = std::fs::read_to_string(lab.dir().join("keepalived-h2-vrrp.pid"))
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok());
-    k.kill();
-    if let Some(pid) = vrrp_child {
-        // SAFETY: kill(2) with a pid read from keepalived's own pid file.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
+    keepalived::crash(&lab, 2, &k);
     wait_until(r_node.master_down_interval() + MARGIN, POLL, || {
         lab.has_addr(1, VIP)
     })

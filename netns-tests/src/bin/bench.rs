@@ -12,8 +12,9 @@ use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use netns_tests::measure::{self, Flags, HIGH, LOW, Table, median};
 use netns_tests::redha::{self, Node, VIP};
-use netns_tests::{Lab, Proc, keepalived, require_netns};
+use netns_tests::{Lab, Proc, is_alive, keepalived, require_netns};
 
 /// How often conditions are polled.
 const POLL: Duration = Duration::from_millis(20);
@@ -29,9 +30,6 @@ fn master_idle(advert_int: u64) -> Duration {
 const TERM_SETTLE: Duration = Duration::from_secs(1);
 /// Extra time allowed beyond a protocol bound before giving up on an event.
 const SLACK: Duration = Duration::from_secs(5);
-/// Priorities of host 1 (the expected master) and host 2.
-const HIGH: u8 = 150;
-const LOW: u8 = 100;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Agent {
@@ -62,19 +60,24 @@ impl Agent {
     }
 
     /// All processes of the agent on host `i`: the spawned one plus, for keepalived,
-    /// its children (found by ppid, and the VRRP child's pid file).
+    /// its children ([`keepalived::pids`]).
     fn pids(self, lab: &Lab, i: usize, proc: &Proc) -> Vec<u32> {
-        let mut pids = vec![proc.pid()];
-        if self == Agent::Keepalived {
-            pids.extend(children_of(proc.pid()));
-            if let Some(child) = vrrp_child_pid(lab, i)
-                && !pids.contains(&child)
-                && alive(child)
-            {
-                pids.push(child);
-            }
+        match self {
+            Agent::Redha => vec![proc.pid()],
+            Agent::Keepalived => keepalived::pids(lab, i, proc),
         }
-        pids
+    }
+
+    /// A crash of the agent on host `i`: SIGKILL of every process of it, for
+    /// keepalived children first ([`keepalived::crash`]), so that none can notice its
+    /// parent's death and send a priority-0 advert.
+    fn crash(self, lab: &Lab, i: usize, proc: &Proc) {
+        match self {
+            Agent::Redha => {
+                proc.signal(libc::SIGKILL);
+            }
+            Agent::Keepalived => keepalived::crash(lab, i, proc),
+        }
     }
 }
 
@@ -152,41 +155,6 @@ fn nodes(advert_int: u64) -> (Node, Node) {
         ..Node::with_priority(LOW)
     };
     (high, low)
-}
-
-/// `(state, ppid)` from `/proc/<pid>/stat`.
-fn stat(pid: u32) -> Option<(char, u32)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut words = rest.split_whitespace();
-    let state = words.next()?.chars().next()?;
-    let ppid = words.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Is `pid` a live (not zombie) process?
-fn alive(pid: u32) -> bool {
-    matches!(stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
-}
-
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut kids: Vec<u32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| matches!(stat(pid), Some((s, ppid)) if ppid == parent && s != 'Z'))
-        .collect();
-    kids.sort_unstable();
-    kids
-}
-
-fn vrrp_child_pid(lab: &Lab, i: usize) -> Option<u32> {
-    fs::read_to_string(lab.dir().join(format!("keepalived-h{i}-vrrp.pid")))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// A `kB` field (`VmRSS:`, `Pss:`) of a `/proc/<pid>/` file.
@@ -298,9 +266,7 @@ fn kill_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: 
     // notice its parent's death and send a priority-0 advert.
     let log_before = mproc.log();
     let killed = Instant::now();
-    for &pid in pids.iter().rev() {
-        sigkill(pid);
-    }
+    agent.crash(&lab, master, mproc);
     let window = master_node.master_down_interval() * 3;
     let mut taken = Edge::new(killed);
     let mut gone = Edge::new(killed);
@@ -313,7 +279,7 @@ fn kill_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: 
         sleep(POLL);
     }
     mproc.kill();
-    if let Some(pid) = pids.iter().find(|&&p| alive(p)) {
+    if let Some(pid) = pids.iter().find(|&&p| is_alive(p)) {
         s.warnings
             .push(format!("run {run}: pid {pid} survived the SIGKILL"));
     }
@@ -407,7 +373,7 @@ fn probe_parent_kill(advert_int: u64) -> String {
     let backup = 3 - master;
     let mproc = if master == 1 { &p1 } else { &p2 };
     sleep(Duration::from_secs(1));
-    let Some(child) = vrrp_child_pid(&lab, master).filter(|&c| alive(c)) else {
+    let Some(child) = keepalived::vrrp_child_pid(&lab, master).filter(|&c| is_alive(c)) else {
         return "Probe of a parent-only SIGKILL of keepalived failed: no VRRP child pid.".into();
     };
     let log_before = mproc.log();
@@ -420,7 +386,7 @@ fn probe_parent_kill(advert_int: u64) -> String {
     let mut taken = Edge::new(killed);
     let mut released = Edge::new(killed);
     while killed.elapsed() < window {
-        died.observe(|| !alive(child));
+        died.observe(|| !is_alive(child));
         taken.observe(|| lab.has_addr(backup, VIP));
         released.observe(|| !lab.has_addr(master, VIP));
         sleep(POLL);
@@ -429,7 +395,7 @@ fn probe_parent_kill(advert_int: u64) -> String {
     let new_log = log_after.get(log_before.len()..).unwrap_or("");
     let prio0 = new_log.contains("sent 0 priority");
     let stopping = new_log.contains("Stopp");
-    if alive(child) {
+    if is_alive(child) {
         sigkill(child);
     }
     let mut text = String::from("Probe (keepalived, SIGKILL of the parent only): the VRRP child ");
@@ -474,15 +440,6 @@ fn probe_parent_kill(advert_int: u64) -> String {
     }
     eprintln!("  {text}");
     text
-}
-
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
 }
 
 /// "median unit (min–max)" over the `At` values, plus the other outcomes.
@@ -531,35 +488,11 @@ fn cell(vals: &[Val], unit: &str, prec: usize, never: impl Fn(f64) -> String) ->
 fn parse_args() -> Result<(u64, usize), String> {
     let mut advert_int = 1u64;
     let mut runs = 3usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--advert-int" => {
-                let v = value("--advert-int")?;
-                advert_int = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=255).contains(n))
-                    .ok_or_else(|| format!("--advert-int: `{v}` is not 1 to 255 seconds"))?;
-            }
-            "--runs" => {
-                let v = value("--runs")?;
-                runs = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| format!("--runs: `{v}` is not a positive number"))?;
-            }
+            "--advert-int" => advert_int = flags.advert_int()?,
+            "--runs" => runs = flags.runs()?,
             "-h" | "--help" => {
                 return Err(
                     "usage: bench [--advert-int SECONDS (default 1)] [--runs N (default 3)]".into(),
@@ -579,10 +512,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("bench: must run as root (network namespaces, VRRP raw sockets): use sudo");
-        return ExitCode::from(1);
+    if let Err(code) = measure::require_root("bench", "network namespaces, VRRP raw sockets") {
+        return code;
     }
     if keepalived::binary().is_none() {
         eprintln!(
@@ -590,14 +521,9 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    let redha_bin = match std::panic::catch_unwind(netns_tests::redha_bin) {
+    let redha_bin = match measure::require_redha_bin("bench") {
         Ok(p) => p,
-        Err(_) => {
-            eprintln!(
-                "bench: build redha first: cargo build --release -p redha (or set REDHA_BIN)"
-            );
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     if !require_netns("bench") {
         eprintln!("bench: network namespaces are unusable here (see above)");
@@ -670,13 +596,9 @@ fn main() -> ExitCode {
         c
     };
 
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| metric | redha | keepalived | bound from protocol math |\n|---|---|---|---|"
-    );
+    let mut table = Table::new(["metric", "redha", "keepalived", "bound from protocol math"]);
     let mut row = |metric: &str, r: String, k: String, bound: String| {
-        let _ = writeln!(out, "| {metric} | {r} | {k} | {bound} |");
+        table.row([metric, r.as_str(), k.as_str(), bound.as_str()]);
     };
     row(
         "election: start → first VIP holder",
@@ -739,7 +661,7 @@ fn main() -> ExitCode {
         "— (not protocol)".into(),
     );
     let elapsed = began.elapsed().as_secs_f64();
-    println!("{out}");
+    println!("{}", table.text());
     println!(
         "Method: one invocation measured redha and keepalived {} (Debian package, VRRPv2) \
          with the same settings: advert_int {advert_int} s, VRID 51, VIP {VIP}/24, \
@@ -777,45 +699,19 @@ fn main() -> ExitCode {
         .iter()
         .flat_map(|(name, s)| s.warnings.iter().map(move |w| format!("{name}: {w}")))
         .collect();
-    if !warnings.is_empty() {
-        println!("\nWarnings:");
-        for w in &warnings {
-            println!("- {w}");
-        }
-    }
-    let prefix = format!("rh-{}-", std::process::id());
-    let left: Vec<String> = String::from_utf8_lossy(
-        &std::process::Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default(),
-    )
-    .lines()
-    .filter(|l| l.starts_with(&prefix))
-    .map(str::to_owned)
-    .collect();
-    if !left.is_empty() {
-        eprintln!("bench: warning: namespaces left behind: {left:?}");
-    }
-    eprintln!("bench: done in {elapsed:.0} s");
+    measure::print_list("Warnings", &warnings);
+    measure::finish("bench", elapsed);
     ExitCode::SUCCESS
 }
 
+/// keepalived's version number (`2.2.7`), from `keepalived --version`.
 fn keepalived_version() -> String {
     let Some(bin) = keepalived::binary() else {
         return String::new();
     };
-    std::process::Command::new(bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stderr).into_owned()
-                + &String::from_utf8_lossy(&o.stdout);
-            text.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        })
+    measure::version(bin, &["--version"])
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_owned)
         .unwrap_or_default()
 }

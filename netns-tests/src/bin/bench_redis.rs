@@ -24,10 +24,11 @@ use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use netns_tests::classic;
+use netns_tests::measure::{self, Flags, HIGH, LOW, Table, spread};
 use netns_tests::redha::{self, Node, RedisSettings, VIP};
 use netns_tests::redis::{REDIS_PORT, RedisNode, RedisOpts, Reply, lab_connect, require_redis};
-use netns_tests::sentinel::{self, SentinelSettings, SentinelWriter};
-use netns_tests::writer::{CHECK_BATCH, WriteLog, Writer, key};
+use netns_tests::sentinel::{self, SentinelSettings};
+use netns_tests::writer::{CHECK_BATCH, Writer, key};
 use netns_tests::{Lab, Proc, keepalived, require_netns};
 
 /// The client writes one key this often.
@@ -49,9 +50,6 @@ const PARTITION: Duration = Duration::from_secs(10);
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Timeout of the monitor's Redis and sentinel queries.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
-/// Priorities of host 1 and host 2 (redha and keepalived).
-const HIGH: u8 = 150;
-const LOW: u8 = 100;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum System {
@@ -420,39 +418,18 @@ fn replicate(lab: &Lab, replica: &RedisNode<'_>, source: &RedisNode<'_>) -> Resu
     Ok(())
 }
 
-/// The client: through the VIP, or through Sentinel.
-enum Client {
-    Vip(Writer),
-    Sentinel(SentinelWriter),
-}
-
-impl Client {
-    fn start(lab: &Lab, system: System) -> Client {
-        if system.has_vip() {
-            let vip: SocketAddrV4 = format!("{VIP}:{REDIS_PORT}").parse().expect("VIP");
-            Client::Vip(Writer::start(lab, 3, vip, WRITE_INTERVAL))
-        } else {
-            Client::Sentinel(SentinelWriter::start(
-                lab,
-                3,
-                SocketAddrV4::new(Ipv4Addr::LOCALHOST, sentinel::SENTINEL_PORT),
-                WRITE_INTERVAL,
-            ))
-        }
-    }
-
-    fn acked(&self) -> usize {
-        match self {
-            Client::Vip(w) => w.acked_count(),
-            Client::Sentinel(w) => w.acked_count(),
-        }
-    }
-
-    fn stop(self) -> WriteLog {
-        match self {
-            Client::Vip(w) => w.stop(),
-            Client::Sentinel(w) => w.stop(),
-        }
+/// Starts the client on host 3: writing through the VIP, or through Sentinel.
+fn start_client(lab: &Lab, system: System) -> Writer {
+    if system.has_vip() {
+        let vip: SocketAddrV4 = format!("{VIP}:{REDIS_PORT}").parse().expect("VIP");
+        Writer::start(lab, 3, vip, WRITE_INTERVAL)
+    } else {
+        sentinel::start_writer(
+            lab,
+            3,
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, sentinel::SENTINEL_PORT),
+            WRITE_INTERVAL,
+        )
     }
 }
 
@@ -643,7 +620,7 @@ fn inject(
             note(format!("SIGKILL redha on host {m}"));
         }
         (Scenario::AgentKill, System::Keepalived) => {
-            classic::crash(lab, m, &d.agents[m - 1]);
+            keepalived::crash(lab, m, &d.agents[m - 1]);
             note(format!(
                 "SIGKILL keepalived on host {m} (VRRP child and parent)"
             ));
@@ -690,9 +667,9 @@ fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
         "    set up in {:.1} s, master on host {m}",
         began.elapsed().as_secs_f64()
     );
-    let client = Client::start(lab, c.system);
+    let client = start_client(lab, c.system);
     if netns_tests::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
-        client.acked() > 0
+        client.acked_count() > 0
     })
     .is_none()
     {
@@ -883,26 +860,6 @@ fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
     })
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
-/// "median (min–max)" of `vals` with `fmt` for one value.
-fn spread(vals: &[f64], fmt: impl Fn(f64) -> String) -> String {
-    let mut v = vals.to_vec();
-    v.sort_by(f64::total_cmp);
-    let mut s = fmt(median(&v));
-    if v.len() > 1 {
-        let _ = write!(s, " ({}–{})", fmt(v[0]), fmt(v[v.len() - 1]));
-    }
-    s
-}
-
 type Results = Vec<(System, Scenario, Result<Outcome, String>)>;
 
 fn outcomes(results: &Results, sys: System, scen: Scenario) -> (Vec<Outcome>, Vec<String>) {
@@ -1045,37 +1002,13 @@ fn parse_args() -> Result<Args, String> {
         scenarios: Vec::new(),
         cap: None,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--advert-int" => {
-                let v = value("--advert-int")?;
-                a.advert_int = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=255).contains(n))
-                    .ok_or_else(|| format!("--advert-int: `{v}` is not 1 to 255 seconds"))?;
-            }
-            "--runs" => {
-                let v = value("--runs")?;
-                a.runs = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| format!("--runs: `{v}` is not a positive number"))?;
-            }
+            "--advert-int" => a.advert_int = flags.advert_int()?,
+            "--runs" => a.runs = flags.runs()?,
             "--cap" => {
-                let v = value("--cap")?;
+                let v = flags.value("--cap")?;
                 a.cap = v
                     .parse::<u64>()
                     .ok()
@@ -1084,7 +1017,7 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or_else(|| format!("--cap: `{v}` is not a number of seconds ≥ 15"))?;
             }
             "--only" => {
-                for v in value("--only")?.split(',') {
+                for v in flags.value("--only")?.split(',') {
                     let s = System::ALL
                         .into_iter()
                         .find(|s| s.name() == v)
@@ -1097,7 +1030,7 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--scenario" => {
-                for v in value("--scenario")?.split(',') {
+                for v in flags.value("--scenario")?.split(',') {
                     let s = v
                         .parse::<usize>()
                         .ok()
@@ -1133,19 +1066,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn version(program: &str, args: &[&str]) -> String {
-    std::process::Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned()
-                + &String::from_utf8_lossy(&o.stderr);
-            text.lines().next().unwrap_or_default().trim().to_owned()
-        })
-        .unwrap_or_default()
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(v) => v,
@@ -1154,25 +1074,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("bench_redis: must run as root (network namespaces, VRRP): use sudo");
-        return ExitCode::from(1);
+    if let Err(code) = measure::require_root("bench_redis", "network namespaces, VRRP") {
+        return code;
     }
     if args.systems.contains(&System::Keepalived) && keepalived::binary().is_none() {
         eprintln!("bench_redis: keepalived is not installed: apt-get install keepalived");
         return ExitCode::from(1);
     }
     let redha_bin = if args.systems.contains(&System::Redha) {
-        match catch_unwind(netns_tests::redha_bin) {
+        match measure::require_redha_bin("bench_redis") {
             Ok(p) => Some(p),
-            Err(_) => {
-                eprintln!(
-                    "bench_redis: build redha first: cargo build --release -p redha \
-                     (or set REDHA_BIN)"
-                );
-                return ExitCode::from(1);
-            }
+            Err(code) => return code,
         }
     } else {
         None
@@ -1270,23 +1182,15 @@ fn main() -> ExitCode {
     let elapsed = began.elapsed().as_secs_f64();
 
     // The table.
-    let mut out = String::from("| scenario | metric |");
-    for s in &args.systems {
-        let _ = write!(
-            out,
-            " {} |",
-            match s {
+    let mut table = Table::new(
+        ["scenario", "metric"]
+            .into_iter()
+            .chain(args.systems.iter().map(|s| match s {
                 System::Redha => "redha",
                 System::Keepalived => "keepalived + classic notify scripts",
                 System::Sentinel => "Redis Sentinel",
-            }
-        );
-    }
-    out.push_str("\n|---|---|");
-    for _ in &args.systems {
-        out.push_str("---|");
-    }
-    out.push('\n');
+            })),
+    );
     let metrics = [
         "longest gap between acknowledged writes",
         "acknowledged writes lost (missing on the final master)",
@@ -1301,7 +1205,7 @@ fn main() -> ExitCode {
             } else {
                 String::new()
             };
-            let _ = write!(out, "| {label} | {metric} |");
+            let mut cells = vec![label, (*metric).to_owned()];
             for &system in &args.systems {
                 let (os, failed) = outcomes(&results, system, scenario);
                 if mi == 0 {
@@ -1313,21 +1217,21 @@ fn main() -> ExitCode {
                         ));
                     }
                 }
-                let _ = write!(out, " {} |", metric_cell(&os, failed.len(), mi, system));
+                cells.push(metric_cell(&os, failed.len(), mi, system));
             }
-            out.push('\n');
+            table.row(cells);
         }
     }
-    println!("{out}");
+    println!("{}", table.text());
 
-    let ka_version = version(
+    let ka_version = measure::version(
         keepalived::binary()
             .map(|p| p.display().to_string())
             .as_deref()
             .unwrap_or("keepalived"),
         &["--version"],
     );
-    let redis_version = version("/usr/bin/redis-server", &["--version"]);
+    let redis_version = measure::version("/usr/bin/redis-server", &["--version"]);
     println!(
         "Method: one invocation ran every cell ({} run(s) per cell; cells show the median, \
          with min–max when there are several runs; the order of the systems rotates from \
@@ -1400,28 +1304,7 @@ fn main() -> ExitCode {
             Err(e) => println!("- {}. {}: failed: {e}", scenario.number(), system.name()),
         }
     }
-    if !failures.is_empty() {
-        println!("\nFailed runs:");
-        for f in &failures {
-            println!("- {f}");
-        }
-    }
-
-    let prefix = format!("rh-{}-", std::process::id());
-    let left: Vec<String> = String::from_utf8_lossy(
-        &std::process::Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .map(|o| o.stdout)
-            .unwrap_or_default(),
-    )
-    .lines()
-    .filter(|l| l.starts_with(&prefix))
-    .map(str::to_owned)
-    .collect();
-    if !left.is_empty() {
-        eprintln!("bench_redis: warning: namespaces left behind: {left:?}");
-    }
-    eprintln!("bench_redis: done in {elapsed:.0} s");
+    measure::print_list("Failed runs", &failures);
+    measure::finish("bench_redis", elapsed);
     ExitCode::SUCCESS
 }
