@@ -365,7 +365,7 @@ impl Driver {
                 }
                 Action::AddAddresses | Action::RenewAddresses => {
                     let renew = action == Action::RenewAddresses;
-                    for vip in self.config.virtual_addresses.clone() {
+                    for &vip in &self.config.virtual_addresses {
                         match self.netlink.add_address(self.index, vip, self.lease).await {
                             Ok(()) if !renew => {
                                 info!(instance = %self.config.name, address = %vip, lease = ?self.lease, "virtual address added")
@@ -381,7 +381,7 @@ impl Driver {
                 Action::RemoveAddresses => {
                     self.garp_due.clear();
                     self.next_refresh = None;
-                    for vip in self.config.virtual_addresses.clone() {
+                    for &vip in &self.config.virtual_addresses {
                         match self.netlink.remove_address(self.index, vip).await {
                             Ok(_) => {
                                 info!(instance = %self.config.name, address = %vip, "virtual address removed")
