@@ -28,7 +28,8 @@ pub const AUTH_DATA_LEN: usize = 8;
 /// Authentication of a VRRPv2 advert (section 5.3.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Auth {
-    /// Type 0: no authentication; the data field is zero.
+    /// Type 0: no authentication; the data field is sent as zero and ignored on
+    /// reception.
     None,
     /// Type 1: a simple text password of up to 8 bytes, zero padded.
     Simple([u8; AUTH_DATA_LEN]),
@@ -233,7 +234,11 @@ impl Advert {
         if self.auth_type != expect.auth.type_code() {
             return Err(DropReason::AuthType);
         }
-        if self.auth_data != expect.auth.data() {
+        // Section 5.3.6: with type 0 the data field is ignored on reception (it is
+        // only zeroed on transmission); only a password is compared.
+        if let Auth::Simple(password) = expect.auth
+            && self.auth_data != *password
+        {
             return Err(DropReason::Authentication);
         }
         // Section 7.1: a mismatching address list is dropped unless the sender owns
@@ -453,6 +458,24 @@ mod tests {
         );
         let right = Advert::new(51, 100, 1, &Auth::simple("secret"), &[VIP]);
         assert_eq!(right.check_against(&expect(&ours, &[VIP])), Ok(()));
+    }
+
+    /// RFC 3768 5.3.6: with auth type 0 the data field "is ignored on reception".
+    #[test]
+    fn auth_type_zero_ignores_the_auth_data_on_reception() {
+        let ours = Auth::None;
+        let mut a = Advert::new(51, 100, 1, &ours, &[VIP]);
+        a.auth_data = *b"garbage!";
+        // Through the wire too: the checksum covers the data, decoding keeps it.
+        let decoded = Advert::decode(&a.encode()).unwrap();
+        assert_eq!(decoded.auth_data, *b"garbage!");
+        assert_eq!(decoded.check_against(&expect(&ours, &[VIP])), Ok(()));
+        // A type-1 advert is still refused by a type-0 instance.
+        let simple = Advert::new(51, 100, 1, &Auth::simple("garbage!"), &[VIP]);
+        assert_eq!(
+            simple.check_against(&expect(&ours, &[VIP])),
+            Err(DropReason::AuthType)
+        );
     }
 
     #[test]
