@@ -5,7 +5,7 @@ set -euo pipefail
 
 need_root() {
     if [ "$(id -u)" -ne 0 ]; then
-        echo "redha: $1 needs root (network namespaces, raw sockets): run it with sudo" >&2
+        echo "redha: $1 needs root (network namespaces, raw sockets): run it as root, or with sudo" >&2
         exit 1
     fi
 }
