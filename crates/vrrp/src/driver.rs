@@ -460,6 +460,11 @@ impl Driver {
         if let Err(e) = self.socket.set_destination(self.index, destination) {
             warn!(instance = %new.name, error = %e, "reconfigure: changing the advert destination failed");
         }
+        if primary != self.socket.source()
+            && let Err(e) = self.socket.set_source(primary)
+        {
+            warn!(instance = %new.name, error = %e, source = %primary, "reconfigure: changing the advert source failed");
+        }
         let added: Vec<_> = new
             .virtual_addresses
             .iter()

@@ -1,0 +1,162 @@
+//! The VRRP instance and its interface, in network namespaces: adverts leave from
+//! `unicast_src_ip`, and (issue 10) the instance follows its interface's link.
+
+use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use netns_tests::redha::{self, MARGIN, Node, VIP};
+use netns_tests::{Lab, redha_bin, require_netns, wait_until};
+use socket2::{Domain, Protocol, Socket, Type};
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// Waits until exactly `host` holds the VIP; returns how long that took.
+fn wait_sole_holder(lab: &Lab, host: usize, within: Duration) -> Duration {
+    wait_until(within, POLL, || lab.holders(VIP) == [host]).unwrap_or_else(|| {
+        panic!(
+            "host {host} did not become the only VIP holder within {within:?}; holders: {:?}",
+            lab.holders(VIP)
+        )
+    })
+}
+
+/// Asserts that `host` stays the only holder for `period`.
+fn assert_stays_holder(lab: &Lab, host: usize, period: Duration) {
+    let end = Instant::now() + period;
+    while Instant::now() < end {
+        assert_eq!(lab.holders(VIP), [host], "the VIP moved");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The state `redha status` reports for the node on host `i` (`MASTER`, ...).
+fn status_state(lab: &Lab, i: usize) -> Option<String> {
+    let out = Command::new(redha_bin())
+        .arg("status")
+        .arg("--socket")
+        .arg(redha::control_socket(lab, i))
+        .output()
+        .expect("run redha status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("state"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+}
+
+/// Counts the VRRP datagrams that reach host `i`, by IPv4 source, with a raw socket
+/// of the test's own (no tcpdump) read on a thread until [`AdvertCounter::stop`].
+struct AdvertCounter {
+    running: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<BTreeMap<Ipv4Addr, u64>>>,
+}
+
+impl AdvertCounter {
+    fn start(lab: &Lab, i: usize) -> Self {
+        let socket = lab.in_host(i, || {
+            let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))
+                .expect("raw socket for protocol 112");
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            s
+        });
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = running.clone();
+        let thread = std::thread::spawn(move || {
+            let mut counts = BTreeMap::new();
+            let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+            while flag.load(Ordering::Relaxed) {
+                if let Ok(len) = socket.recv(&mut buf)
+                    && len >= 20
+                {
+                    // SAFETY: recv initialised the first `len` bytes.
+                    let bytes: Vec<u8> = buf[..len]
+                        .iter()
+                        .map(|b| unsafe { b.assume_init() })
+                        .collect();
+                    let source = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
+                    *counts.entry(source).or_insert(0) += 1;
+                }
+            }
+            counts
+        });
+        AdvertCounter {
+            running,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> BTreeMap<Ipv4Addr, u64> {
+        self.running.store(false, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("counter thread")
+    }
+}
+
+impl Drop for AdvertCounter {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Issue 10: `unicast_src_ip` names a secondary address of the interface. The peer
+/// accepts adverts only from that address (its `unicast_peers`), so they must leave
+/// from it, not from the primary address the kernel would pick; else the peer drops
+/// them and both hosts become master.
+#[test]
+fn adverts_leave_from_unicast_src_ip_on_a_secondary_address() {
+    if !require_netns("adverts_leave_from_unicast_src_ip_on_a_secondary_address") {
+        return;
+    }
+    let lab = Lab::new("srcip", 2);
+    let secondary = Ipv4Addr::new(192, 0, 2, 51);
+    lab.run(
+        1,
+        "ip",
+        ["addr", "add", &format!("{secondary}/24"), "dev", "eth0"],
+    );
+    // The secondary really is secondary: the kernel's own choice would be .11.
+    assert!(
+        lab.ip(1, ["-4", "-o", "addr", "show", "dev", "eth0"])
+            .lines()
+            .any(|l| l.contains(&secondary.to_string()) && l.contains("secondary")),
+        "{secondary} is a secondary address"
+    );
+    let master = Node {
+        unicast_peers: vec![lab.addr(2)],
+        extra: format!("unicast_src_ip = \"{secondary}\"\n"),
+        ..Node::with_priority(150)
+    };
+    let backup = Node {
+        unicast_peers: vec![secondary],
+        ..Node::with_priority(100)
+    };
+    let counter = AdvertCounter::start(&lab, 2);
+    let _a = redha::start(&lab, 1, &master);
+    let b = redha::start(&lab, 2, &backup);
+    wait_sole_holder(&lab, 1, master.master_down_interval() + MARGIN);
+    assert_stays_holder(&lab, 1, backup.master_down_interval() + MARGIN);
+    let counts = counter.stop();
+    eprintln!("adverts reaching host 2 by source: {counts:?}");
+    let from_secondary = counts.get(&secondary).copied().unwrap_or(0);
+    assert!(
+        from_secondary >= 3,
+        "host 2 saw {from_secondary} adverts from {secondary}: {counts:?}"
+    );
+    assert_eq!(
+        counts.get(&lab.addr(1)),
+        None,
+        "adverts left from the primary address: {counts:?}"
+    );
+    assert_eq!(status_state(&lab, 1).as_deref(), Some("MASTER"));
+    assert_eq!(status_state(&lab, 2).as_deref(), Some("BACKUP"));
+    assert!(!b.log().contains("unknown_source"), "{}", b.log());
+}
