@@ -1031,3 +1031,45 @@ fn one_lost_packet_after_a_preemption_does_not_elect_a_third_router() {
         lan.dump()
     );
 }
+
+/// Issue 10: a master answers a lower (or priority-0) advert with an advert of its own,
+/// a lease renewal and a burst of gratuitous ARP. Unlimited, a flood of adverts (1000
+/// in one second, here) would become a broadcast storm; the answers are limited to one
+/// per advert interval, and the master keeps its VIP and its state throughout.
+#[test]
+fn a_flood_of_adverts_yields_a_bounded_number_of_answers() {
+    for priority in [50, 0] {
+        let mut lan = Lan::with_routers(configs(&[200, 100]));
+        elect(&mut lan);
+        lan.run_for(Duration::from_millis(500));
+        let from = lan.now();
+        let sent_before = lan.adverts_sent(0);
+        for _ in 0..1000 {
+            lan.inject_advert(0, host_address(200), priority, 1);
+            lan.run_for_with(Duration::from_millis(1), |lan| {
+                assert_eq!(lan.holders(), [0], "{}", lan.dump());
+            });
+        }
+        let answers = lan.adverts_sent(0) - sent_before;
+        let bursts = lan
+            .timeline()
+            .iter()
+            .filter(|r| {
+                r.at >= from && r.node == 0 && r.what == Happening::GratuitousArp { conflict: true }
+            })
+            .count();
+        // In one second: at most one answer (one advert, one GARP burst) plus the
+        // periodic advert, and one more of each where the second's edges fall.
+        assert!(
+            answers <= 3,
+            "priority {priority}: {answers} adverts in reply to 1000"
+        );
+        assert!(
+            (1..=2).contains(&bursts),
+            "priority {priority}: {bursts} gratuitous ARP bursts in reply to 1000"
+        );
+        assert_eq!(lan.state(0), State::Master);
+        assert_eq!(lan.transitions_to(State::Master, from), []);
+        assert!(lan.adverts_received(0) >= 1000, "the flood was accepted");
+    }
+}

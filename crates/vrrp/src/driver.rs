@@ -327,6 +327,8 @@ impl Driver {
         debug!(instance = %self.config.name, source = %received.source, priority = received.advert.priority, "advert");
         self.router
             .receive(now(), received.source, received.advert.priority);
+        self.stats
+            .set_answers_suppressed(self.router.answers_suppressed());
     }
 
     /// Counts a dropped packet; logs the first of each reason and then at most one

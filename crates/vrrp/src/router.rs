@@ -218,6 +218,9 @@ pub struct Router {
     started_at: Option<Instant>,
     since: Option<Instant>,
     master: Option<(Ipv4Addr, u8)>,
+    /// When we last answered another router's advert while master.
+    last_answer: Option<Instant>,
+    answers_suppressed: u64,
     actions: VecDeque<Action>,
 }
 
@@ -232,6 +235,8 @@ impl Router {
             started_at: None,
             since: None,
             master: None,
+            last_answer: None,
+            answers_suppressed: 0,
             actions: VecDeque::new(),
         }
     }
@@ -367,10 +372,7 @@ impl Router {
             // Another master stepped down (it yielded to us after a split, or shut
             // down): confirm at once that a master is here, and point the LAN's
             // neighbour tables back at us, since they may name the other router.
-            self.advertise(now);
-            self.actions.push_back(Action::RenewAddresses);
-            self.actions
-                .push_back(Action::SendGratuitousArp { conflict: true });
+            self.answer(now);
         } else if priority > ours {
             self.step_down(
                 now,
@@ -388,13 +390,38 @@ impl Router {
         } else {
             // Another master claims our addresses (a healed split): it will yield to
             // our advert; tell it now, and tell the LAN again where the addresses are.
-            // Answering restarts the advert timer, so renew the addresses here too: a
-            // stream of such adverts must not starve the renewal.
-            self.advertise(now);
-            self.actions.push_back(Action::RenewAddresses);
-            self.actions
-                .push_back(Action::SendGratuitousArp { conflict: true });
+            self.answer(now);
         }
+    }
+
+    /// Answers another router's advert while master: our own advert, a renewal of
+    /// the addresses (answering restarts the advert timer, so a stream of such
+    /// adverts must not starve the renewal) and a burst of gratuitous ARP.
+    ///
+    /// At most one answer per advertisement interval: every answer costs the LAN an
+    /// advert and a broadcast burst, and a flood of adverts (spoofed, or a looping
+    /// peer) must not become a broadcast storm. A suppressed answer loses nothing: our
+    /// periodic advert goes out within the interval anyway, and the gratuitous ARP of
+    /// the last answer is less than an interval old.
+    fn answer(&mut self, now: Instant) {
+        if self
+            .last_answer
+            .is_some_and(|at| now < at + self.config.advert_int)
+        {
+            self.answers_suppressed += 1;
+            return;
+        }
+        self.last_answer = Some(now);
+        self.advertise(now);
+        self.actions.push_back(Action::RenewAddresses);
+        self.actions
+            .push_back(Action::SendGratuitousArp { conflict: true });
+    }
+
+    /// How many adverts received as master went unanswered because an answer had
+    /// already gone out within the advertisement interval.
+    pub fn answers_suppressed(&self) -> u64 {
+        self.answers_suppressed
     }
 
     /// Master to Backup on a better advert (a healed split, or a preempting peer). The
@@ -716,6 +743,35 @@ mod tests {
             ]
         );
         assert_eq!(r.poll_timeout(), Some(now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_master_answers_at_most_once_per_advert_interval() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        let start = t0 + Duration::from_secs(10);
+        let mut adverts = 0;
+        let mut bursts = 0;
+        for i in 0..1000u32 {
+            let now = start + Duration::from_millis(u64::from(i));
+            // Lower adverts and priority 0 alike.
+            r.receive(now, HIGHER, if i % 2 == 0 { 50 } else { 0 });
+            r.handle_timeout(now);
+            for action in drain(&mut r) {
+                match action {
+                    Action::SendAdvert { .. } => adverts += 1,
+                    Action::SendGratuitousArp { conflict: true } => bursts += 1,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(r.state(), State::Master);
+        assert_eq!(bursts, 1, "one answer in the first second");
+        assert!(adverts <= 2, "{adverts} adverts");
+        assert_eq!(r.answers_suppressed(), 999);
+        // The next interval gets its answer again.
+        r.receive(start + Duration::from_secs(1), HIGHER, 50);
+        assert!(drain(&mut r).contains(&Action::SendGratuitousArp { conflict: true }));
     }
 
     #[test]

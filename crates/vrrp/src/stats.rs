@@ -91,6 +91,7 @@ pub struct Stats {
     priority_zero_sent: AtomicU64,
     priority_zero_received: AtomicU64,
     became_master: AtomicU64,
+    answers_suppressed: AtomicU64,
     dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -107,6 +108,9 @@ pub struct StatsSnapshot {
     pub priority_zero_received: u64,
     /// Transitions to Master.
     pub became_master: u64,
+    /// Adverts received as master that went unanswered (rate limit: one answer per
+    /// advertisement interval).
+    pub answers_suppressed: u64,
     /// Dropped packets by reason, in the order of [`DropReason::ALL`].
     pub dropped: Vec<(DropReason, u64)>,
 }
@@ -130,12 +134,13 @@ impl fmt::Display for StatsSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "adverts_sent={} adverts_received={} priority_zero_sent={} priority_zero_received={} became_master={}",
+            "adverts_sent={} adverts_received={} priority_zero_sent={} priority_zero_received={} became_master={} answers_suppressed={}",
             self.adverts_sent,
             self.adverts_received,
             self.priority_zero_sent,
             self.priority_zero_received,
-            self.became_master
+            self.became_master,
+            self.answers_suppressed
         )?;
         for (reason, n) in &self.dropped {
             write!(f, " dropped_{reason}={n}")?;
@@ -166,6 +171,11 @@ impl Stats {
         self.became_master.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Sets the number of unanswered adverts (the router keeps the count).
+    pub fn set_answers_suppressed(&self, count: u64) {
+        self.answers_suppressed.store(count, Ordering::Relaxed);
+    }
+
     /// Counts a dropped packet and returns the new count for its reason.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.dropped[reason.index()].fetch_add(1, Ordering::Relaxed) + 1
@@ -179,6 +189,7 @@ impl Stats {
             priority_zero_sent: self.priority_zero_sent.load(Ordering::Relaxed),
             priority_zero_received: self.priority_zero_received.load(Ordering::Relaxed),
             became_master: self.became_master.load(Ordering::Relaxed),
+            answers_suppressed: self.answers_suppressed.load(Ordering::Relaxed),
             dropped: DropReason::ALL
                 .iter()
                 .map(|r| (*r, self.dropped[r.index()].load(Ordering::Relaxed)))
