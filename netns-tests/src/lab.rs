@@ -27,6 +27,10 @@ const LINK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Name of the bridge inside the bridge namespace.
 pub const BRIDGE: &str = "br0";
 
+/// Name of the second bridge that [`Lab::split`] moves ports to (created by the
+/// first split, in the bridge namespace).
+pub const SPLIT_BRIDGE: &str = "br1";
+
 /// Name of each host's interface.
 pub const HOST_IF: &str = "eth0";
 
@@ -165,8 +169,8 @@ impl Lab {
         let _ = fs::write(self.dir.join("lab.txt"), info);
 
         if wait_until(LINK_TIMEOUT, Duration::from_millis(20), || {
-            self.ports_forwarding(1..=self.hosts.len())
-                && (1..=self.hosts.len()).all(|i| self.carrier(i))
+            self.ports_forwarding(BRIDGE, 1..=self.hosts.len())
+                && (1..=self.hosts.len()).all(|i| self.has_carrier(i))
         })
         .is_none()
         {
@@ -195,26 +199,56 @@ impl Lab {
         );
     }
 
-    fn carrier(&self, i: usize) -> bool {
+    /// Does host `i`'s `eth0` have carrier (`LOWER_UP`) and is it up? True
+    /// throughout a [`detach`](Lab::detach) or a [`split`](Lab::split): those
+    /// cut the switch, not the cable.
+    pub fn has_carrier(&self, i: usize) -> bool {
         cmd::ip(["-n", self.ns(i), "-o", "link", "show", "dev", HOST_IF])
             .is_ok_and(|out| out.contains("LOWER_UP") && out.contains(",UP"))
     }
 
-    fn ports_forwarding(&self, mut ports: impl Iterator<Item = usize>) -> bool {
-        let Ok(out) = cmd::ip(["-n", &self.bridge_ns, "-d", "-o", "link", "show"]) else {
+    /// The `ip -d -o link show` line of each bridge port `p<i>`, by host.
+    fn port_lines(&self) -> Option<Vec<(usize, String)>> {
+        let out = cmd::ip(["-n", &self.bridge_ns, "-d", "-o", "link", "show"]).ok()?;
+        Some(
+            out.lines()
+                .filter_map(|l| {
+                    let name = l.split_whitespace().nth(1)?;
+                    let i = name.strip_prefix('p')?.split('@').next()?.parse().ok()?;
+                    Some((i, l.to_owned()))
+                })
+                .collect(),
+        )
+    }
+
+    fn ports_forwarding(&self, bridge: &str, mut ports: impl Iterator<Item = usize>) -> bool {
+        let Some(lines) = self.port_lines() else {
             return false;
         };
         ports.all(|i| {
-            let prefix = format!("p{i}@");
-            out.lines().any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|n| n.starts_with(&prefix))
+            lines.iter().any(|(p, l)| {
+                *p == i
                     && l.contains("LOWER_UP")
-                    && l.contains(&format!("master {BRIDGE} "))
+                    && l.contains(&format!("master {bridge} "))
                     && l.contains("bridge_slave state forwarding")
             })
         })
+    }
+
+    /// Which bridge host `i`'s port `p<i>` is on: [`BRIDGE`], [`SPLIT_BRIDGE`],
+    /// or `None` while it is [detached](Lab::detach).
+    pub fn bridge_of(&self, i: usize) -> Option<String> {
+        self.check(i);
+        let lines = self
+            .port_lines()
+            .unwrap_or_else(|| panic!("netns-tests: cannot list the ports of {}", self.bridge_ns));
+        let (_, line) = lines
+            .iter()
+            .find(|(p, _)| *p == i)
+            .unwrap_or_else(|| panic!("netns-tests: no port p{i} in {}", self.bridge_ns));
+        let mut words = line.split_whitespace();
+        words.find(|w| *w == "master")?;
+        words.next().map(str::to_owned)
     }
 
     /// Base name shared by this lab's namespaces and its directory.
@@ -503,13 +537,103 @@ impl Lab {
     /// Puts host `i`'s port back on the bridge and waits until it forwards.
     pub fn attach(&self, i: usize) {
         self.check(i);
-        self.bridge_ip(["link", "set", &format!("p{i}"), "master", BRIDGE]);
+        self.move_ports(&[i], BRIDGE);
+    }
+
+    /// Cuts the switch in two while every link keeps its carrier: the ports of
+    /// `hosts` move to a second bridge, [`SPLIT_BRIDGE`], in the bridge
+    /// namespace (created by the first split, multicast snooping and STP off
+    /// like [`BRIDGE`]); the other hosts stay on [`BRIDGE`]. Hosts on the same
+    /// side reach each other (VRRP multicast included), no frame crosses
+    /// between the sides, and no host sees a link change. Returns once the
+    /// moved ports forward.
+    ///
+    /// `lab.split(&[1, 4])` keeps host 1 (say the master) with client host 4,
+    /// and hosts 2 and 3 together on the first bridge. Splitting again moves
+    /// more ports over (those already there stay); [`heal_split`](Lab::heal_split)
+    /// undoes it. A [detached](Lab::detach) host named here is put on the
+    /// second bridge.
+    pub fn split(&self, hosts: &[usize]) {
+        for &i in hosts {
+            self.check(i);
+        }
+        assert!(
+            hosts.len() < self.hosts.len(),
+            "netns-tests: a split of lab {} leaves at least one host on {BRIDGE}",
+            self.base
+        );
+        let exists = cmd::ip([
+            "-n",
+            &self.bridge_ns,
+            "-o",
+            "link",
+            "show",
+            "dev",
+            SPLIT_BRIDGE,
+        ])
+        .is_ok();
+        if !exists {
+            let script = format!(
+                "link add {SPLIT_BRIDGE} type bridge mcast_snooping 0 stp_state 0\n\
+                 link set {SPLIT_BRIDGE} up\n"
+            );
+            cmd::ip_batch(Some(&self.bridge_ns), &script)
+                .unwrap_or_else(|e| panic!("netns-tests: creating {SPLIT_BRIDGE}: {e}"));
+        }
+        self.move_ports(hosts, SPLIT_BRIDGE);
+    }
+
+    /// Heals a [`split`](Lab::split): every port on [`SPLIT_BRIDGE`] goes back
+    /// to [`BRIDGE`]; returns once they forward. The hosts moved back, in
+    /// ascending order (none if there was no split).
+    pub fn heal_split(&self) -> Vec<usize> {
+        let lines = self
+            .port_lines()
+            .unwrap_or_else(|| panic!("netns-tests: cannot list the ports of {}", self.bridge_ns));
+        let mut moved: Vec<usize> = lines
+            .iter()
+            .filter(|(_, l)| l.contains(&format!("master {SPLIT_BRIDGE} ")))
+            .map(|(i, _)| *i)
+            .collect();
+        moved.sort_unstable();
+        self.move_ports(&moved, BRIDGE);
+        moved
+    }
+
+    /// The hosts whose port is on `bridge`, in ascending order.
+    pub fn hosts_on(&self, bridge: &str) -> Vec<usize> {
+        let lines = self
+            .port_lines()
+            .unwrap_or_else(|| panic!("netns-tests: cannot list the ports of {}", self.bridge_ns));
+        let mut on: Vec<usize> = lines
+            .iter()
+            .filter(|(_, l)| l.contains(&format!("master {bridge} ")))
+            .map(|(i, _)| *i)
+            .collect();
+        on.sort_unstable();
+        on
+    }
+
+    /// Moves the ports of `hosts` onto `bridge` in one `ip` batch and waits
+    /// until they forward there.
+    fn move_ports(&self, hosts: &[usize], bridge: &str) {
+        if hosts.is_empty() {
+            return;
+        }
+        let mut script = String::new();
+        for &i in hosts {
+            writeln!(script, "link set p{i} master {bridge}").unwrap();
+        }
+        cmd::ip_batch(Some(&self.bridge_ns), &script)
+            .unwrap_or_else(|e| panic!("netns-tests: moving ports {hosts:?} to {bridge}: {e}"));
         if wait_until(LINK_TIMEOUT, Duration::from_millis(10), || {
-            self.ports_forwarding(std::iter::once(i))
+            self.ports_forwarding(bridge, hosts.iter().copied())
         })
         .is_none()
         {
-            panic!("netns-tests: port p{i} not forwarding after {LINK_TIMEOUT:?}");
+            panic!(
+                "netns-tests: ports {hosts:?} not forwarding on {bridge} after {LINK_TIMEOUT:?}"
+            );
         }
     }
 

@@ -3,8 +3,9 @@
 //! A [`Lab`] is a throwaway Ethernet segment: a bridge namespace and N host
 //! namespaces, each host with `eth0` at `192.0.2.(10+i)/24`. Tests start
 //! programs inside hosts ([`Lab::spawn`] → [`Proc`]), inspect addresses,
-//! neighbour tables and reachability, and cut hosts off the segment
-//! ([`Lab::detach`]). Everything is torn down on drop, panics included.
+//! neighbour tables and reachability, cut hosts off the segment
+//! ([`Lab::detach`]) or cut the switch in two ([`Lab::split`]), links keeping
+//! their carrier either way. Everything is torn down on drop, panics included.
 //!
 //! Rules the harness keeps: it only creates namespaces named
 //! `rh-<pid>-<n>-<tag>-<role>`, only uses 192.0.2.0/24, and never sends
@@ -38,7 +39,7 @@ pub mod writer;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use lab::{BRIDGE, HOST_IF, Lab, MAX_HOSTS};
+pub use lab::{BRIDGE, HOST_IF, Lab, MAX_HOSTS, SPLIT_BRIDGE};
 pub use process::{Proc, is_alive};
 pub use wait::wait_until;
 

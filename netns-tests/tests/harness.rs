@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use netns_tests::{Lab, cleanup_stale, require_netns, wait_until};
+use netns_tests::{BRIDGE, Lab, SPLIT_BRIDGE, cleanup_stale, require_netns, wait_until};
 
 fn netns_list() -> Vec<String> {
     let out = std::process::Command::new("ip")
@@ -108,6 +108,88 @@ fn detach_and_attach() {
             .ping(2, lab.addr(3)))
         .is_some(),
         "host 2 cannot reach host 3 after re-attaching"
+    );
+}
+
+/// Pings that must get through, allowing a few tries: an ARP entry of a host
+/// on the other side may still be resolving from before.
+fn reaches(lab: &Lab, from: usize, to: usize) -> bool {
+    wait_until(Duration::from_secs(5), Duration::ZERO, || {
+        lab.ping(from, lab.addr(to))
+    })
+    .is_some()
+}
+
+#[test]
+fn split_keeps_carrier_and_each_side_connected() {
+    if !require_netns("split_keeps_carrier_and_each_side_connected") {
+        return;
+    }
+    let lab = Lab::new("splitsw", 4);
+    let all = [1, 2, 3, 4];
+    let sides = [[1, 4], [2, 3]];
+    for i in all {
+        assert_eq!(lab.bridge_of(i).as_deref(), Some(BRIDGE));
+    }
+    // Everyone talks to everyone first, so that every neighbour entry exists.
+    for a in all {
+        for b in all {
+            assert!(reaches(&lab, a, b), "before the split: {a} -> {b}");
+        }
+    }
+    // Watch carrier from another thread for the whole split and heal.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let lost_carrier = thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut lost = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for i in all {
+                    if !lab.has_carrier(i) && !lost.contains(&i) {
+                        lost.push(i);
+                    }
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            lost
+        });
+
+        lab.split(&[1, 4]);
+        assert_eq!(lab.hosts_on(SPLIT_BRIDGE), [1, 4]);
+        assert_eq!(lab.hosts_on(BRIDGE), [2, 3]);
+        assert_eq!(lab.bridge_of(4).as_deref(), Some(SPLIT_BRIDGE));
+        // VRRP's multicast must flood on the second bridge too.
+        let br1 = lab.bridge_ip(["-d", "link", "show", "dev", SPLIT_BRIDGE]);
+        assert!(br1.contains("mcast_snooping 0"), "{br1}");
+        for side in sides {
+            let (a, b) = (side[0], side[1]);
+            assert!(reaches(&lab, a, b), "split: {a} -> {b} on the same side");
+            assert!(reaches(&lab, b, a), "split: {b} -> {a} on the same side");
+        }
+        for a in sides[0] {
+            for b in sides[1] {
+                assert!(!lab.ping(a, lab.addr(b)), "split: {a} reached {b}");
+                assert!(!lab.ping(b, lab.addr(a)), "split: {b} reached {a}");
+            }
+        }
+
+        assert_eq!(lab.heal_split(), [1, 4]);
+        assert!(lab.hosts_on(SPLIT_BRIDGE).is_empty());
+        for a in all {
+            for b in all {
+                assert!(reaches(&lab, a, b), "after the heal: {a} -> {b}");
+            }
+        }
+        assert_eq!(
+            lab.heal_split(),
+            Vec::<usize>::new(),
+            "nothing left to heal"
+        );
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().unwrap()
+    });
+    assert!(
+        lost_carrier.is_empty(),
+        "hosts {lost_carrier:?} lost carrier during the split or the heal"
     );
 }
 
