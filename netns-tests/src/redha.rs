@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::redis::AclUser;
 use crate::{Lab, Proc, redha_bin};
 
 /// The virtual address the tests use.
@@ -61,6 +62,13 @@ impl RedisSettings {
             redis_extra: String::new(),
             replication_extra: String::new(),
         }
+    }
+
+    /// Logs in to both Redis as `user` (`[redis] username` and `password`;
+    /// the same credentials serve the peer's Redis).
+    pub fn with_user(mut self, user: &AclUser) -> Self {
+        self.redis_extra.push_str(&user.redha_keys());
+        self
     }
 }
 

@@ -422,16 +422,184 @@ pub fn lab_query(
 // ---------------------------------------------------------------------------
 // redis-server in a lab host
 
+/// What a [`RedisNode`] keeps on disk, in its working directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nothing saved by itself: `save ""`, `appendonly no` (these tests'
+    /// default). A full sync may still leave a `dump.rdb` behind: a replica
+    /// keeps the snapshot it received, and a master with disk-based sync
+    /// (`repl-diskless-sync no`) the one it sent (`rdb-del-sync-files no`).
+    #[default]
+    Off,
+    /// Redis 7's own default: no `save` line, so RDB snapshots at
+    /// `save 3600 1 300 100 60 10000` (and at a clean shutdown), `appendonly
+    /// no`. What a user who never touched `save` runs.
+    RdbDefault,
+    /// RDB snapshots at these save points, as the `save` line takes them
+    /// (`"1 1"`: every second after at least one change), `appendonly no`.
+    Rdb(String),
+    /// The append-only file (`appendonly yes`, in `appendonlydir/` of the
+    /// working directory) with this `appendfsync`, and Redis's default RDB
+    /// save points besides (a restart loads the AOF).
+    Aof(AppendFsync),
+}
+
+/// `appendfsync`: when the AOF is fsynced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendFsync {
+    /// After every write, before it is acknowledged: an acknowledged write
+    /// survives a crash of the host.
+    Always,
+    /// Once a second (Redis's default).
+    EverySec,
+    /// When the kernel likes.
+    No,
+}
+
+impl AppendFsync {
+    fn word(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::EverySec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+}
+
+/// An ACL user for redha to log in as ([`RedisOpts::user`]).
+///
+/// The `default` user stays as Redis ships it (`on nopass`, everything
+/// allowed), so the tests' own clients, the writers and replication between
+/// the two Redis need no credentials; only an agent configured with this user
+/// ([`redha_keys`](AclUser::redha_keys),
+/// [`RedisSettings::with_user`](crate::redha::RedisSettings::with_user)) is
+/// bound by its rules.
+///
+/// ```
+/// use netns_tests::redis::AclUser;
+///
+/// let u = AclUser::without_client_pause("redha", "s3cret");
+/// assert_eq!(u.config_line(), "user redha reset on >s3cret ~* &* +@all -client|pause");
+/// assert_eq!(u.redha_keys(), "username = \"redha\"\npassword = \"s3cret\"\n");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclUser {
+    /// User name.
+    pub name: String,
+    /// Password (no spaces).
+    pub password: String,
+    /// ACL rules after the password: keys, channels, commands.
+    pub rules: String,
+}
+
+impl AclUser {
+    /// A user allowed everything: `~* &* +@all`.
+    pub fn full(name: &str, password: &str) -> AclUser {
+        AclUser::with_rules(name, password, "~* &* +@all")
+    }
+
+    /// A user allowed everything but `CLIENT PAUSE` (`-client|pause`; `CLIENT
+    /// UNPAUSE` stays allowed): redha's fence fails with `NOPERM`.
+    pub fn without_client_pause(name: &str, password: &str) -> AclUser {
+        AclUser::with_rules(name, password, "~* &* +@all -client|pause")
+    }
+
+    /// A user with these rules (`~* +@all -replicaof`, ...).
+    pub fn with_rules(name: &str, password: &str, rules: &str) -> AclUser {
+        assert!(
+            !name.is_empty() && !name.contains(char::is_whitespace),
+            "netns-tests: ACL user name `{name}`"
+        );
+        assert!(
+            !password.is_empty()
+                && !password.contains(char::is_whitespace)
+                && !password.contains('"'),
+            "netns-tests: ACL password must be a non-empty word"
+        );
+        AclUser {
+            name: name.to_owned(),
+            password: password.to_owned(),
+            rules: rules.to_owned(),
+        }
+    }
+
+    /// The `redis.conf` line defining the user:
+    /// `user <name> reset on ><password> <rules>`.
+    pub fn config_line(&self) -> String {
+        format!(
+            "user {} reset on >{} {}",
+            self.name, self.password, self.rules
+        )
+    }
+
+    /// The lines for redha's `[redis]` section that make it log in as this
+    /// user (the same credentials serve the peer's Redis).
+    pub fn redha_keys(&self) -> String {
+        format!(
+            "username = {:?}\npassword = {:?}\n",
+            self.name, self.password
+        )
+    }
+}
+
 /// Settings of a [`RedisNode`] beyond the fixed ones (port 6379, bind
-/// 0.0.0.0, no persistence, log to stdout).
+/// 0.0.0.0, log to stdout), persistence off unless chosen.
+///
+/// The helpers set the conditions users run and chain:
+/// `RedisOpts::default().rdb_default().disk_sync()`.
 #[derive(Clone, Debug, Default)]
 pub struct RedisOpts {
     /// `repl-diskless-sync` (Redis 7 default: yes).
     pub repl_diskless_sync: Option<bool>,
     /// `repl-diskless-sync-delay` in seconds (Redis 7 default: 5).
     pub repl_diskless_sync_delay: Option<u32>,
+    /// What it keeps on disk (default: nothing).
+    pub persistence: Persistence,
+    /// ACL users besides `default`.
+    pub users: Vec<AclUser>,
     /// Lines appended to the configuration file as they are.
     pub extra: Vec<String>,
+}
+
+impl RedisOpts {
+    /// With this persistence.
+    pub fn persistence(mut self, persistence: Persistence) -> Self {
+        self.persistence = persistence;
+        self
+    }
+
+    /// With Redis 7's default RDB snapshots ([`Persistence::RdbDefault`]).
+    pub fn rdb_default(self) -> Self {
+        self.persistence(Persistence::RdbDefault)
+    }
+
+    /// With the AOF fsynced at every write (`appendonly yes`, `appendfsync
+    /// always`): every acknowledged write is on disk.
+    pub fn aof_always(self) -> Self {
+        self.persistence(Persistence::Aof(AppendFsync::Always))
+    }
+
+    /// Disk-based full syncs: `repl-diskless-sync no` (the master writes an
+    /// RDB file, then sends it).
+    pub fn disk_sync(mut self) -> Self {
+        self.repl_diskless_sync = Some(false);
+        self.repl_diskless_sync_delay = None;
+        self
+    }
+
+    /// Diskless full syncs that start at once: `repl-diskless-sync yes`,
+    /// `repl-diskless-sync-delay 0`.
+    pub fn diskless_sync_no_delay(mut self) -> Self {
+        self.repl_diskless_sync = Some(true);
+        self.repl_diskless_sync_delay = Some(0);
+        self
+    }
+
+    /// With this ACL user as well.
+    pub fn user(mut self, user: AclUser) -> Self {
+        self.users.push(user);
+        self
+    }
 }
 
 /// A `redis-server` running in host `i` of a lab, on `192.0.2.(10+i):6379`.
@@ -461,14 +629,31 @@ impl fmt::Debug for RedisNode<'_> {
 fn config_text(dir: &Path, opts: &RedisOpts) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "port {REDIS_PORT}");
-    s.push_str("bind 0.0.0.0\nprotected-mode no\ndaemonize no\n");
-    s.push_str("save \"\"\nappendonly no\nlogfile \"\"\n");
+    s.push_str("bind 0.0.0.0\nprotected-mode no\ndaemonize no\nlogfile \"\"\n");
+    match &opts.persistence {
+        Persistence::Off => s.push_str("save \"\"\nappendonly no\n"),
+        Persistence::RdbDefault => s.push_str("appendonly no\n"),
+        Persistence::Rdb(points) => {
+            assert!(
+                points.split_whitespace().count() % 2 == 0
+                    && points.split_whitespace().all(|w| w.parse::<u64>().is_ok()),
+                "netns-tests: save points are pairs of numbers, not `{points}`"
+            );
+            let _ = writeln!(s, "save {points}\nappendonly no");
+        }
+        Persistence::Aof(fsync) => {
+            let _ = writeln!(s, "appendonly yes\nappendfsync {}", fsync.word());
+        }
+    }
     let _ = writeln!(s, "dir {:?}", dir.display().to_string());
     if let Some(on) = opts.repl_diskless_sync {
         let _ = writeln!(s, "repl-diskless-sync {}", if on { "yes" } else { "no" });
     }
     if let Some(delay) = opts.repl_diskless_sync_delay {
         let _ = writeln!(s, "repl-diskless-sync-delay {delay}");
+    }
+    for user in &opts.users {
+        let _ = writeln!(s, "{}", user.config_line());
     }
     for line in &opts.extra {
         let _ = writeln!(s, "{line}");
@@ -603,12 +788,82 @@ impl<'lab> RedisNode<'lab> {
         self.proc.kill()
     }
 
-    /// Kills the server and starts it again with the same configuration and
-    /// whatever dump files are in its directory; waits for `PONG`.
+    /// A crash and a supervisor's restart, "from its files": SIGKILLs the
+    /// server (nothing is saved at exit) and starts it again with the same
+    /// configuration and working directory, so it loads whatever its files
+    /// hold (the AOF with [`Persistence::Aof`], else `dump.rdb`: the last
+    /// snapshot, or the last full sync's, even with [`Persistence::Off`]; see
+    /// [`files`](Self::files)); waits for `PONG` (loading included). Compare
+    /// [`restart_empty`](Self::restart_empty).
     pub fn restart(&mut self) {
+        self.proc.kill();
+        self.start_again();
+    }
+
+    /// A clean stop: SIGTERM, then waits up to `timeout` for the exit (SIGKILL
+    /// after it). Redis saves an RDB snapshot at shutdown when it has save
+    /// points ([`Persistence::RdbDefault`], [`Persistence::Rdb`],
+    /// [`Persistence::Aof`]) and fsyncs the AOF. Returns whether it exited by
+    /// itself in time.
+    pub fn stop(&self, timeout: Duration) -> bool {
+        if !self.proc.signal(libc::SIGTERM) {
+            return !self.proc.is_running();
+        }
+        match self.proc.wait_exit(timeout) {
+            Some(_) => true,
+            None => {
+                self.proc.kill();
+                false
+            }
+        }
+    }
+
+    /// Starts the server again after [`kill`](Self::kill) or
+    /// [`stop`](Self::stop) (killing it first if it still runs), with the same
+    /// configuration and its files; waits for `PONG`. With [`kill`](Self::kill)
+    /// of both nodes first, this is the power cycle of a pair.
+    pub fn start_again(&mut self) {
         self.proc.kill();
         self.proc = Self::spawn(self.lab, self.host, &self.conf);
         self.wait_ready();
+    }
+
+    /// The persistence files in its working directory, sorted: `dump.rdb`,
+    /// and the AOF directory's files as `appendonlydir/<name>`.
+    pub fn files(&self) -> Vec<String> {
+        let list = |dir: &Path| -> Vec<String> {
+            fs::read_dir(dir)
+                .map(|rd| {
+                    rd.filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut out = Vec::new();
+        for name in list(&self.dir) {
+            if name == "appendonlydir" {
+                out.extend(
+                    list(&self.dir.join(&name))
+                        .into_iter()
+                        .map(|f| format!("appendonlydir/{f}")),
+                );
+            } else if name.ends_with(".rdb") {
+                out.push(name);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// `SAVE`: writes a snapshot to `dump.rdb` now (whatever the save
+    /// points), so that a [`restart`](Self::restart) comes back with exactly
+    /// this data.
+    pub fn save(&self) -> Result<(), Error> {
+        match self.query(&["SAVE"])?.into_result()? {
+            r if r.is_ok() => Ok(()),
+            r => Err(Error::Protocol(format!("SAVE: unexpected {r:?}"))),
+        }
     }
 
     /// Kills the server, empties its directory (no `dump.rdb` to load) and
@@ -720,5 +975,56 @@ mod tests {
             assert!(c.lines().any(|l| l == line), "missing `{line}` in:\n{c}");
         }
         assert!(!c.contains("repl-diskless-sync "), "{c}");
+    }
+
+    fn lines(opts: &RedisOpts) -> Vec<String> {
+        config_text(Path::new("/d"), opts)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn persistence_lines() {
+        let rdb = lines(&RedisOpts::default().rdb_default());
+        assert!(!rdb.iter().any(|l| l.starts_with("save")), "{rdb:?}");
+        assert!(rdb.contains(&"appendonly no".to_owned()));
+
+        let every = lines(&RedisOpts::default().persistence(Persistence::Rdb("1 1".into())));
+        assert!(every.contains(&"save 1 1".to_owned()), "{every:?}");
+
+        let aof = lines(&RedisOpts::default().aof_always());
+        for l in ["appendonly yes", "appendfsync always"] {
+            assert!(aof.contains(&l.to_owned()), "missing `{l}` in {aof:?}");
+        }
+        assert!(!aof.iter().any(|l| l.starts_with("save")), "{aof:?}");
+    }
+
+    #[test]
+    fn sync_mode_and_user_lines() {
+        let disk = lines(&RedisOpts::default().disk_sync());
+        assert!(
+            disk.contains(&"repl-diskless-sync no".to_owned()),
+            "{disk:?}"
+        );
+        assert!(
+            !disk
+                .iter()
+                .any(|l| l.starts_with("repl-diskless-sync-delay"))
+        );
+
+        let now = lines(&RedisOpts::default().diskless_sync_no_delay());
+        for l in ["repl-diskless-sync yes", "repl-diskless-sync-delay 0"] {
+            assert!(now.contains(&l.to_owned()), "missing `{l}` in {now:?}");
+        }
+
+        let user = AclUser::without_client_pause("redha", "pw");
+        let acl = lines(&RedisOpts::default().user(user.clone()));
+        assert!(acl.contains(&user.config_line()), "{acl:?}");
+        assert!(user.config_line().ends_with("+@all -client|pause"));
+        assert_eq!(
+            AclUser::full("u", "p").config_line(),
+            "user u reset on >p ~* &* +@all"
+        );
     }
 }
