@@ -15,6 +15,24 @@
 //! assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 //! # }
 //! ```
+//!
+//! Two clients on either side of a split, each with its own keys, accounted
+//! for separately against the final master:
+//!
+//! ```no_run
+//! # use std::net::SocketAddrV4;
+//! # use std::time::Duration;
+//! use netns_tests::writer::{Writer, account};
+//! # fn demo(lab: &netns_tests::Lab, master: SocketAddrV4) {
+//! # let vip: SocketAddrV4 = "192.0.2.100:6379".parse().unwrap();
+//! let writers = Writer::start_clients(lab, &[3, 4], vip, Duration::from_millis(10));
+//! // ... lab.split(&[1, 4]) ... lab.heal_split() ...
+//! let logs: Vec<_> = writers.into_iter().map(Writer::stop).collect();
+//! for a in account(lab, 3, master, &logs.iter().collect::<Vec<_>>()) {
+//!     println!("{}", a.summary());
+//! }
+//! # }
+//! ```
 
 use std::fs::File;
 use std::net::SocketAddrV4;
@@ -41,9 +59,24 @@ pub const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Keys checked per `MGET` by [`missing_keys`].
 pub const CHECK_BATCH: usize = 500;
 
+/// The key prefix of [`Writer::start`] and [`Writer::start_with`].
+pub const DEFAULT_PREFIX: &str = "k:";
+
 /// The key written for sequence number `n`: `k:<n>` (its value is `n`).
 pub fn key(n: u64) -> String {
-    format!("k:{n}")
+    prefixed_key(DEFAULT_PREFIX, n)
+}
+
+/// The key a writer with key prefix `prefix` writes for sequence number `n`:
+/// `<prefix><n>` (its value is `n`).
+pub fn prefixed_key(prefix: &str, n: u64) -> String {
+    format!("{prefix}{n}")
+}
+
+/// The key prefix for a client on host `i` when several write at once:
+/// `c<i>:` (so `c3:1`, `c3:2`, ... and `c4:1`, ...).
+pub fn client_prefix(i: usize) -> String {
+    format!("c{i}:")
 }
 
 /// What a [`Writer`] did.
@@ -61,17 +94,47 @@ pub struct WriteLog {
     pub started: Instant,
     /// Each failure: sequence number, when (from `started`) and why.
     pub errors: Vec<(u64, Duration, String)>,
+    /// The key prefix: sequence number `n` was written as `<prefix><n>`.
+    pub prefix: String,
+    /// The host the writer ran in (0 in logs built by hand).
+    pub client_host: usize,
 }
 
 impl WriteLog {
-    fn new() -> WriteLog {
+    fn new(prefix: &str, client_host: usize) -> WriteLog {
         WriteLog {
             acked: Vec::new(),
             failures: 0,
             attempts: 0,
             started: Instant::now(),
             errors: Vec::new(),
+            prefix: prefix.to_owned(),
+            client_host,
         }
+    }
+
+    /// The key of sequence number `n` in this log.
+    pub fn key(&self, n: u64) -> String {
+        prefixed_key(&self.prefix, n)
+    }
+
+    /// When the write of sequence number `n` was acknowledged (from
+    /// `started`), if it was.
+    pub fn acked_at(&self, n: u64) -> Option<Duration> {
+        self.acked
+            .binary_search_by_key(&n, |&(m, _)| m)
+            .ok()
+            .map(|i| self.acked[i].1)
+    }
+
+    /// Acknowledged sequence numbers whose acknowledgement came within
+    /// `[from, to]` (from `started`).
+    pub fn acked_between(&self, from: Duration, to: Duration) -> Vec<u64> {
+        self.acked
+            .iter()
+            .filter(|&&(_, at)| at >= from && at <= to)
+            .map(|&(n, _)| n)
+            .collect()
     }
 
     /// Sequence numbers of the acknowledged writes.
@@ -113,7 +176,12 @@ impl WriteLog {
             .map(|(_, _, e)| e.as_str())
             .collect();
         format!(
-            "{} attempts, {} acked (last {:?}), {} failures {first_errors:?}, longest gap {:?}",
+            "{}{} attempts, {} acked (last {:?}), {} failures {first_errors:?}, longest gap {:?}",
+            if self.client_host == 0 {
+                String::new()
+            } else {
+                format!("client on host {} ({}*): ", self.client_host, self.prefix)
+            },
             self.attempts,
             self.acked.len(),
             self.last_acked(),
@@ -130,7 +198,9 @@ fn lock(m: &Mutex<WriteLog>) -> MutexGuard<'_, WriteLog> {
 /// A thread inside a client host that sends `SET k:<n> <n>` for
 /// n = 1, 2, 3, ... one at a time, one every `interval`, to one address
 /// ([`start`](Writer::start)) or to the one a function names
-/// ([`start_with`](Writer::start_with)).
+/// ([`start_with`](Writer::start_with)). Several clients writing at once use
+/// a key prefix each ([`start_prefixed`](Writer::start_prefixed),
+/// [`client_prefix`]), and [`account`] checks each one's acknowledged writes.
 ///
 /// A write is acknowledged when `+OK` comes back. Anything else (an error
 /// reply such as `-READONLY`, a timeout, a refused or lost connection) is a
@@ -183,12 +253,41 @@ impl Writer {
         resolve: impl FnMut() -> Result<SocketAddrV4, Error> + Send + 'static,
         interval: Duration,
     ) -> Writer {
+        Writer::start_with_prefix(lab, client_host, DEFAULT_PREFIX, resolve, interval)
+    }
+
+    /// Like [`start`](Writer::start), writing `<prefix><n>` instead of
+    /// `k:<n>`: one of several clients writing at once, each with its own
+    /// keys (`Writer::start_prefixed(lab, 4, &client_prefix(4), vip, every)`).
+    pub fn start_prefixed(
+        lab: &Lab,
+        client_host: usize,
+        prefix: &str,
+        target: SocketAddrV4,
+        interval: Duration,
+    ) -> Writer {
+        Writer::start_with_prefix(lab, client_host, prefix, move || Ok(target), interval)
+    }
+
+    /// Like [`start_with`](Writer::start_with), writing `<prefix><n>`. The
+    /// prefix is a non-empty word (no whitespace).
+    pub fn start_with_prefix(
+        lab: &Lab,
+        client_host: usize,
+        prefix: &str,
+        resolve: impl FnMut() -> Result<SocketAddrV4, Error> + Send + 'static,
+        interval: Duration,
+    ) -> Writer {
+        assert!(
+            !prefix.is_empty() && !prefix.contains(char::is_whitespace),
+            "netns-tests: a writer's key prefix is a non-empty word, not `{prefix}`"
+        );
         let ns = lab.ns(client_host).to_owned();
         let path = ns_file(&ns);
         let file = File::open(&path)
             .unwrap_or_else(|e| panic!("netns-tests: opening {}: {e}", path.display()));
         let stop = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(WriteLog::new()));
+        let log = Arc::new(Mutex::new(WriteLog::new(prefix, client_host)));
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = {
             let stop = Arc::clone(&stop);
@@ -223,6 +322,21 @@ impl Writer {
             log,
             thread: Some(thread),
         }
+    }
+
+    /// One writer per client host in `hosts`, all writing to `target` at
+    /// once, each with the key prefix [`client_prefix`] of its host (`c3:`,
+    /// `c4:`, ...); in the order of `hosts`.
+    pub fn start_clients(
+        lab: &Lab,
+        hosts: &[usize],
+        target: SocketAddrV4,
+        interval: Duration,
+    ) -> Vec<Writer> {
+        hosts
+            .iter()
+            .map(|&h| Writer::start_prefixed(lab, h, &client_prefix(h), target, interval))
+            .collect()
     }
 
     /// A copy of the log so far (the writer keeps running).
@@ -294,7 +408,10 @@ fn run(
     stop: &AtomicBool,
     log: &Mutex<WriteLog>,
 ) {
-    let started = lock(log).started;
+    let (started, prefix) = {
+        let log = lock(log);
+        (log.started, log.prefix.clone())
+    };
     let mut conn: Option<Resp> = None;
     let mut next = Instant::now();
     let mut n: u64 = 0;
@@ -310,7 +427,7 @@ fn run(
             }
         }
         .and_then(|mut c| {
-            let r = c.command(&["SET", &key(n), &value]);
+            let r = c.command(&["SET", &prefixed_key(&prefix, n), &value]);
             conn = Some(c);
             r
         });
@@ -344,6 +461,17 @@ pub fn missing_keys(
     redis_addr: SocketAddrV4,
     acked: &[u64],
 ) -> Vec<u64> {
+    missing_prefixed_keys(lab, from_host, redis_addr, DEFAULT_PREFIX, acked)
+}
+
+/// Like [`missing_keys`], for the keys `<prefix><n>` of a prefixed writer.
+pub fn missing_prefixed_keys(
+    lab: &Lab,
+    from_host: usize,
+    redis_addr: SocketAddrV4,
+    prefix: &str,
+    acked: &[u64],
+) -> Vec<u64> {
     let mut conn =
         lab_connect(lab, from_host, redis_addr, Duration::from_secs(5)).unwrap_or_else(|e| {
             panic!("netns-tests: connecting to {redis_addr} from host {from_host}: {e}")
@@ -351,7 +479,7 @@ pub fn missing_keys(
     let mut missing = Vec::new();
     for batch in acked.chunks(CHECK_BATCH) {
         let mut cmd = vec!["MGET".to_owned()];
-        cmd.extend(batch.iter().map(|&n| key(n)));
+        cmd.extend(batch.iter().map(|&n| prefixed_key(prefix, n)));
         let reply = conn
             .command(&cmd)
             .unwrap_or_else(|e| panic!("netns-tests: MGET on {redis_addr}: {e}"));
@@ -372,6 +500,106 @@ pub fn missing_keys(
     missing
 }
 
+/// One client's acknowledged writes checked against a Redis ([`account`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The client's host.
+    pub client_host: usize,
+    /// Its key prefix.
+    pub prefix: String,
+    /// How many writes it had acknowledged.
+    pub acked: usize,
+    /// Acknowledged sequence numbers missing on the Redis (absent or holding
+    /// another value), ascending.
+    pub missing: Vec<u64>,
+}
+
+impl Account {
+    /// `client on host 3 (c3:*): 812 acknowledged, 0 missing`, with the
+    /// missing ranges when there are any.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "client on host {} ({}*): {} acknowledged, {} missing",
+            self.client_host,
+            self.prefix,
+            self.acked,
+            self.missing.len()
+        );
+        if !self.missing.is_empty() {
+            s.push_str(&format!(" ({})", ranges(&self.missing)));
+        }
+        s
+    }
+
+    /// The missing writes of `log` (this account's) acknowledged within
+    /// `[from, to]` of its start: those lost while, say, the client's side
+    /// was cut off.
+    pub fn missing_between(&self, log: &WriteLog, from: Duration, to: Duration) -> Vec<u64> {
+        self.missing
+            .iter()
+            .copied()
+            .filter(|&n| log.acked_at(n).is_some_and(|at| at >= from && at <= to))
+            .collect()
+    }
+}
+
+/// Checks each writer's acknowledged writes against the Redis at
+/// `redis_addr` (the final master, say), from host `from_host`: one
+/// [`Account`] per log, in order. The logs must have distinct prefixes.
+/// Panics if the Redis cannot be queried.
+pub fn account(
+    lab: &Lab,
+    from_host: usize,
+    redis_addr: SocketAddrV4,
+    logs: &[&WriteLog],
+) -> Vec<Account> {
+    for (i, a) in logs.iter().enumerate() {
+        assert!(
+            logs[..i].iter().all(|b| b.prefix != a.prefix),
+            "netns-tests: two writers share the key prefix `{}`",
+            a.prefix
+        );
+    }
+    logs.iter()
+        .map(|log| Account {
+            client_host: log.client_host,
+            prefix: log.prefix.clone(),
+            acked: log.acked.len(),
+            missing: missing_prefixed_keys(
+                lab,
+                from_host,
+                redis_addr,
+                &log.prefix,
+                &log.acked_keys(),
+            ),
+        })
+        .collect()
+}
+
+/// A compact list of numbers: `1-5, 9, 12-13`.
+pub fn ranges(ns: &[u64]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < ns.len() {
+        let start = ns[i];
+        let mut end = start;
+        while i + 1 < ns.len() && ns[i + 1] == end + 1 {
+            i += 1;
+            end = ns[i];
+        }
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}-{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,8 +610,52 @@ mod tests {
                 .iter()
                 .map(|&(n, ms)| (n, Duration::from_millis(ms)))
                 .collect(),
-            ..WriteLog::new()
+            ..WriteLog::new("k:", 0)
         }
+    }
+
+    #[test]
+    fn keys_with_prefixes() {
+        assert_eq!(key(7), "k:7");
+        assert_eq!(prefixed_key(&client_prefix(4), 7), "c4:7");
+        let l = WriteLog::new("c3:", 3);
+        assert_eq!(l.key(12), "c3:12");
+        assert!(
+            l.summary().starts_with("client on host 3 (c3:*): "),
+            "{}",
+            l.summary()
+        );
+    }
+
+    #[test]
+    fn acked_at_and_between() {
+        let l = log(&[(1, 10), (2, 20), (5, 320), (6, 330)]);
+        assert_eq!(l.acked_at(5), Some(Duration::from_millis(320)));
+        assert_eq!(l.acked_at(3), None);
+        assert_eq!(
+            l.acked_between(Duration::from_millis(20), Duration::from_millis(320)),
+            [2, 5]
+        );
+        let a = Account {
+            client_host: 3,
+            prefix: "k:".into(),
+            acked: 4,
+            missing: vec![1, 5, 6],
+        };
+        assert_eq!(
+            a.missing_between(&l, Duration::from_millis(300), Duration::MAX),
+            [5, 6]
+        );
+        assert_eq!(
+            a.summary(),
+            "client on host 3 (k:*): 4 acknowledged, 3 missing (1, 5-6)"
+        );
+    }
+
+    #[test]
+    fn number_ranges() {
+        assert_eq!(ranges(&[]), "");
+        assert_eq!(ranges(&[1, 2, 3, 5, 7, 8]), "1-3, 5, 7-8");
     }
 
     #[test]
