@@ -33,6 +33,7 @@ mod process;
 pub mod redha;
 pub mod redis;
 pub mod sentinel;
+pub mod timeline;
 mod wait;
 pub mod writer;
 

@@ -1,0 +1,440 @@
+//! Partitions that keep the carrier (issue 7): the cut-off side goes silent, no
+//! resets, no link change.
+//!
+//! Hosts 1 and 2 run `redis-server` and redha as in `redis_failover.rs` (host 1
+//! priority 150, host 2 priority 100, both `preempt = false`, each replicating
+//! with the other); client host 3 writes through the VIP. Each test prints a
+//! timeline (VIP holders, both Redis roles, the client's neighbour entry for the
+//! VIP, the client's writes) with wall-clock times, and the matching window of
+//! host 2's redha log and state log, so that where the time goes can be read off.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read as _};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant, SystemTime};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use netns_tests::redha::{self, MARGIN, Node, RedisSettings, VIP};
+use netns_tests::redis::{RedisNode, RedisOpts, require_redis};
+use netns_tests::timeline::{Timeline, log_window, utc};
+use netns_tests::writer::{WriteLog, Writer};
+use netns_tests::{Lab, Proc, require_netns};
+
+/// The client host, on host 2's side of the cut.
+const CLIENT: usize = 3;
+/// One write every this long.
+const WRITE_INTERVAL: Duration = Duration::from_millis(10);
+/// Polling period of the waits (each sample takes a few `ip` calls on top).
+const POLL: Duration = Duration::from_millis(10);
+/// redha's defaults for the `[redis]` checks (config/reference.toml).
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const RISE: u32 = 2;
+/// `[replication] catch_up_timeout` default.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redis 7's `repl-diskless-sync-delay` default.
+const DISKLESS_SYNC_DELAY: Duration = Duration::from_secs(5);
+
+fn require(test: &str) -> bool {
+    require_netns(test) && require_redis(test)
+}
+
+fn vip_addr() -> SocketAddrV4 {
+    SocketAddrV4::new(VIP.parse().expect("VIP"), 6379)
+}
+
+/// Host 1: priority 150; host 2: priority 100; both nopreempt, each replicating
+/// with the other.
+fn node(lab: &Lab, host: usize) -> Node {
+    let priority = if host == 1 { 150 } else { 100 };
+    Node {
+        preempt: false,
+        redis: Some(RedisSettings::pair(
+            lab.addr(3 - host),
+            lab.dir().join(format!("state-h{host}.log")),
+        )),
+        ..Node::with_priority(priority)
+    }
+}
+
+/// `INFO replication` of a Redis, or why it could not be read.
+fn replication(redis: &RedisNode<'_>) -> Result<BTreeMap<String, String>, String> {
+    redis
+        .client()
+        .and_then(|mut c| c.info_map("replication"))
+        .map_err(|e| e.to_string())
+}
+
+/// A Redis's role in a few words: `master`, `slave of 192.0.2.11 link up`, ...
+fn role(redis: &RedisNode<'_>) -> String {
+    match replication(redis) {
+        Ok(m) => {
+            let get = |k: &str| m.get(k).map_or("-", String::as_str);
+            match get("role") {
+                "slave" => format!(
+                    "replica of {} link {}",
+                    get("master_host"),
+                    get("master_link_status")
+                ),
+                r => r.to_owned(),
+            }
+        }
+        Err(e) => format!("unreachable ({e})"),
+    }
+}
+
+/// The two Redis hosts with their agents, the client's writer, and what was seen.
+struct Scene<'lab> {
+    test: &'static str,
+    lab: &'lab Lab,
+    /// Index `host - 1`.
+    redis: Vec<RedisNode<'lab>>,
+    agents: Vec<(usize, Proc)>,
+    timeline: Timeline,
+    writer: Option<Writer>,
+}
+
+impl<'lab> Scene<'lab> {
+    /// Starts Redis on hosts 1 and 2, then redha on host 1 and host 2.
+    fn start(test: &'static str, lab: &'lab Lab, opts: RedisOpts) -> Self {
+        let redis = vec![
+            RedisNode::start(lab, 1, opts.clone()),
+            RedisNode::start(lab, 2, opts),
+        ];
+        let mut scene = Scene {
+            test,
+            lab,
+            redis,
+            agents: Vec::new(),
+            timeline: Timeline::new(),
+            writer: None,
+        };
+        for host in 1..=2 {
+            let proc = redha::start(lab, host, &node(lab, host));
+            scene.note(format!("redha started on host {host}"));
+            scene.agents.push((host, proc));
+        }
+        scene
+    }
+
+    fn note(&mut self, what: impl std::fmt::Display) {
+        let what = what.to_string();
+        eprintln!(
+            "{}: +{:.2}s {what}",
+            self.test,
+            self.timeline.started().elapsed().as_secs_f64()
+        );
+        self.timeline.note(what);
+    }
+
+    /// Which host a MAC belongs to, for the client's neighbour entry.
+    fn host_of_mac(&self, mac: &str) -> String {
+        (1..=self.lab.hosts())
+            .find(|&i| self.lab.mac(i) == mac)
+            .map_or_else(|| mac.to_owned(), |i| format!("host {i}"))
+    }
+
+    /// Looks at everything once and records what changed.
+    fn sample(&mut self) {
+        let holders = self.lab.holders(VIP);
+        self.timeline.set("VIP holders", format!("{holders:?}"));
+        for host in 1..=2 {
+            let r = role(&self.redis[host - 1]);
+            self.timeline.set(&format!("host {host} Redis"), r);
+        }
+        let neigh = match self.lab.neigh_mac(CLIENT, VIP) {
+            Some(mac) => self.host_of_mac(&mac),
+            None => "none (resolving or failed)".into(),
+        };
+        self.timeline
+            .set(&format!("client's neighbour entry for {VIP}"), neigh);
+        if let Some(w) = &self.writer {
+            let log = w.snapshot();
+            let last_ack = log.acked.last().map(|&(_, at)| at);
+            let last_err = log.errors.last().map(|(_, at, e)| (*at, e.clone()));
+            let state = match (last_ack, last_err) {
+                (_, None) => "writes acknowledged".to_owned(),
+                (Some(ack), Some((err, _))) if ack > err => "writes acknowledged".to_owned(),
+                (_, Some((_, e))) => format!("writes failing ({})", error_kind(&e)),
+            };
+            self.timeline.set("client", state);
+        }
+    }
+
+    /// Samples until `f` holds or `within` passes; `None` on timeout.
+    fn wait(&mut self, within: Duration, mut f: impl FnMut(&Self) -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        loop {
+            self.sample();
+            if f(self) {
+                return Some(start.elapsed());
+            }
+            if start.elapsed() >= within {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Exactly one VIP holder, host `master`, its Redis master, the other Redis its
+    /// replica with the link up.
+    fn settled_with(&self, master: usize) -> bool {
+        if self.lab.holders(VIP) != [master] {
+            return false;
+        }
+        let m = replication(&self.redis[master - 1]);
+        let r = replication(&self.redis[2 - master]);
+        let want = self.lab.addr(master).to_string();
+        m.is_ok_and(|m| m.get("role").is_some_and(|r| r == "master"))
+            && r.is_ok_and(|r| {
+                r.get("role").is_some_and(|v| v == "slave")
+                    && r.get("master_host") == Some(&want)
+                    && r.get("master_link_status").is_some_and(|v| v == "up")
+            })
+    }
+
+    fn agent_log(&self, host: usize) -> String {
+        self.agents
+            .iter()
+            .filter(|(h, _)| *h == host)
+            .map(|(_, p)| p.log())
+            .collect()
+    }
+
+    fn state_log(&self, host: usize) -> String {
+        std::fs::read_to_string(self.lab.dir().join(format!("state-h{host}.log")))
+            .unwrap_or_default()
+    }
+
+    fn fail(&self, msg: &str) -> ! {
+        panic!(
+            "{}: {msg}\n--- timeline:\n{}--- lab dir {}",
+            self.test,
+            self.timeline.render(),
+            self.lab.dir().display()
+        );
+    }
+}
+
+/// A raw VRRP socket (protocol 112, joined to 224.0.0.18) in host `i`: it sees
+/// every advert on that host's side of the switch.
+fn advert_listener(lab: &Lab, i: usize) -> Socket {
+    let addr = lab.addr(i);
+    lab.in_host(i, move || -> io::Result<Socket> {
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
+        s.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 18), &addr)?;
+        Ok(s)
+    })
+    .unwrap_or_else(|e| panic!("a raw VRRP socket in host {i}: {e}"))
+}
+
+/// Waits up to `within` for the next advert from `from` (adverts queued before
+/// the call are skipped); returns whether one came.
+fn next_advert(socket: &Socket, from: Ipv4Addr, within: Duration) -> bool {
+    let mut buf = [0u8; 2048];
+    let mut reader = socket;
+    socket.set_nonblocking(true).expect("non-blocking");
+    while reader.read(&mut buf).is_ok() {}
+    socket.set_nonblocking(false).expect("blocking");
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        socket
+            .set_read_timeout(Some(left))
+            .expect("set the read timeout");
+        match reader.read(&mut buf) {
+            // The IPv4 header's source address.
+            Ok(n) if n >= 20 && buf[12..16] == from.octets() => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The kind of a write error, without the details that change every time.
+fn error_kind(e: &str) -> &str {
+    if e.starts_with("-READONLY") {
+        "READONLY"
+    } else if e.contains("timed out") || e.contains("temporarily unavailable") {
+        "timeout"
+    } else if e.contains("refused") {
+        "refused"
+    } else if e.contains("reset") || e.contains("closed") {
+        "connection lost"
+    } else {
+        e
+    }
+}
+
+/// The longest interval between consecutive acknowledgements: its length and the
+/// acknowledgements around it (from the writer's start).
+fn longest_gap(log: &WriteLog) -> (Duration, Duration, Duration) {
+    log.acked
+        .windows(2)
+        .map(|w| (w[1].1.saturating_sub(w[0].1), w[0].1, w[1].1))
+        .max()
+        .unwrap_or_default()
+}
+
+/// The first line of `log` at or after `since` containing all of `needles`, and
+/// its time.
+fn first_line_after<'a>(
+    log: &'a str,
+    since: SystemTime,
+    needles: &[&str],
+) -> Option<(SystemTime, &'a str)> {
+    log.lines().find_map(|l| {
+        let t = netns_tests::timeline::line_time(l)?;
+        (t >= since && needles.iter().all(|n| l.contains(n))).then_some((t, l))
+    })
+}
+
+fn secs_between(a: SystemTime, b: SystemTime) -> String {
+    match b.duration_since(a) {
+        Ok(d) => format!("{:+.3}s", d.as_secs_f64()),
+        Err(e) => format!("{:+.3}s", -e.duration().as_secs_f64()),
+    }
+}
+
+/// The master's switch port leaves the bridge, its carrier kept: host 1 and its
+/// Redis go silent (no RST, no link change), the client on host 2's side goes on
+/// writing through the VIP. Host 2 takes the VIP after Master_Down_Interval and
+/// must promote at once: its peer is known unreachable. The client's longest
+/// write gap must stay within 3 x advert_int + 1 s (the issue's bound; the
+/// protocol's Master_Down_Interval is 3.6 s at advert_int 1 s).
+#[test]
+#[ignore = "issue 7: holds by only ~0.1 s (the new master reads the silent peer for up to 2 x 150 ms before promoting); un-ignore once the coordinator stops waiting on a silent peer"]
+fn silent_partition_gap() {
+    let test = "silent_partition_gap";
+    if !require(test) {
+        return;
+    }
+    let lab = Lab::new("silent", 3);
+    let adverts = advert_listener(&lab, CLIENT);
+    let mut scene = Scene::start(test, &lab, RedisOpts::default());
+    let n2 = node(&lab, 2);
+    let advert_int = Duration::from_secs(n2.advert_int);
+
+    let settle = CHECK_INTERVAL * RISE
+        + node(&lab, 1).master_down_interval()
+        + DISKLESS_SYNC_DELAY
+        + MARGIN * 2;
+    if scene.wait(settle, |s| s.settled_with(1)).is_none() {
+        scene.fail(&format!(
+            "the pair did not settle with host 1 master within {settle:?}"
+        ));
+    }
+    scene.note("settled: host 1 master, host 2 its replica");
+    scene.writer = Some(Writer::start(&lab, CLIENT, vip_addr(), WRITE_INTERVAL));
+    let writer_started = scene.writer.as_ref().expect("writer").snapshot().started;
+    if scene
+        .wait(Duration::from_secs(5), |s| {
+            s.writer.as_ref().expect("writer").acked_count() >= 100
+        })
+        .is_none()
+    {
+        scene.fail("the client could not write through the VIP");
+    }
+
+    // The cut, right after an advert from host 1 (the worst phase: host 2 then
+    // waits the whole Master_Down_Interval): host 1's port leaves the bridge;
+    // both ends keep their carrier.
+    if !next_advert(&adverts, lab.addr(1), advert_int * 3) {
+        scene.fail("no advert from host 1 seen on the client's side");
+    }
+    let advert_seen = Instant::now();
+    lab.detach(1);
+    let cut = Instant::now();
+    scene.note(format!(
+        "host 1's switch port left the bridge (carrier kept), {:?} after its last advert",
+        cut - advert_seen
+    ));
+    let cut_wall = scene.timeline.wall(cut);
+    let cut_at = scene.timeline.started().elapsed();
+    scene.timeline.set("host 1 carrier", lab.has_carrier(1));
+    assert!(lab.has_carrier(1), "host 1 lost its carrier");
+
+    // Wait for the takeover and for writes to resume, then a little longer.
+    let resume_bound = n2.master_down_interval() + CATCH_UP_TIMEOUT + MARGIN * 4;
+    let resumed = scene.wait(resume_bound, |s| {
+        let log = s.writer.as_ref().expect("writer").snapshot();
+        let since_cut = cut.duration_since(log.started);
+        s.redis[1]
+            .client()
+            .and_then(|mut c| c.role())
+            .is_ok_and(|r| r == "master")
+            && log
+                .acked
+                .iter()
+                .any(|&(_, at)| at > since_cut + Duration::from_millis(100))
+    });
+    let Some(resumed) = resumed else {
+        scene.fail(&format!(
+            "writes did not resume on host 2 within {resume_bound:?} of the cut"
+        ));
+    };
+    scene.note(format!(
+        "writes resumed on host 2 {resumed:?} after the cut"
+    ));
+    let _ = scene.wait(Duration::from_secs(1), |_| false);
+    scene.timeline.set("host 1 carrier", lab.has_carrier(1));
+    assert!(lab.has_carrier(1), "host 1 lost its carrier");
+    let log = scene.writer.take().expect("writer").stop();
+
+    // Where the time went.
+    let (gap, gap_from, gap_to) = longest_gap(&log);
+    let wall_of = |at: Duration| scene.timeline.wall(writer_started + at);
+    let (gap_from_wall, gap_to_wall) = (wall_of(gap_from), wall_of(gap_to));
+    let state2 = scene.state_log(2);
+    let agent2 = scene.agent_log(2);
+    let takeover = first_line_after(&agent2, cut_wall, &["VRRP transition", "to=MASTER"]);
+    let seen = first_line_after(&state2, cut_wall, &["event=transition", "to=MASTER"]);
+    let promote = first_line_after(&state2, cut_wall, &["event=command", "REPLICAOF NO ONE"]);
+    let mut report = format!(
+        "{test}: writer: {}\n\
+         longest write gap {gap:?}: from the ack at {} to the ack at {} ({} to {} of the cut)\n",
+        log.summary(),
+        utc(gap_from_wall),
+        utc(gap_to_wall),
+        secs_between(cut_wall, gap_from_wall),
+        secs_between(cut_wall, gap_to_wall),
+    );
+    let mut line = |what: &str, found: Option<(SystemTime, &str)>| {
+        let at = found.map_or("never".to_owned(), |(t, _)| {
+            format!("{} ({} of the cut)", utc(t), secs_between(cut_wall, t))
+        });
+        report.push_str(&format!("  {what}: {at}\n"));
+    };
+    line("cut", Some((cut_wall, "")));
+    line("host 2 VRRP master", takeover);
+    line("host 2's coordinator sees it", seen);
+    line("host 2 promotes its Redis", promote);
+    let window_from = cut_wall - Duration::from_secs(1);
+    let window_to = gap_to_wall.max(cut_wall) + Duration::from_millis(500);
+    let agent_lines: Vec<&str> = log_window(&agent2, window_from, window_to)
+        .into_iter()
+        .filter(|l| !l.contains("vrrp::driver: advert ") && !l.contains("sent advert"))
+        .collect();
+    report.push_str(&format!(
+        "--- timeline (relative to the cut):\n{}\
+         --- host 2's redha log from 1 s before the cut to 0.5 s after writes resumed \
+         (adverts left out; full log {}):\n{}\n\
+         --- host 2's state log, same window:\n{}\n--- lab dir {}",
+        scene.timeline.render_from(cut_at),
+        lab.dir().join("redha-h2.log").display(),
+        agent_lines.join("\n"),
+        log_window(&state2, window_from, window_to).join("\n"),
+        lab.dir().display(),
+    ));
+    eprintln!("{report}");
+
+    let bound = advert_int * 3 + Duration::from_secs(1);
+    assert!(
+        gap <= bound,
+        "{test}: longest write gap {gap:?} exceeds 3 x advert_int + 1 s = {bound:?}\n\
+         (see the timeline and logs above)"
+    );
+}
