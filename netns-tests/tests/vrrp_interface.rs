@@ -15,12 +15,24 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 const POLL: Duration = Duration::from_millis(50);
 
+/// Hosts holding the VIP on any interface, in ascending order; unlike
+/// [`Lab::holders`] this works while a host's `eth0` is gone.
+fn vip_holders(lab: &Lab) -> Vec<usize> {
+    let needle = format!("inet {VIP}/");
+    (1..=lab.hosts())
+        .filter(|&i| {
+            let out = lab.try_run(i, "ip", ["-4", "-o", "addr", "show"]);
+            String::from_utf8_lossy(&out.stdout).contains(&needle)
+        })
+        .collect()
+}
+
 /// Waits until exactly `host` holds the VIP; returns how long that took.
 fn wait_sole_holder(lab: &Lab, host: usize, within: Duration) -> Duration {
-    wait_until(within, POLL, || lab.holders(VIP) == [host]).unwrap_or_else(|| {
+    wait_until(within, POLL, || vip_holders(lab) == [host]).unwrap_or_else(|| {
         panic!(
             "host {host} did not become the only VIP holder within {within:?}; holders: {:?}",
-            lab.holders(VIP)
+            vip_holders(lab)
         )
     })
 }
@@ -29,7 +41,7 @@ fn wait_sole_holder(lab: &Lab, host: usize, within: Duration) -> Duration {
 fn assert_stays_holder(lab: &Lab, host: usize, period: Duration) {
     let end = Instant::now() + period;
     while Instant::now() < end {
-        assert_eq!(lab.holders(VIP), [host], "the VIP moved");
+        assert_eq!(vip_holders(lab), [host], "the VIP moved");
         std::thread::sleep(POLL);
     }
 }
@@ -47,6 +59,18 @@ fn status_state(lab: &Lab, i: usize) -> Option<String> {
         .find_map(|l| l.strip_prefix("state"))
         .and_then(|rest| rest.split_whitespace().next())
         .map(str::to_owned)
+}
+
+fn wait_state(lab: &Lab, i: usize, state: &str, within: Duration) -> Duration {
+    wait_until(within, POLL, || {
+        status_state(lab, i).as_deref() == Some(state)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "host {i} did not report {state} within {within:?}: it says {:?}",
+            status_state(lab, i)
+        )
+    })
 }
 
 /// Counts the VRRP datagrams that reach host `i`, by IPv4 source, with a raw socket
@@ -159,4 +183,52 @@ fn adverts_leave_from_unicast_src_ip_on_a_secondary_address() {
     assert_eq!(status_state(&lab, 1).as_deref(), Some("MASTER"));
     assert_eq!(status_state(&lab, 2).as_deref(), Some("BACKUP"));
     assert!(!b.log().contains("unknown_source"), "{}", b.log());
+}
+
+/// Lines of a log that contain `needle`.
+fn count_lines(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// Issue 10: the master's interface is deleted under it, so the VIP can no longer be
+/// renewed. It must not stay MASTER (logging errors forever): it reports FAULT with
+/// the reason, and the peer holds the VIP alone.
+#[test]
+fn a_master_whose_vip_cannot_be_renewed_reports_fault() {
+    if !require_netns("a_master_whose_vip_cannot_be_renewed_reports_fault") {
+        return;
+    }
+    let lab = Lab::new("vipfail", 2);
+    let master = Node {
+        preempt: false,
+        ..Node::with_priority(150)
+    };
+    let backup = Node {
+        preempt: false,
+        ..Node::with_priority(100)
+    };
+    let a = redha::start(&lab, 1, &master);
+    let _b = redha::start(&lab, 2, &backup);
+    wait_sole_holder(&lab, 1, master.master_down_interval() + MARGIN);
+    assert_eq!(status_state(&lab, 1).as_deref(), Some("MASTER"));
+
+    // Deleting eth0 deletes its peer p1 too: host 1 is off the LAN, VIP and all.
+    lab.run(1, "ip", ["link", "del", "eth0"]);
+    let faulted = wait_state(
+        &lab,
+        1,
+        "FAULT",
+        Duration::from_secs(master.advert_int) + MARGIN,
+    );
+    eprintln!("FAULT {faulted:?} after the interface was deleted");
+    wait_sole_holder(&lab, 2, backup.master_down_interval() + MARGIN);
+    // It stays in FAULT, quietly: no error every second.
+    let left = wait_until(Duration::from_secs(5), POLL, || {
+        status_state(&lab, 1).as_deref() != Some("FAULT")
+    });
+    assert_eq!(left, None, "left FAULT: {:?}", status_state(&lab, 1));
+    let log = a.log();
+    assert!(log.contains("to=FAULT"), "{log}");
+    let errors = count_lines(&log, " ERROR ") + count_lines(&log, " WARN ");
+    assert!(errors <= 6, "{errors} errors and warnings:\n{log}");
 }

@@ -10,7 +10,11 @@
 //!   checks it with [`Advert::check_against`] and feeds it to [`Router::receive`];
 //! * `AddAddresses` / `RenewAddresses` give the address a lease of
 //!   [`InstanceConfig::address_lease`] (the kernel lifetime), `RemoveAddresses` removes
-//!   it; a killed router's address stays until its lease runs out (invariant 7).
+//!   it; a killed router's address stays until its lease runs out (invariant 7);
+//! * while [`Lan::fail_address_adds`] is set, adds fail and the router is told
+//!   (`Router::addresses_failed`), and `ProbeAddresses` reports the outcome back;
+//!   [`Lan::link_down`] / [`Lan::link_up`] unplug a router and tell it, as the
+//!   driver's link watch does.
 //!
 //! Time is virtual: [`Lan::step`] jumps to the earliest wake-up of all routers, frames
 //! in flight and address leases. Everything is deterministic: at one instant, due
@@ -85,6 +89,10 @@ struct Node {
     address: Option<Instant>,
     /// How many of its next adverts to lose.
     lose_next: u32,
+    /// While set, adding or renewing the address fails with this error.
+    adds_fail: Option<String>,
+    /// The segment to go back to when the interface comes up again.
+    down_from: Option<Option<Segment>>,
     adverts_sent: u64,
     adverts_received: u64,
 }
@@ -183,6 +191,8 @@ impl Lan {
             segment: Some(0),
             address: None,
             lose_next: 0,
+            adds_fail: None,
+            down_from: None,
             adverts_sent: 0,
             adverts_received: 0,
         });
@@ -328,6 +338,9 @@ impl Lan {
         }
         self.note_holders();
         let node = &mut self.nodes[id];
+        if node.down_from.is_some() {
+            node.router.link_down(now, "lan0 is down at start");
+        }
         if node.healthy {
             node.router.startup(now);
         } else {
@@ -429,6 +442,42 @@ impl Lan {
         if self.nodes[id].segment != segment {
             self.nodes[id].segment = segment;
             self.record(id, Happening::Link(segment));
+        }
+    }
+
+    /// From now on adding or renewing the address fails with `why` (the interface
+    /// refuses it: EPERM, a conflict), until called with `None`. The router is told,
+    /// as the driver tells it: `Router::addresses_failed`.
+    pub fn fail_address_adds(&mut self, id: NodeId, why: Option<&str>) {
+        self.nodes[id].adds_fail = why.map(str::to_owned);
+    }
+
+    /// The router's interface goes down: it is unplugged and its router told
+    /// (`Router::link_down`), as the driver's link watch does.
+    pub fn link_down(&mut self, id: NodeId) {
+        if self.nodes[id].down_from.is_some() {
+            return;
+        }
+        self.nodes[id].down_from = Some(self.nodes[id].segment);
+        self.record(id, Happening::InterfaceDown);
+        self.link(id, None);
+        if self.is_running(id) {
+            self.nodes[id].router.link_down(self.now, "lan0 is down");
+            self.drain(id);
+        }
+    }
+
+    /// The router's interface comes back up on the segment it left, and its router is
+    /// told (`Router::link_up`).
+    pub fn link_up(&mut self, id: NodeId) {
+        let Some(segment) = self.nodes[id].down_from.take() else {
+            return;
+        };
+        self.record(id, Happening::InterfaceUp);
+        self.link(id, segment);
+        if self.is_running(id) {
+            self.nodes[id].router.link_up(self.now, "lan0 is up");
+            self.drain(id);
         }
     }
 
@@ -750,6 +799,28 @@ impl Lan {
         while let Some(action) = self.nodes[id].router.poll_action() {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(id, priority),
+                Action::AddAddresses | Action::RenewAddresses
+                    if self.nodes[id].adds_fail.is_some() =>
+                {
+                    let why = self.nodes[id].adds_fail.clone().unwrap_or_default();
+                    self.record(id, Happening::AddressAddFailed(why.clone()));
+                    self.nodes[id].router.addresses_failed(self.now, why);
+                }
+                Action::ProbeAddresses => {
+                    let now = self.now;
+                    let failure = self.nodes[id].adds_fail.clone();
+                    self.record(
+                        id,
+                        Happening::AddressProbe {
+                            ok: failure.is_none(),
+                        },
+                    );
+                    let router = &mut self.nodes[id].router;
+                    match failure {
+                        Some(why) => router.addresses_failed(now, why),
+                        None => router.addresses_ok(now),
+                    }
+                }
                 Action::AddAddresses | Action::RenewAddresses => {
                     let lease = self.lease(id);
                     let fresh = !self.nodes[id].holds(self.now);

@@ -42,6 +42,18 @@ pub enum Happening {
     AddressRemoved,
     /// The address's kernel lifetime ran out without a renewal.
     AddressExpired,
+    /// Adding (or renewing) the address failed (see `Lan::fail_address_adds`).
+    AddressAddFailed(String),
+    /// The router probed whether the address can be added again
+    /// (`Action::ProbeAddresses`).
+    AddressProbe {
+        /// Whether the add succeeded (the probe removes the address at once).
+        ok: bool,
+    },
+    /// The interface went down (`Lan::link_down`): unplugged, and the router told.
+    InterfaceDown,
+    /// The interface came back up (`Lan::link_up`).
+    InterfaceUp,
     /// An advert this router sent was lost on purpose.
     AdvertLost {
         /// The priority it carried.
@@ -70,6 +82,10 @@ impl fmt::Display for Happening {
             Happening::AddressAdded => f.write_str("VIP added"),
             Happening::AddressRemoved => f.write_str("VIP removed"),
             Happening::AddressExpired => f.write_str("VIP lease expired"),
+            Happening::AddressAddFailed(why) => write!(f, "adding the VIP failed: {why}"),
+            Happening::AddressProbe { ok } => write!(f, "VIP probe (can add: {ok})"),
+            Happening::InterfaceDown => f.write_str("interface down"),
+            Happening::InterfaceUp => f.write_str("interface up"),
             Happening::AdvertLost { priority } => write!(f, "advert (priority {priority}) lost"),
             Happening::Dropped(reason) => write!(f, "dropped a packet: {reason:?}"),
             Happening::GratuitousArp { conflict } => {

@@ -1073,3 +1073,93 @@ fn a_flood_of_adverts_yields_a_bounded_number_of_answers() {
         assert!(lan.adverts_received(0) >= 1000, "the flood was accepted");
     }
 }
+
+/// Issue 10: a master whose VIP cannot be added (EPERM, the interface refusing it)
+/// must not stay master advertising its priority, or the backup never takes over and
+/// clients reach nothing. It goes to Fault (priority 0: the backup takes over after
+/// Skew_Time), probes every advert interval, and leaves Fault for Backup once the
+/// address can be added again.
+#[test]
+fn a_master_that_cannot_add_its_vip_goes_to_fault_and_retries() {
+    let mut lan = Lan::with_routers(with_preempt(configs(&[200, 100]), false));
+    elect(&mut lan);
+    lan.run_for(Duration::from_millis(300));
+    let failed = lan.now();
+    lan.fail_address_adds(0, Some("Operation not permitted (os error 1)"));
+    // The next renewal fails (within one advert interval).
+    let fault = lan
+        .run_until_true(failed + advert_int(&lan) + EPSILON, |lan| {
+            lan.state(0) == State::Fault
+        })
+        .unwrap_or_else(|| panic!("the master stays master\n{}", lan.dump()));
+    assert!(lan.timeline().iter().any(|r| r.at >= failed
+        && r.node == 0
+        && matches!(&r.what, Happening::Transition(t)
+            if t.to == State::Fault && t.reason.kind() == "addresses_failed")));
+    assert_eq!(lan.router(0).effective_priority(), 0);
+    // Priority 0 went out: the backup takes over after its Skew_Time.
+    let taken = lan
+        .run_until_true(fault + lan.skew_time(1) + EPSILON, |lan| {
+            lan.holders() == [1]
+        })
+        .unwrap_or_else(|| panic!("the backup did not take over\n{}", lan.dump()));
+    assert!(taken - fault <= lan.skew_time(1) + EPSILON);
+    // While adds keep failing: Fault, a probe every interval, one holder.
+    let probes_from = lan.now();
+    lan.run_for_with(Duration::from_secs(10), |lan| {
+        assert_eq!(lan.holders(), [1], "{}", lan.dump());
+        assert_eq!(lan.state(0), State::Fault);
+    });
+    let probes = lan
+        .timeline()
+        .iter()
+        .filter(|r| r.at >= probes_from && r.what == Happening::AddressProbe { ok: false })
+        .count();
+    assert!((9..=11).contains(&probes), "{probes} probes in 10 s");
+    // The cause goes away: the next probe succeeds and the router is a backup again.
+    let cleared = lan.now();
+    lan.fail_address_adds(0, None);
+    let back = lan
+        .run_until_true(cleared + advert_int(&lan) + EPSILON, |lan| {
+            lan.state(0) == State::Backup
+        })
+        .unwrap_or_else(|| panic!("still in Fault\n{}", lan.dump()));
+    assert!(back - cleared <= advert_int(&lan));
+    lan.run_for_with(Duration::from_secs(30), |lan| {
+        assert_eq!(lan.holders(), [1], "{}", lan.dump());
+    });
+    assert_eq!(lan.state(0), State::Backup);
+}
+
+/// Issue 10: link down takes a master to Fault (the backup takes over once the
+/// adverts stop), link up brings it back as a backup; invariant 1 throughout.
+#[test]
+fn link_down_takes_the_master_to_fault_and_link_up_back_to_backup() {
+    let mut lan = Lan::with_routers(with_preempt(configs(&[200, 100]), false));
+    elect(&mut lan);
+    let down = lan.now();
+    lan.link_down(0);
+    assert_eq!(lan.state(0), State::Fault);
+    assert!(!lan.holds(0), "the VIP goes with the link");
+    lan.run_until_true(down + lan.master_down_interval(1) + EPSILON, |lan| {
+        lan.holders() == [1]
+    })
+    .unwrap_or_else(|| panic!("the backup did not take over\n{}", lan.dump()));
+    lan.run_for(Duration::from_secs(20));
+    assert_eq!(lan.state(0), State::Fault);
+    lan.link_up(0);
+    assert_eq!(lan.state(0), State::Backup);
+    lan.run_for_with(Duration::from_secs(30), |lan| {
+        assert_eq!(lan.holders(), [1], "{}", lan.dump());
+    });
+    assert_eq!(lan.state(0), State::Backup);
+    // A link fault and a service fault together: Fault until both clear.
+    lan.link_down(1);
+    lan.enter_fault(1, "redis down");
+    lan.run_for(lan.master_down_interval(0) + EPSILON);
+    assert_eq!(lan.holders(), [0], "{}", lan.dump());
+    lan.link_up(1);
+    assert_eq!(lan.state(1), State::Fault);
+    lan.leave_fault(1, "redis up");
+    assert_eq!(lan.state(1), State::Backup);
+}

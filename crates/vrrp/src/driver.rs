@@ -204,6 +204,7 @@ pub async fn spawn(
         stats: stats.clone(),
         status: status_tx,
         last_drop_log: Default::default(),
+        last_probe_log: None,
     };
     let task = tokio::spawn(driver.run(commands_rx, start_in_fault));
     Ok((
@@ -231,6 +232,8 @@ struct Driver {
     stats: Arc<Stats>,
     status: watch::Sender<Status>,
     last_drop_log: std::collections::HashMap<DropReason, Instant>,
+    /// When a failure to add the addresses was last logged above DEBUG.
+    last_probe_log: Option<Instant>,
 }
 
 fn now() -> Instant {
@@ -367,26 +370,37 @@ impl Driver {
                 }
                 Action::AddAddresses | Action::RenewAddresses => {
                     let renew = action == Action::RenewAddresses;
+                    let mut failed = None;
                     for &vip in &self.config.virtual_addresses {
                         match self.netlink.add_address(self.index, vip, self.lease).await {
                             Ok(()) if !renew => {
                                 info!(instance = %self.config.name, address = %vip, lease = ?self.lease, "virtual address added")
                             }
                             Ok(()) => {}
-                            // A master that cannot hold its addresses is no master.
                             Err(e) => {
-                                error!(instance = %self.config.name, address = %vip, error = %e, "adding a virtual address failed")
+                                error!(instance = %self.config.name, address = %vip, error = %e, "adding a virtual address failed");
+                                failed.get_or_insert_with(|| e.to_string());
                             }
                         }
                     }
+                    // A master that cannot hold its addresses is no master: Fault
+                    // (priority 0, so that a backup takes over), retried by probes.
+                    if let Some(why) = failed {
+                        self.last_probe_log = Some(now());
+                        self.router.addresses_failed(now(), why);
+                    }
                 }
+                Action::ProbeAddresses => self.probe_addresses().await,
                 Action::RemoveAddresses => {
                     self.garp_due.clear();
                     self.next_refresh = None;
                     for &vip in &self.config.virtual_addresses {
                         match self.netlink.remove_address(self.index, vip).await {
-                            Ok(_) => {
+                            Ok(true) => {
                                 info!(instance = %self.config.name, address = %vip, "virtual address removed")
+                            }
+                            Ok(false) => {
+                                debug!(instance = %self.config.name, address = %vip, "virtual address already gone")
                             }
                             Err(e) => {
                                 error!(instance = %self.config.name, address = %vip, error = %e, "removing a virtual address failed")
@@ -435,6 +449,50 @@ impl Driver {
             changed
         });
         Ok(())
+    }
+
+    /// In Fault because the addresses could not be added: tries again, and removes
+    /// at once what it added (we are not master; a backup may hold them by now, so
+    /// they stay for one netlink round trip and are never announced).
+    async fn probe_addresses(&mut self) {
+        let lease = Duration::from_secs(1);
+        let mut added = Vec::new();
+        let mut failed = None;
+        for &vip in &self.config.virtual_addresses {
+            match self.netlink.add_address(self.index, vip, lease).await {
+                Ok(()) => added.push(vip),
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        for vip in added {
+            if let Err(e) = self.netlink.remove_address(self.index, vip).await {
+                error!(instance = %self.config.name, address = %vip, error = %e, "removing a probed virtual address failed");
+            }
+        }
+        let now = now();
+        match failed {
+            Some(why) => {
+                // The first failure was logged at ERROR; repeat it once a minute.
+                let quiet = self
+                    .last_probe_log
+                    .is_some_and(|at| now.duration_since(at) < Duration::from_secs(60));
+                if quiet {
+                    debug!(instance = %self.config.name, error = %why, "the virtual addresses still cannot be added");
+                } else {
+                    self.last_probe_log = Some(now);
+                    warn!(instance = %self.config.name, error = %why, "the virtual addresses still cannot be added; staying in FAULT and retrying every advert interval");
+                }
+                self.router.addresses_failed(now, why);
+            }
+            None => {
+                info!(instance = %self.config.name, "the virtual addresses can be added again");
+                self.last_probe_log = None;
+                self.router.addresses_ok(now);
+            }
+        }
     }
 
     async fn reconfigure(&mut self, new: InstanceConfig) {

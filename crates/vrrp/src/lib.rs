@@ -18,5 +18,5 @@ pub use driver::{Command, InstanceHandle, Status};
 pub use instance::{GarpConfig, InstanceConfig};
 pub use netlink::VirtualAddress;
 pub use packet::{Advert, Auth};
-pub use router::{Action, Reason, Router, RouterConfig, State, Transition};
+pub use router::{Action, FaultCause, Reason, Router, RouterConfig, State, Transition};
 pub use stats::{DropReason, Stats, StatsSnapshot};

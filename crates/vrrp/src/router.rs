@@ -6,7 +6,7 @@
 //! out what [`Router::poll_action`] returns. Received adverts must already have passed
 //! the checks of [`crate::packet`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -43,8 +43,9 @@ impl RouterConfig {
     }
 }
 
-/// The states of section 6.4, plus Fault, which only an outside command enters and
-/// leaves (the local service is down: we must not hold the addresses).
+/// The states of section 6.4, plus Fault: we must not hold the addresses (the local
+/// service is down, the addresses cannot be added, or the interface is unusable).
+/// See [`FaultCause`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
     /// Not started, or shut down.
@@ -70,6 +71,37 @@ impl State {
 }
 
 impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a router is in Fault. Several causes may hold at once; the router leaves Fault
+/// (for Backup, or Master as address owner) when the last one clears.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultCause {
+    /// The outside said so ([`Router::enter_fault`]): the local service is down.
+    Service,
+    /// Adding the virtual addresses failed ([`Router::addresses_failed`]); retried
+    /// with [`Action::ProbeAddresses`] every advertisement interval.
+    Addresses,
+    /// The interface is down, gone, or has no address to send from
+    /// ([`Router::link_down`]).
+    Link,
+}
+
+impl FaultCause {
+    /// A short snake_case name, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultCause::Service => "service",
+            FaultCause::Addresses => "addresses",
+            FaultCause::Link => "link",
+        }
+    }
+}
+
+impl fmt::Display for FaultCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -108,6 +140,11 @@ pub enum Reason {
     Shutdown,
     /// We were told to enter Fault, with the teller's reason.
     Fault(String),
+    /// As master we could not add (or renew) the virtual addresses: a master that
+    /// cannot hold them must not advertise its priority.
+    AddressesFailed(String),
+    /// The interface went down, away, or lost the address we send from.
+    LinkDown(String),
     /// We were told to leave Fault, with the teller's reason.
     FaultCleared(String),
 }
@@ -130,6 +167,8 @@ impl Reason {
             Reason::HigherAddress { .. } => "higher_address",
             Reason::Shutdown => "shutdown",
             Reason::Fault(_) => "fault",
+            Reason::AddressesFailed(_) => "addresses_failed",
+            Reason::LinkDown(_) => "link_down",
             Reason::FaultCleared(_) => "fault_cleared",
         }
     }
@@ -165,6 +204,10 @@ impl fmt::Display for Reason {
             }
             Reason::Shutdown => f.write_str("shutdown requested"),
             Reason::Fault(why) => write!(f, "fault: {why}"),
+            Reason::AddressesFailed(why) => {
+                write!(f, "cannot hold the virtual addresses: {why}")
+            }
+            Reason::LinkDown(why) => write!(f, "interface unusable: {why}"),
             Reason::FaultCleared(why) => write!(f, "fault cleared: {why}"),
         }
     }
@@ -196,6 +239,10 @@ pub enum Action {
     RenewAddresses,
     /// Remove the virtual addresses (we left master).
     RemoveAddresses,
+    /// In Fault because adding the addresses failed: try adding them again and, as
+    /// we are not master, remove them at once; report the outcome with
+    /// [`Router::addresses_ok`] or [`Router::addresses_failed`].
+    ProbeAddresses,
     /// Announce the virtual addresses with gratuitous ARP. `conflict` is true when it
     /// answers another router's claim rather than our own transition.
     SendGratuitousArp {
@@ -218,6 +265,8 @@ pub struct Router {
     started_at: Option<Instant>,
     since: Option<Instant>,
     master: Option<(Ipv4Addr, u8)>,
+    /// Why we are in Fault, by cause (empty outside Fault).
+    faults: BTreeMap<FaultCause, String>,
     /// When we last answered another router's advert while master.
     last_answer: Option<Instant>,
     answers_suppressed: u64,
@@ -235,6 +284,7 @@ impl Router {
             started_at: None,
             since: None,
             master: None,
+            faults: BTreeMap::new(),
             last_answer: None,
             answers_suppressed: 0,
             actions: VecDeque::new(),
@@ -304,28 +354,106 @@ impl Router {
     /// The Shutdown event: a master says goodbye with priority 0 and removes the
     /// addresses; every state ends in Initialize.
     pub fn shutdown(&mut self, now: Instant) {
+        self.faults.clear();
         self.leave(now, State::Initialize, Reason::Shutdown);
+    }
+
+    /// Why we are in Fault now, by cause (empty outside Fault).
+    pub fn fault_causes(&self) -> &BTreeMap<FaultCause, String> {
+        &self.faults
     }
 
     /// Enters Fault: a master sends one priority-0 advert (so that a backup takes over
     /// after Skew_Time instead of Master_Down_Interval) and releases the addresses; the
-    /// router then stays out of the election until [`Router::leave_fault`].
+    /// router then stays out of the election until [`Router::leave_fault`] (and until
+    /// every other [`FaultCause`] has cleared too).
     pub fn enter_fault(&mut self, now: Instant, why: impl Into<String>) {
-        if self.state == State::Fault {
-            return;
-        }
-        self.leave(now, State::Fault, Reason::Fault(why.into()));
+        let why = why.into();
+        self.add_fault(now, FaultCause::Service, why.clone(), Reason::Fault(why));
     }
 
-    /// Leaves Fault for Backup (or Master, for an address owner).
+    /// Leaves Fault for Backup (or Master, for an address owner), unless another
+    /// [`FaultCause`] still holds.
     pub fn leave_fault(&mut self, now: Instant, why: impl Into<String>) {
+        self.clear_fault(now, FaultCause::Service, why.into());
+    }
+
+    /// Adding or renewing the virtual addresses failed. A master enters Fault (it
+    /// must not advertise its priority for addresses it does not hold: the backups
+    /// would never take over) and probes every advertisement interval with
+    /// [`Action::ProbeAddresses`]; in Fault, a failed probe just waits for the next.
+    /// Outside Master and Fault (a late report) it changes nothing.
+    pub fn addresses_failed(&mut self, now: Instant, why: impl Into<String>) {
+        let why = why.into();
+        match self.state {
+            State::Master => {
+                self.add_fault(
+                    now,
+                    FaultCause::Addresses,
+                    why.clone(),
+                    Reason::AddressesFailed(why),
+                );
+            }
+            State::Fault if self.faults.contains_key(&FaultCause::Addresses) => {
+                self.faults.insert(FaultCause::Addresses, why);
+            }
+            _ => return,
+        }
+        self.arm_probe(now + self.config.advert_int);
+    }
+
+    /// The virtual addresses could be added again (a probe succeeded): clears
+    /// [`FaultCause::Addresses`], leaving Fault if nothing else holds.
+    pub fn addresses_ok(&mut self, now: Instant) {
+        self.clear_fault(
+            now,
+            FaultCause::Addresses,
+            "the virtual addresses can be added again".into(),
+        );
+    }
+
+    /// The interface is down, gone, or has no address to send from: enter Fault (a
+    /// master steps down as for [`Router::enter_fault`]), until
+    /// [`Router::link_up`]. Address probes wait meanwhile.
+    pub fn link_down(&mut self, now: Instant, why: impl Into<String>) {
+        let why = why.into();
+        self.add_fault(now, FaultCause::Link, why.clone(), Reason::LinkDown(why));
+        self.deadline = None;
+    }
+
+    /// The interface is usable again: clears [`FaultCause::Link`], leaving Fault if
+    /// nothing else holds; a pending address fault is probed at once.
+    pub fn link_up(&mut self, now: Instant, why: impl Into<String>) {
+        self.clear_fault(now, FaultCause::Link, why.into());
+        if self.state == State::Fault && self.faults.contains_key(&FaultCause::Addresses) {
+            self.arm_probe(now);
+        }
+    }
+
+    fn add_fault(&mut self, now: Instant, cause: FaultCause, why: String, reason: Reason) {
+        self.faults.insert(cause, why);
         if self.state != State::Fault {
+            self.leave(now, State::Fault, reason);
+        }
+    }
+
+    fn clear_fault(&mut self, now: Instant, cause: FaultCause, why: String) {
+        if self.faults.remove(&cause).is_none()
+            || self.state != State::Fault
+            || !self.faults.is_empty()
+        {
             return;
         }
         // Like keepalived, preempt_delay counts again from here: a service that just
         // came back does not grab the addresses at once.
         self.started_at = Some(now);
-        self.start(now, Some(why.into()));
+        self.start(now, Some(why));
+    }
+
+    fn arm_probe(&mut self, at: Instant) {
+        if !self.faults.contains_key(&FaultCause::Link) {
+            self.deadline = Some(at);
+        }
     }
 
     fn leave(&mut self, now: Instant, to: State, reason: Reason) {
@@ -472,6 +600,12 @@ impl Router {
                     after_priority_zero,
                 };
                 self.become_master(now, reason);
+            }
+            State::Fault if self.faults.contains_key(&FaultCause::Addresses) => {
+                self.actions.push_back(Action::ProbeAddresses);
+                self.deadline = None;
+                // Re-armed by the probe's outcome (addresses_failed), not here: a
+                // probe that is never reported must not pile up more probes.
             }
             State::Initialize | State::Fault => self.deadline = None,
         }
@@ -841,6 +975,101 @@ mod tests {
             r.poll_timeout(),
             Some(t1 + r.config().master_down_interval())
         );
+    }
+
+    #[test]
+    fn a_master_that_cannot_add_its_addresses_goes_to_fault_and_probes() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        r.addresses_failed(t0, "EPERM");
+        assert_eq!(r.state(), State::Fault);
+        assert_eq!(r.effective_priority(), 0);
+        let actions = drain(&mut r);
+        assert_eq!(actions[0], Action::RemoveAddresses);
+        assert_eq!(actions[1], Action::SendAdvert { priority: 0 });
+        let Some(Action::Transition(t)) = actions.last() else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(t.reason, Reason::AddressesFailed("EPERM".into()));
+        assert_eq!(t.reason.kind(), "addresses_failed");
+        // A probe every interval while it keeps failing; no transition.
+        let mut now = t0;
+        for _ in 0..3 {
+            now += Duration::from_secs(1);
+            assert_eq!(r.poll_timeout(), Some(now));
+            r.handle_timeout(now);
+            assert_eq!(drain(&mut r), [Action::ProbeAddresses]);
+            r.addresses_failed(now, "EPERM");
+            assert_eq!(r.state(), State::Fault);
+        }
+        now += Duration::from_secs(1);
+        r.handle_timeout(now);
+        assert_eq!(drain(&mut r), [Action::ProbeAddresses]);
+        r.addresses_ok(now);
+        assert_eq!(r.state(), State::Backup);
+        assert!(r.fault_causes().is_empty());
+        assert_eq!(
+            r.poll_timeout(),
+            Some(now + r.config().master_down_interval())
+        );
+    }
+
+    #[test]
+    fn fault_causes_clear_one_by_one() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        r.addresses_failed(t0, "ENODEV");
+        r.link_down(t0, "eth0 is gone");
+        r.enter_fault(t0, "redis down");
+        assert_eq!(r.fault_causes().len(), 3);
+        // No probe while the link is down.
+        assert_eq!(r.poll_timeout(), None);
+        r.leave_fault(t0, "redis up");
+        assert_eq!(r.state(), State::Fault);
+        r.link_up(t0, "eth0 is back");
+        assert_eq!(r.state(), State::Fault);
+        // The address fault is probed at once when the link is back.
+        assert_eq!(r.poll_timeout(), Some(t0));
+        r.handle_timeout(t0);
+        assert!(drain(&mut r).contains(&Action::ProbeAddresses));
+        r.addresses_ok(t0);
+        assert_eq!(r.state(), State::Backup);
+    }
+
+    #[test]
+    fn link_down_takes_a_master_to_fault_and_link_up_to_backup() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        r.link_down(t0, "eth0 is down");
+        assert_eq!(r.state(), State::Fault);
+        let actions = drain(&mut r);
+        assert_eq!(actions[0], Action::RemoveAddresses);
+        assert!(matches!(
+            actions.last(),
+            Some(Action::Transition(Transition {
+                from: State::Master,
+                to: State::Fault,
+                reason: Reason::LinkDown(_)
+            }))
+        ));
+        // A late address failure report changes nothing.
+        r.addresses_failed(t0, "ENODEV");
+        assert_eq!(r.fault_causes().len(), 1);
+        let t1 = t0 + Duration::from_secs(5);
+        r.link_up(t1, "eth0 is up");
+        assert_eq!(r.state(), State::Backup);
+        assert_eq!(transitions(&drain(&mut r)), [(State::Fault, State::Backup)]);
+    }
+
+    #[test]
+    fn an_address_failure_outside_master_changes_nothing() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(100, true));
+        r.startup(t0);
+        drain(&mut r);
+        r.addresses_failed(t0, "late report");
+        assert_eq!(r.state(), State::Backup);
+        assert!(drain(&mut r).is_empty());
     }
 
     #[test]
