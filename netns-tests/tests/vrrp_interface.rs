@@ -46,8 +46,9 @@ fn assert_stays_holder(lab: &Lab, host: usize, period: Duration) {
     }
 }
 
-/// The state `redha status` reports for the node on host `i` (`MASTER`, ...).
-fn status_state(lab: &Lab, i: usize) -> Option<String> {
+/// The first word of a row of `redha status` for the node on host `i` (`state` ->
+/// `MASTER`, `master` -> `192.0.2.12`, ...).
+fn status_field(lab: &Lab, i: usize, row: &str) -> Option<String> {
     let out = Command::new(redha_bin())
         .arg("status")
         .arg("--socket")
@@ -56,9 +57,14 @@ fn status_state(lab: &Lab, i: usize) -> Option<String> {
         .expect("run redha status");
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .find_map(|l| l.strip_prefix("state"))
+        .find_map(|l| l.strip_prefix(row).filter(|rest| rest.starts_with(' ')))
         .and_then(|rest| rest.split_whitespace().next())
         .map(str::to_owned)
+}
+
+/// The state `redha status` reports for the node on host `i` (`MASTER`, ...).
+fn status_state(lab: &Lab, i: usize) -> Option<String> {
+    status_field(lab, i, "state")
 }
 
 fn wait_state(lab: &Lab, i: usize, state: &str, within: Duration) -> Duration {
@@ -231,4 +237,139 @@ fn a_master_whose_vip_cannot_be_renewed_reports_fault() {
     assert!(log.contains("to=FAULT"), "{log}");
     let errors = count_lines(&log, " ERROR ") + count_lines(&log, " WARN ");
     assert!(errors <= 6, "{errors} errors and warnings:\n{log}");
+}
+
+/// Issue 10: `ip link set dev eth0 down` on the master's host. keepalived goes to
+/// FAULT; so must redha, releasing the VIP (a downed interface keeps its IPv4
+/// addresses, so a master that missed it would keep renewing the VIP), and the peer
+/// takes over. Link up: BACKUP, the peer keeps the VIP (nopreempt).
+#[test]
+fn link_down_on_the_master_is_fault_and_link_up_is_backup() {
+    if !require_netns("link_down_on_the_master_is_fault_and_link_up_is_backup") {
+        return;
+    }
+    let lab = Lab::new("linkdown", 2);
+    let master = Node {
+        preempt: false,
+        ..Node::with_priority(150)
+    };
+    let backup = Node {
+        preempt: false,
+        ..Node::with_priority(100)
+    };
+    let a = redha::start(&lab, 1, &master);
+    let _b = redha::start(&lab, 2, &backup);
+    wait_sole_holder(&lab, 1, master.master_down_interval() + MARGIN);
+
+    lab.run(1, "ip", ["link", "set", "dev", "eth0", "down"]);
+    let faulted = wait_state(&lab, 1, "FAULT", MARGIN);
+    eprintln!("FAULT {faulted:?} after link down");
+    assert!(!lab.has_addr(1, VIP), "the VIP left with the link");
+    wait_sole_holder(&lab, 2, backup.master_down_interval() + MARGIN);
+    assert!(
+        a.log()
+            .contains("reason=interface unusable: interface eth0 is down"),
+        "{}",
+        a.log()
+    );
+
+    lab.run(1, "ip", ["link", "set", "dev", "eth0", "up"]);
+    let back = wait_state(&lab, 1, "BACKUP", MARGIN);
+    eprintln!("BACKUP {back:?} after link up");
+    assert_stays_holder(&lab, 2, master.master_down_interval() + MARGIN);
+    assert_eq!(status_state(&lab, 1).as_deref(), Some("BACKUP"));
+    assert_eq!(
+        status_field(&lab, 1, "master"),
+        Some(lab.addr(2).to_string()),
+        "host 1 hears host 2 again"
+    );
+}
+
+/// Issue 10: the master's interface is deleted, then created again under the same
+/// name with a fresh index and MAC. The agent must look it up again by name: FAULT
+/// while it is gone, BACKUP once it is back, and from then on it hears and is heard
+/// (it takes over when the peer stops, answers a client at its new MAC, and a
+/// restarted peer stays its backup).
+#[test]
+fn a_deleted_and_recreated_interface_is_picked_up_again() {
+    if !require_netns("a_deleted_and_recreated_interface_is_picked_up_again") {
+        return;
+    }
+    let lab = Lab::new("recreate", 3);
+    let master = Node {
+        preempt: false,
+        ..Node::with_priority(150)
+    };
+    let backup = Node {
+        preempt: false,
+        ..Node::with_priority(100)
+    };
+    let a = redha::start(&lab, 1, &master);
+    let b = redha::start(&lab, 2, &backup);
+    wait_sole_holder(&lab, 1, master.master_down_interval() + MARGIN);
+    let old_mac = lab.mac(1);
+
+    lab.run(1, "ip", ["link", "del", "eth0"]);
+    wait_state(&lab, 1, "FAULT", MARGIN);
+    wait_sole_holder(&lab, 2, backup.master_down_interval() + MARGIN);
+
+    // The same name again, a fresh veth pair: new index, new (random) MAC.
+    let h1 = lab.ns(1).to_owned();
+    lab.bridge_ip([
+        "link", "add", "p1", "type", "veth", "peer", "name", "eth0", "netns", &h1,
+    ]);
+    lab.bridge_ip(["link", "set", "p1", "master", netns_tests::BRIDGE]);
+    lab.bridge_ip(["link", "set", "p1", "up"]);
+    // Down and without an address, it is not usable yet.
+    assert_eq!(status_state(&lab, 1).as_deref(), Some("FAULT"));
+    lab.run(
+        1,
+        "ip",
+        ["addr", "add", &format!("{}/24", lab.addr(1)), "dev", "eth0"],
+    );
+    lab.run(1, "ip", ["link", "set", "dev", "eth0", "up"]);
+    wait_until(Duration::from_secs(5), POLL, || {
+        lab.bridge_ip(["-d", "-o", "link", "show", "p1"])
+            .contains("state forwarding")
+    })
+    .expect("p1 forwards");
+    let new_mac = lab.mac(1);
+    assert_ne!(new_mac, old_mac, "a fresh MAC");
+    let back = wait_state(&lab, 1, "BACKUP", MARGIN);
+    eprintln!("BACKUP {back:?} after the interface came back");
+    assert!(
+        a.log().contains("the interface is back: sockets reopened"),
+        "{}",
+        a.log()
+    );
+    // It hears the master on the new interface...
+    wait_until(MARGIN, POLL, || {
+        status_field(&lab, 1, "master") == Some(lab.addr(2).to_string())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "host 1 does not hear host 2: {:?}",
+            status_field(&lab, 1, "master")
+        )
+    });
+    assert_stays_holder(&lab, 2, master.master_down_interval() + MARGIN);
+
+    // ...takes over when it says goodbye, and a client reaches it at its new MAC.
+    assert!(b.signal(libc::SIGTERM));
+    b.wait_exit(Duration::from_secs(5)).expect("host 2 stops");
+    wait_sole_holder(&lab, 1, master.skew_time() + MARGIN);
+    assert!(lab.ping(3, VIP));
+    assert_eq!(lab.neigh_mac(3, VIP), Some(new_mac));
+
+    // And it is heard: a peer started now stays its backup.
+    let _b2 = redha::start(&lab, 2, &backup);
+    wait_until(backup.master_down_interval(), POLL, || {
+        status_state(&lab, 2).as_deref() == Some("BACKUP")
+    })
+    .expect("host 2 starts");
+    assert_stays_holder(&lab, 1, backup.master_down_interval() + MARGIN);
+    assert_eq!(
+        status_field(&lab, 2, "master"),
+        Some(lab.addr(1).to_string())
+    );
 }

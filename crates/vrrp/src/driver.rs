@@ -12,9 +12,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::garp::GarpSender;
 use crate::instance::InstanceConfig;
-use crate::netlink::{Netlink, NetlinkError};
+use crate::netlink::{LinkMonitor, Netlink, NetlinkError};
 use crate::packet::{Advert, Expect};
-use crate::router::{Action, Router, RouterConfig, State};
+use crate::router::{Action, FaultCause, Router, RouterConfig, State};
 use crate::socket::{Destination, VrrpSocket};
 use crate::stats::{DropReason, Stats};
 
@@ -139,6 +139,14 @@ pub async fn spawn(
     DriverError,
 > {
     let netlink = Netlink::connect()?;
+    // Subscribe before the first look-up, so that no change slips in between.
+    let monitor = match Netlink::monitor() {
+        Ok(monitor) => Some(monitor),
+        Err(e) => {
+            warn!(instance = %config.name, error = %e, "cannot subscribe to link notifications; polling the interface every {LINK_POLL:?} only");
+            None
+        }
+    };
     let interface = netlink.interface(&config.interface).await?;
     let primary = match config.unicast_src_ip {
         Some(ip) => ip,
@@ -196,7 +204,11 @@ pub async fn spawn(
         config,
         router,
         netlink,
+        monitor,
+        next_link_poll: now() + LINK_POLL,
         index: interface.index,
+        mac: interface.mac,
+        reopen: false,
         socket,
         garp,
         garp_due: VecDeque::new(),
@@ -205,6 +217,7 @@ pub async fn spawn(
         status: status_tx,
         last_drop_log: Default::default(),
         last_probe_log: None,
+        last_recv_warn: None,
     };
     let task = tokio::spawn(driver.run(commands_rx, start_in_fault));
     Ok((
@@ -221,7 +234,16 @@ struct Driver {
     config: InstanceConfig,
     router: Router,
     netlink: Netlink,
+    /// Link and address notifications; `None` if the subscription failed.
+    monitor: Option<LinkMonitor>,
+    /// When to look the interface up even without a notification (a lost one).
+    next_link_poll: Instant,
+    /// The interface index and MAC the sockets are open for.
     index: u32,
+    mac: [u8; 6],
+    /// The interface went away: reopen the sockets when it is back, whatever its
+    /// index (multicast memberships died with it).
+    reopen: bool,
     socket: VrrpSocket,
     garp: GarpSender,
     /// When the pending gratuitous ARPs of the current bursts are due.
@@ -234,7 +256,12 @@ struct Driver {
     last_drop_log: std::collections::HashMap<DropReason, Instant>,
     /// When a failure to add the addresses was last logged above DEBUG.
     last_probe_log: Option<Instant>,
+    /// When a receive error was last logged.
+    last_recv_warn: Option<Instant>,
 }
+
+/// How often the interface is looked up without a notification.
+const LINK_POLL: Duration = Duration::from_secs(2);
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -246,6 +273,8 @@ impl Driver {
         mut commands: mpsc::Receiver<Command>,
         start_in_fault: Option<String>,
     ) -> Result<(), DriverError> {
+        // A link that is down at start keeps the router in Fault from the outset.
+        self.check_link().await;
         match start_in_fault {
             Some(why) => self.router.enter_fault(now(), why),
             None => self.router.startup(now()),
@@ -257,6 +286,7 @@ impl Driver {
                 self.router.poll_timeout(),
                 self.garp_due.front().copied(),
                 self.next_refresh,
+                Some(self.next_link_poll),
             ]
             .into_iter()
             .flatten()
@@ -267,15 +297,25 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            let link_changed = async {
+                match &self.monitor {
+                    Some(monitor) => monitor.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 received = self.socket.recv(&mut buf) => match received {
                     Ok(len) => self.on_packet(&buf[..len]),
-                    Err(e) => warn!(instance = %self.config.name, error = %e, "receiving on the VRRP socket failed"),
+                    Err(e) => self.recv_failed(&e),
                 },
+                () = link_changed => self.check_link().await,
                 () = sleep => {
                     let now = now();
                     self.router.handle_timeout(now);
                     self.send_due_garps(now);
+                    if now >= self.next_link_poll {
+                        self.check_link().await;
+                    }
                 }
                 command = commands.recv() => match command {
                     Some(Command::EnterFault(why)) => self.router.enter_fault(now(), why),
@@ -301,6 +341,138 @@ impl Driver {
             }
             self.execute().await?;
         }
+    }
+
+    /// Logs a receive error at most once every ten seconds (a deleted interface can
+    /// make every call fail).
+    fn recv_failed(&mut self, e: &std::io::Error) {
+        let now = now();
+        if self
+            .last_recv_warn
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10))
+        {
+            self.last_recv_warn = Some(now);
+            warn!(instance = %self.config.name, error = %e, "receiving on the VRRP socket failed");
+        }
+    }
+
+    /// Looks the interface up by name and follows it: Fault while it is down, gone or
+    /// without the address we send from; Backup again once it is usable. An
+    /// interface deleted and created again (a fresh index and MAC) gets fresh sockets.
+    async fn check_link(&mut self) {
+        self.next_link_poll = now() + LINK_POLL;
+        let name = self.config.interface.clone();
+        let interface = match self.netlink.interface(&name).await {
+            Ok(interface) => interface,
+            Err(NetlinkError::NoInterface(_)) => {
+                self.reopen = true;
+                return self.link_down(format!(
+                    "interface {name} is gone (deleted, or moved to another namespace)"
+                ));
+            }
+            Err(e) => {
+                // A netlink hiccup says nothing about the link: keep the state.
+                debug!(instance = %self.config.name, error = %e, "looking the interface up failed");
+                return;
+            }
+        };
+        if !interface.up {
+            return self.link_down(format!(
+                "interface {name} is down (administratively, or without carrier)"
+            ));
+        }
+        let source = match self.config.unicast_src_ip {
+            Some(ip) => interface
+                .addresses
+                .iter()
+                .any(|a| a.address == ip)
+                .then_some(ip),
+            None => interface.primary_address(&self.config.virtual_addresses),
+        };
+        let Some(source) = source else {
+            let wanted = self
+                .config
+                .unicast_src_ip
+                .map_or_else(|| "an IPv4 address".to_string(), |ip| ip.to_string());
+            return self.link_down(format!(
+                "interface {name} has no {wanted} to send adverts from"
+            ));
+        };
+        if self.reopen || interface.index != self.index || interface.mac != self.mac {
+            if let Err(why) = self.reopen_sockets(interface.index, interface.mac, source) {
+                return self.link_down(why);
+            }
+            info!(
+                instance = %self.config.name, interface = %name,
+                index = format!("{} -> {}", self.index, interface.index),
+                mac = format!("{} -> {}", mac_text(self.mac), mac_text(interface.mac)),
+                "the interface is back: sockets reopened"
+            );
+            self.index = interface.index;
+            self.mac = interface.mac;
+            self.reopen = false;
+        }
+        if source != self.router.config().primary_address {
+            info!(instance = %self.config.name, source = format!("{} -> {source}", self.router.config().primary_address), "the interface's primary address changed: adverts now leave from it");
+            if let Err(e) = self.socket.set_source(source) {
+                return self.link_down(format!("sending from {source} on {name}: {e}"));
+            }
+            let mut config = self.router.config().clone();
+            config.primary_address = source;
+            self.router.reconfigure(config);
+            self.status
+                .send_modify(|s| s.primary_address = Some(source));
+        }
+        if self.router.fault_causes().contains_key(&FaultCause::Link) {
+            self.router.link_up(
+                now(),
+                format!(
+                    "interface {name} is up (index {}, source {source})",
+                    self.index
+                ),
+            );
+            self.log_fault_causes();
+        }
+    }
+
+    fn link_down(&mut self, why: String) {
+        if self.router.fault_causes().get(&FaultCause::Link) == Some(&why) {
+            return;
+        }
+        let was_fault = self.router.state() == State::Fault;
+        self.router.link_down(now(), why);
+        if was_fault {
+            // No transition to log it: say so here.
+            self.log_fault_causes();
+        }
+    }
+
+    /// Logs the fault causes when a change of them made no transition.
+    fn log_fault_causes(&self) {
+        if self.router.state() != State::Fault {
+            return;
+        }
+        let causes: Vec<String> = self
+            .router
+            .fault_causes()
+            .iter()
+            .map(|(cause, why)| format!("{cause}: {why}"))
+            .collect();
+        info!(instance = %self.config.name, causes = ?causes, "still FAULT");
+    }
+
+    fn reopen_sockets(&mut self, index: u32, mac: [u8; 6], source: Ipv4Addr) -> Result<(), String> {
+        let destination = if self.config.unicast_peers.is_empty() {
+            Destination::Multicast
+        } else {
+            Destination::Unicast(self.config.unicast_peers.clone())
+        };
+        let name = &self.config.interface;
+        self.socket = VrrpSocket::open(name, index, source, destination)
+            .map_err(|e| format!("reopening the VRRP socket on {name}: {e}"))?;
+        self.garp = GarpSender::open(index, mac)
+            .map_err(|e| format!("reopening the ARP socket on {name}: {e}"))?;
+        Ok(())
     }
 
     fn on_packet(&mut self, packet: &[u8]) {
@@ -602,4 +774,11 @@ impl Driver {
             }
         }
     }
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

@@ -6,12 +6,15 @@
 //! leaves no address behind once the lease runs out.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use futures_util::TryStreamExt;
-use rtnetlink::Handle;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, CacheInfo};
-use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
+use rtnetlink::{Handle, MulticastGroup};
+use tokio::sync::Notify;
 
 /// A virtual address and its prefix length, as configured (`192.0.2.100/24`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,6 +66,9 @@ pub struct Interface {
     pub index: u32,
     /// Its Ethernet address.
     pub mac: [u8; 6],
+    /// Whether it is usable: administratively up and with carrier (IFF_UP and
+    /// IFF_RUNNING).
+    pub up: bool,
     /// Its IPv4 addresses with prefix lengths, primary first.
     pub addresses: Vec<VirtualAddress>,
 }
@@ -113,6 +119,8 @@ impl Netlink {
             })
             .ok_or_else(|| NetlinkError::NoHardwareAddress(name.to_string()))?;
         let index = link.header.index;
+        let up = link.header.flags.contains(LinkFlags::Up)
+            && link.header.flags.contains(LinkFlags::Running);
         let mut addresses = Vec::new();
         let mut stream = self
             .handle
@@ -150,8 +158,31 @@ impl Netlink {
             name: name.to_string(),
             index,
             mac,
+            up,
             addresses,
         })
+    }
+
+    /// Subscribes to the kernel's link and IPv4 address notifications (as `ip
+    /// monitor link address` does), on a netlink socket of its own.
+    pub fn monitor() -> Result<LinkMonitor, NetlinkError> {
+        let (connection, handle, messages) = rtnetlink::new_multicast_connection(&[
+            MulticastGroup::Link,
+            MulticastGroup::Ipv4Ifaddr,
+        ])
+        .map_err(NetlinkError::Connect)?;
+        tokio::spawn(connection);
+        let notify = Arc::new(Notify::new());
+        let wake = notify.clone();
+        let mut messages = messages;
+        let task = tokio::spawn(async move {
+            // Holding the handle keeps the connection's request side open.
+            let _handle = handle;
+            while messages.next().await.is_some() {
+                wake.notify_one();
+            }
+        });
+        Ok(LinkMonitor { notify, task })
     }
 
     /// Adds (or refreshes) a virtual address with a kernel lifetime of `lease`.
@@ -220,5 +251,28 @@ impl Netlink {
             }
         }
         Ok(removed)
+    }
+}
+
+/// Link and IPv4 address notifications of the kernel (any interface), coalesced: the
+/// caller looks its interface up afresh on each wake-up, so one covers any number of
+/// messages.
+#[derive(Debug)]
+pub struct LinkMonitor {
+    notify: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LinkMonitor {
+    /// Waits until a notification has arrived since the last call. When the
+    /// monitor's connection has ended this waits forever (the caller polls too).
+    pub async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for LinkMonitor {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
