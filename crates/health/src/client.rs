@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 use tracing::debug;
 
+use crate::client_list::{ClientEntry, ClientListError, parse_client_list};
 use crate::snapshot::{Snapshot, SnapshotError, parse_info};
 
 /// The INFO sections a [`Snapshot`] is parsed from.
@@ -192,6 +193,9 @@ pub enum ClientErrorKind {
     /// The INFO text was refused by the strict parser.
     #[error("{0}")]
     Snapshot(SnapshotError),
+    /// The `CLIENT LIST` text was refused by its parser.
+    #[error("{0}")]
+    ClientList(ClientListError),
     /// The client library failed otherwise (protocol error, ...); the
     /// connection was dropped.
     #[error("{0}")]
@@ -219,6 +223,35 @@ impl ClientError {
     /// Did the server answer with an error reply?
     pub fn is_reply(&self) -> bool {
         matches!(self.kind, ClientErrorKind::Reply(_))
+    }
+
+    /// The code of an error reply (`ERR`, `NOPERM`, `LOADING`, ...); `None`
+    /// for any other failure.
+    pub fn reply_code(&self) -> Option<&str> {
+        match &self.kind {
+            ClientErrorKind::Reply(e) => e.code(),
+            _ => None,
+        }
+    }
+
+    /// Did the server refuse the command under its ACL (`NOPERM`)? The
+    /// connected user lacks the permission; no retry will help.
+    pub fn is_permission(&self) -> bool {
+        self.reply_code() == Some("NOPERM")
+    }
+
+    /// Does the server not know the command or subcommand (`ERR unknown
+    /// command`, `ERR unknown subcommand`)? A Redis too old for it, or one
+    /// that renamed or disabled it with `rename-command`.
+    pub fn is_unknown_command(&self) -> bool {
+        let ClientErrorKind::Reply(e) = &self.kind else {
+            return false;
+        };
+        e.code() == Some("ERR")
+            && e.detail().is_some_and(|d| {
+                let d = d.to_ascii_lowercase();
+                d.starts_with("unknown command") || d.starts_with("unknown subcommand")
+            })
     }
 
     /// Did authentication fail?
@@ -255,6 +288,8 @@ impl Connection {
 pub struct Client {
     target: RedisTarget,
     options: ClientOptions,
+    /// Given with [`Client::client_setname`]: every new connection is named.
+    name: Option<String>,
     conn: Option<Connection>,
     /// Set while a call runs: still set at the next call means the previous
     /// one was cancelled half-way, and its connection is not trusted.
@@ -266,6 +301,7 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("target", &self.target)
             .field("options", &self.options)
+            .field("name", &self.name)
             .field("connected", &self.conn.is_some())
             .finish()
     }
@@ -293,6 +329,7 @@ impl Client {
         Self {
             target,
             options,
+            name: None,
             conn: None,
             busy: false,
         }
@@ -372,6 +409,76 @@ impl Client {
     /// `CLIENT UNPAUSE`.
     pub async fn client_unpause(&mut self) -> Result<(), ClientError> {
         self.ok(&["CLIENT", "UNPAUSE"]).await
+    }
+
+    /// `CONFIG SET parameter value`. Errors show the parameter, never the
+    /// value (it may be a password).
+    pub async fn config_set(&mut self, parameter: &str, value: &str) -> Result<(), ClientError> {
+        self.ok(&["CONFIG", "SET", parameter, value]).await
+    }
+
+    /// `CONFIG GET parameter`: the value of that one parameter (an exact
+    /// name, not a pattern), or `None` when the server has no such
+    /// parameter. A reply naming other parameters only (a pattern that
+    /// matched several) is [`UnexpectedReply`](ClientErrorKind::UnexpectedReply).
+    pub async fn config_get(&mut self, parameter: &str) -> Result<Option<String>, ClientError> {
+        let args = ["CONFIG", "GET", parameter];
+        let deadline = self.response_deadline();
+        let value = self.exec(&args, deadline, Retry::Idempotent).await?.0;
+        let pairs: Vec<(&Value, &Value)> = match &value {
+            Value::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+            Value::Array(items) if items.len() % 2 == 0 => {
+                items.chunks(2).map(|kv| (&kv[0], &kv[1])).collect()
+            }
+            other => {
+                return Err(self.error(&args, ClientErrorKind::UnexpectedReply(render(other))));
+            }
+        };
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        for (key, val) in pairs {
+            if text_of(key).is_some_and(|k| k.eq_ignore_ascii_case(parameter)) {
+                return match text_of(val) {
+                    Some(val) => Ok(Some(val)),
+                    None => {
+                        Err(self.error(&args, ClientErrorKind::UnexpectedReply(render(&value))))
+                    }
+                };
+            }
+        }
+        Err(self.error(&args, ClientErrorKind::UnexpectedReply(render(&value))))
+    }
+
+    /// `CLIENT SETNAME name`, now and on every connection this client makes
+    /// from now on (it reconnects after failures; the name is sent right
+    /// after `HELLO`, within the first command's deadline). An empty name
+    /// removes it. Redis refuses names with spaces or newlines: an error
+    /// reply, and the name is not kept.
+    pub async fn client_setname(&mut self, name: &str) -> Result<(), ClientError> {
+        self.ok(&["CLIENT", "SETNAME", name]).await?;
+        self.name = (!name.is_empty()).then(|| name.to_string());
+        Ok(())
+    }
+
+    /// The name given with [`client_setname`](Self::client_setname), if any.
+    pub fn client_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// `CLIENT LIST`: every connection of the server, parsed (see
+    /// [`ClientEntry`]).
+    pub async fn client_list(&mut self) -> Result<Vec<ClientEntry>, ClientError> {
+        let args = ["CLIENT", "LIST"];
+        let deadline = self.response_deadline();
+        let text = match self.exec(&args, deadline, Retry::Idempotent).await?.0 {
+            Value::VerbatimString { text, .. } | Value::SimpleString(text) => text,
+            Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            other => {
+                return Err(self.error(&args, ClientErrorKind::UnexpectedReply(render(&other))));
+            }
+        };
+        parse_client_list(&text).map_err(|e| self.error(&args, ClientErrorKind::ClientList(e)))
     }
 
     /// Any command; the reply rendered as text: strings as they are, integers
@@ -522,19 +629,40 @@ impl Client {
         } else {
             (deadline.at, deadline.budget)
         };
-        match timeout_at(
+        let mut conn = match timeout_at(
             limit,
             client.get_multiplexed_async_connection_with_config(&config),
         )
         .await
         {
-            Ok(Ok(conn)) => Ok(Connection {
-                conn,
-                lost: lost_rx,
-            }),
-            Ok(Err(e)) => Err(self.error(args, connect_error(e, budget))),
-            Err(_) => Err(self.error(args, ClientErrorKind::ConnectTimeout(budget))),
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(self.error(args, connect_error(e, budget))),
+            Err(_) => return Err(self.error(args, ClientErrorKind::ConnectTimeout(budget))),
+        };
+        if let Some(name) = &self.name {
+            let setname = ["CLIENT", "SETNAME", name.as_str()];
+            let reply = timeout_at(
+                limit,
+                redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg(name)
+                    .query_async::<Value>(&mut conn),
+            )
+            .await;
+            let kind = match reply {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) if is_server_error(&e) => Some(ClientErrorKind::Reply(e)),
+                Ok(Err(e)) => Some(connect_error(e, budget)),
+                Err(_) => Some(ClientErrorKind::ConnectTimeout(budget)),
+            };
+            if let Some(kind) = kind {
+                return Err(self.error(&setname, kind));
+            }
         }
+        Ok(Connection {
+            conn,
+            lost: lost_rx,
+        })
     }
 
     async fn query(&mut self, args: &[&str], deadline: Deadline) -> Result<Value, ClientError> {
@@ -615,7 +743,9 @@ fn describe(args: &[&str]) -> String {
     let upper = name.to_ascii_uppercase();
     let shown = match upper.as_str() {
         "AUTH" | "HELLO" | "MIGRATE" => 1,
-        "ACL" | "CONFIG" => 2,
+        "ACL" => 2,
+        // The parameter, not its value.
+        "CONFIG" => 3,
         _ => args.len(),
     };
     let mut text = args[..shown.min(args.len())].join(" ");
@@ -631,6 +761,15 @@ fn describe(args: &[&str]) -> String {
         text.push_str("...");
     }
     text
+}
+
+/// A string reply's text (bulk, simple or verbatim).
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(s) | Value::VerbatimString { text: s, .. } => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// Renders a reply as text (see [`Client::command`]).
@@ -688,7 +827,11 @@ mod tests {
         assert_eq!(describe(&["AUTH", "redha", "s3cret"]), "AUTH ...");
         assert_eq!(
             describe(&["CONFIG", "SET", "requirepass", "s3cret"]),
-            "CONFIG SET ..."
+            "CONFIG SET requirepass ..."
+        );
+        assert_eq!(
+            describe(&["CONFIG", "GET", "maxmemory"]),
+            "CONFIG GET maxmemory"
         );
         assert_eq!(
             describe(&["ACL", "SETUSER", "u", ">s3cret"]),

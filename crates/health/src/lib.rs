@@ -8,6 +8,7 @@
 //!   that notices a dropped connection at once ([`Client`]).
 //! - [`monitor`]: a task that checks one Redis every interval and publishes
 //!   [`Observation`]s on a `watch` channel ([`monitor::spawn`]).
+//! - [`client_list`]: `CLIENT LIST` parsed ([`ClientEntry`]).
 //!
 //! This crate knows nothing of VRRP; the agent maps what it reports to its
 //! own decisions.
@@ -16,11 +17,13 @@
 
 pub mod check;
 pub mod client;
+pub mod client_list;
 pub mod monitor;
 pub mod snapshot;
 
 pub use check::{CheckConfig, CheckConfigError, Checker, Health, HealthChange, Outcome};
 pub use client::{AddressError, Client, ClientError, ClientErrorKind, ClientOptions, RedisTarget};
+pub use client_list::{ClientEntry, ClientListError, parse_client_list};
 pub use monitor::{MonitorHandle, Observation};
 pub use snapshot::{
     LinkStatus, MasterLink, NO_REPLID, Relation, ReplicaInfo, ReplicaState, Role, Snapshot,

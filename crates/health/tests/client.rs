@@ -264,3 +264,155 @@ async fn acl_user() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn config_set_and_get() {
+    if !require_redis("config_set_and_get") {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let mut c = server.client();
+    let param = "min-replicas-to-write";
+    assert_eq!(c.config_get(param).await.unwrap().as_deref(), Some("0"));
+    c.config_set(param, "1").await.unwrap();
+    assert_eq!(c.config_get(param).await.unwrap().as_deref(), Some("1"));
+    // Names are case-insensitive; an alias answers under its own name.
+    assert_eq!(
+        c.config_get("MIN-REPLICAS-TO-WRITE")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        c.config_get("min-slaves-to-write")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1")
+    );
+    c.config_set(param, "0").await.unwrap();
+    // An empty value is a value.
+    c.config_set("save", "").await.unwrap();
+    assert_eq!(c.config_get("save").await.unwrap().as_deref(), Some(""));
+
+    assert_eq!(c.config_get("no-such-parameter").await.unwrap(), None);
+    let err = c.config_get("min-replicas-*").await.unwrap_err();
+    assert!(
+        matches!(err.kind, ClientErrorKind::UnexpectedReply(_)),
+        "{err}"
+    );
+    let err = c.config_set("no-such-parameter", "1").await.unwrap_err();
+    assert!(err.is_reply() && !err.is_permission(), "{err}");
+    // The parameter is named, its value never.
+    let err = c
+        .config_set("maxmemory", "lots-of-s3cret")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("CONFIG SET maxmemory ..."), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+}
+
+#[tokio::test]
+async fn client_setname_and_list() {
+    if !require_redis("client_setname_and_list") {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let mut c = server.client();
+    let mut other = server.client();
+    other.ping().await.unwrap();
+    assert_eq!(c.client_name(), None);
+    c.client_setname("redha-test").await.unwrap();
+    assert_eq!(c.client_name(), Some("redha-test"));
+
+    let list = c.client_list().await.unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let me = list.iter().find(|e| e.name == "redha-test").expect("named");
+    assert_eq!(me.cmd, "client|list");
+    assert_eq!(me.flags, "N");
+    assert_eq!(me.user.as_deref(), Some("default"));
+    assert_eq!(me.laddr.as_deref(), Some(server.address().as_str()));
+    let them = list.iter().find(|e| e.id != me.id).unwrap();
+    assert_eq!((them.name.as_str(), them.cmd.as_str()), ("", "ping"));
+
+    // A new connection (after CLIENT KILL) carries the name again.
+    other
+        .command(&["CLIENT", "KILL", "ID", &me.id.to_string()])
+        .await
+        .unwrap();
+    let list = c.client_list().await.unwrap();
+    let me2 = list
+        .iter()
+        .find(|e| e.name == "redha-test")
+        .expect("renamed");
+    assert_ne!(me2.id, me.id);
+
+    // A name Redis refuses is not kept; an empty one removes it.
+    let err = c.client_setname("two words").await.unwrap_err();
+    assert!(err.is_reply(), "{err}");
+    assert_eq!(c.client_name(), Some("redha-test"));
+    c.client_setname("").await.unwrap();
+    assert_eq!(c.client_name(), None);
+    let list = c.client_list().await.unwrap();
+    assert!(list.iter().all(|e| e.name.is_empty()), "{list:?}");
+}
+
+/// NOPERM, an unknown command and a timeout are told apart.
+#[tokio::test]
+async fn pause_errors_are_distinguishable() {
+    if !require_redis("pause_errors_are_distinguishable") {
+        return;
+    }
+    let server = RedisServer::start(&["--rename-command", "CONFIG", ""]);
+    let mut admin = server.client();
+    admin
+        .command(&[
+            "ACL",
+            "SETUSER",
+            "nopause",
+            "on",
+            ">pw",
+            "+@all",
+            "-client|pause",
+        ])
+        .await
+        .unwrap();
+    let mut nopause = Client::new(server.target().with_user("nopause", "pw"), options());
+    let err = nopause
+        .client_pause_write(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(err.is_permission() && err.is_reply(), "{err}");
+    assert!(!err.is_unknown_command() && !err.is_timeout(), "{err}");
+    assert_eq!(err.reply_code(), Some("NOPERM"));
+    assert!(err.to_string().contains("CLIENT PAUSE 100 WRITE"), "{err}");
+
+    // Renamed away: unknown command; an unknown subcommand likewise.
+    let err = admin.config_get("save").await.unwrap_err();
+    assert!(err.is_unknown_command() && !err.is_permission(), "{err}");
+    let err = admin.command(&["CLIENT", "NOSUCH"]).await.unwrap_err();
+    assert!(err.is_unknown_command(), "{err}");
+    let err = admin.command(&["INCR", "k", "x"]).await.unwrap_err();
+    assert!(err.is_reply() && !err.is_unknown_command(), "{err}");
+
+    let timeout = Duration::from_millis(200);
+    let mut c = Client::new(
+        server.target(),
+        ClientOptions {
+            connect_timeout: timeout,
+            response_timeout: timeout,
+        },
+    );
+    c.ping().await.unwrap();
+    let _paused = server.pause();
+    let err = c
+        .client_pause_write(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_timeout() && !err.is_reply() && !err.is_permission(),
+        "{err}"
+    );
+}
