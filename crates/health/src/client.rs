@@ -490,6 +490,81 @@ impl Client {
         Ok(render(&value))
     }
 
+    /// Any idempotent command (sent again on a fresh connection if an idle
+    /// one turns out lost); the reply as it came.
+    pub(crate) async fn call(&mut self, args: &[&str]) -> Result<Value, ClientError> {
+        let deadline = self.response_deadline();
+        Ok(self.exec(args, deadline, Retry::Idempotent).await?.0)
+    }
+
+    /// `MULTI`, `commands`, `DISCARD`, written at once on one connection:
+    /// the commands are queued, checked by the server's ACL and arity
+    /// rules, and dropped unrun. Returns the reply to each, `MULTI` first
+    /// and `DISCARD` last. If `MULTI` itself is refused the commands do run:
+    /// only give commands that are harmless when run. Sent again on a fresh
+    /// connection if a reused idle one turns out lost (a server discards the
+    /// transaction of a connection that goes).
+    pub(crate) async fn queued(
+        &mut self,
+        commands: &[&[&str]],
+    ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+        let deadline = self.response_deadline();
+        let label = ["MULTI", "...", "DISCARD"];
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("MULTI");
+        for args in commands {
+            let cmd = pipe.cmd(args[0]);
+            for arg in &args[1..] {
+                cmd.arg(*arg);
+            }
+        }
+        pipe.cmd("DISCARD");
+        let mut retried = false;
+        loop {
+            let reused = self.begin(&label, deadline).await?;
+            let Some(conn) = self.conn.as_mut() else {
+                unreachable!("begin leaves a connection");
+            };
+            let result = timeout_at(deadline.at, pipe.query_async::<Value>(&mut conn.conn)).await;
+            self.busy = false;
+            let kind = match result {
+                Ok(Ok(Value::Array(replies))) if replies.len() == commands.len() + 2 => {
+                    let names = std::iter::once(&["MULTI"][..])
+                        .chain(commands.iter().copied())
+                        .chain(std::iter::once(&["DISCARD"][..]));
+                    let replies: Vec<Result<Value, ClientError>> = names
+                        .zip(replies)
+                        .map(|(args, reply)| match reply {
+                            Value::ServerError(e) => {
+                                Err(self.error(args, ClientErrorKind::Reply(e.into())))
+                            }
+                            other => Ok(other),
+                        })
+                        .collect();
+                    // Left inside a transaction: not reused.
+                    if replies[0].is_ok() && replies[replies.len() - 1].is_err() {
+                        self.conn = None;
+                    }
+                    return Ok(replies);
+                }
+                Ok(Ok(other)) => ClientErrorKind::UnexpectedReply(render(&other)),
+                Err(_) => ClientErrorKind::Timeout(deadline.budget),
+                Ok(Err(e)) if e.is_timeout() => ClientErrorKind::Timeout(deadline.budget),
+                Ok(Err(e)) if e.is_connection_dropped() || e.is_io_error() => {
+                    ClientErrorKind::ConnectionLost(e)
+                }
+                Ok(Err(e)) => ClientErrorKind::Other(e),
+            };
+            self.conn = None;
+            if matches!(kind, ClientErrorKind::ConnectionLost(_)) && reused && !retried {
+                retried = true;
+                continue;
+            }
+            return Err(self.error(&label, kind));
+        }
+    }
+
     pub(crate) async fn ping_by(&mut self, deadline: Deadline) -> Result<Duration, ClientError> {
         let args = ["PING"];
         let (value, rtt) = self.exec(&args, deadline, Retry::Idempotent).await?;

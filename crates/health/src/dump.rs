@@ -43,7 +43,7 @@
 //!   `NOMASTERLINK` ([`DumpErrorKind::ErrorReply`]); detach it first
 //!   (`REPLICAOF NO ONE`) to save its data.
 //!
-//! The user needs `+sync` and `+replconf` (see `crate::preflight`).
+//! The user needs `+sync` and `+replconf` (see [`mod@crate::preflight`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
