@@ -53,15 +53,22 @@ pub struct RedisSettings {
 
 impl RedisSettings {
     /// The local Redis on 127.0.0.1:6379, replicating with `peer`:6379, with a state
-    /// log in `dir`.
+    /// log at `state_log` and a `[replication] state_dir` beside it (the log's name
+    /// without `.log`, plus `.d`), where the state file and saved datasets go.
     pub fn pair(peer: Ipv4Addr, state_log: PathBuf) -> Self {
+        let state_dir = state_log.with_extension("d");
         RedisSettings {
             address: "127.0.0.1:6379".into(),
             peer: Some(format!("{peer}:6379")),
             state_log: Some(state_log),
             redis_extra: String::new(),
-            replication_extra: String::new(),
+            replication_extra: format!("state_dir = {:?}\n", state_dir.display().to_string()),
         }
+    }
+
+    /// The `[replication] state_dir` that [`RedisSettings::pair`] set.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.state_log.as_ref().map(|log| log.with_extension("d"))
     }
 
     /// Logs in to both Redis as `user` (`[redis] username` and `password`;

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::{RedisServer, options, require_redis, wait_info};
 use health::{Client, Snapshot};
-use replication::{Command, Endpoint, Executor, Planner, PlannerConfig, Role, Rule, Target};
+use replication::{
+    Command, Context, Endpoint, Executor, Planner, PlannerConfig, Role, Rule, Target,
+};
 use tokio::sync::Mutex;
 
 fn endpoint(server: &RedisServer) -> Endpoint {
@@ -27,6 +29,7 @@ fn setup(local: &RedisServer, peer: &RedisServer) -> (Planner, Executor) {
         catch_up_timeout: Duration::from_secs(5),
         fast_poll: Duration::from_millis(20),
         slow_poll: Duration::from_millis(200),
+        isolation_timeout: None,
     });
     let executor = Executor::new(
         local.client(),
@@ -45,12 +48,25 @@ async fn round(
     role: Role,
 ) -> (Rule, Vec<Command>, bool) {
     let (local, peer) = executor.observe(None).await;
-    let plan = planner.plan(Instant::now(), role, local.ok().as_ref(), peer.as_ref());
+    let ctx = Context {
+        peer_failure: peer.as_ref().err().copied().unwrap_or_default(),
+        ..Context::default()
+    };
+    let plan = planner.plan(
+        Instant::now(),
+        role,
+        local.ok().as_ref(),
+        peer.ok().as_ref(),
+        &ctx,
+    );
     for command in &plan.commands {
-        executor
-            .run(command)
-            .await
-            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        let result = executor.run(command).await;
+        planner.record(
+            Instant::now(),
+            command,
+            result.as_ref().map(|_| ()).map_err(ToString::to_string),
+        );
+        result.unwrap_or_else(|e| panic!("{command}: {e}"));
     }
     (plan.rule, plan.commands, plan.handover_ready)
 }

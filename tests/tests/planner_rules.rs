@@ -4,7 +4,10 @@
 use std::time::{Duration, Instant};
 
 use health::{LinkStatus, MasterLink, Role as RedisRole, Snapshot};
-use replication::{Command, Endpoint, Plan, Planner, PlannerConfig, Role, Rule, Target};
+use replication::{
+    Claim, ClaimState, Command, Context, Endpoint, PeerFailure, Plan, Planner, PlannerConfig, Role,
+    Rule, Target,
+};
 
 const R1: &str = "1111111111111111111111111111111111111111";
 const R2: &str = "2222222222222222222222222222222222222222";
@@ -24,6 +27,7 @@ fn config() -> PlannerConfig {
         catch_up_timeout: Duration::from_secs(10),
         fast_poll: Duration::from_millis(20),
         slow_poll: Duration::from_secs(1),
+        isolation_timeout: None,
     }
 }
 
@@ -98,6 +102,7 @@ struct Case {
     commands: Vec<Command>,
     eligible: bool,
     rule: fn(&Rule) -> bool,
+    ctx: Context,
 }
 
 fn cases() -> Vec<Case> {
@@ -112,6 +117,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: false,
             rule: |r| matches!(r, Rule::LocalDown),
+            ctx: Context::default(),
         },
         Case {
             name: "master alone",
@@ -121,6 +127,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: true,
             rule: |r| matches!(r, Rule::MasterAlone),
+            ctx: Context::default(),
         },
         Case {
             name: "steady pair",
@@ -130,6 +137,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: true,
             rule: |r| matches!(r, Rule::Steady { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "master: an empty restarted peer becomes our replica",
@@ -139,6 +147,7 @@ fn cases() -> Vec<Case> {
             commands: vec![ReplicaOf(Peer)],
             eligible: true,
             rule: |r| matches!(r, Rule::AttachPeer { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "master: a peer on our history and behind becomes our replica",
@@ -148,6 +157,7 @@ fn cases() -> Vec<Case> {
             commands: vec![ReplicaOf(Peer)],
             eligible: true,
             rule: |r| matches!(r, Rule::AttachPeer { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "master: a peer continuing our history with more writes: step out and follow it",
@@ -156,7 +166,8 @@ fn cases() -> Vec<Case> {
             peer: Some(promoted(R2, R1, 100, 150, 15)),
             commands: vec![ReplicaOf(Local)],
             eligible: false,
-            rule: |r| matches!(r, Rule::Follow { .. }),
+            rule: |r| matches!(r, Rule::FollowNewer { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "master: a peer that left our history without writing becomes our replica",
@@ -166,6 +177,7 @@ fn cases() -> Vec<Case> {
             commands: vec![ReplicaOf(Peer)],
             eligible: true,
             rule: |r| matches!(r, Rule::AttachPeer { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "master: we continue the peer's history: it becomes our replica",
@@ -175,150 +187,102 @@ fn cases() -> Vec<Case> {
             commands: vec![ReplicaOf(Peer)],
             eligible: true,
             rule: |r| matches!(r, Rule::AttachPeer { .. }),
+            ctx: Context::default(),
         },
         Case {
-            name: "master: healed split, the peer went on further: step out and follow it (ours past the fork is discarded)",
+            name: "master: split between two promoted siblings (no winner by history): the VIP holder's side is kept, the peer's saved first (no agent there)",
             role: Role::Master,
             local: Some(promoted(R2, R1, 100, 150, 15)),
             peer: Some(promoted(R3, R1, 100, 170, 17)),
-            commands: vec![ReplicaOf(Local)],
-            eligible: false,
-            rule: |r| {
-                matches!(
-                    r,
-                    Rule::SplitBrainResolved {
-                        kept: Target::Peer,
-                        discarded: 50,
-                        ..
-                    }
-                )
-            },
-        },
-        Case {
-            name: "master: healed split, we went on further: the peer resyncs from us",
-            role: Role::Master,
-            local: Some(promoted(R2, R1, 100, 10_000, 900)),
-            peer: Some(master(R1, 149, 15)),
-            commands: vec![ReplicaOf(Peer)],
+            commands: vec![SaveDataset(Peer), ReplicaOf(Peer)],
             eligible: true,
             rule: |r| {
                 matches!(
                     r,
-                    Rule::SplitBrainResolved {
+                    Rule::SplitResolved {
+                        kept: Target::Local,
+                        discarded: 70,
+                        ..
+                    }
+                )
+            },
+            ctx: Context::default(),
+        },
+        Case {
+            name: "master: healed split, we were promoted during it: the peer (old master) is saved, then resyncs from us",
+            role: Role::Master,
+            local: Some(promoted(R2, R1, 100, 10_000, 900)),
+            peer: Some(master(R1, 149, 15)),
+            commands: vec![SaveDataset(Peer), ReplicaOf(Peer)],
+            eligible: true,
+            rule: |r| {
+                matches!(
+                    r,
+                    Rule::SplitResolved {
                         kept: Target::Local,
                         discarded: 49,
                         ..
                     }
                 )
             },
+            ctx: Context::default(),
         },
         Case {
-            name: "backup: healed split, the master went on further: step out and follow it",
-            role: PEER_MASTER,
-            local: Some(master(R1, 149, 15)),
-            peer: Some(promoted(R2, R1, 100, 10_000, 900)),
-            commands: vec![ReplicaOf(Local)],
+            name: "master: healed split, the old master went on FURTHER than us: we were promoted, so we are kept all the same (not a byte count)",
+            role: Role::Master,
+            local: Some(promoted(R2, R1, 100, 120, 12)),
+            peer: Some(master(R1, 50_000, 5000)),
+            commands: vec![SaveDataset(Peer), ReplicaOf(Peer)],
+            eligible: true,
+            rule: |r| {
+                matches!(
+                    r,
+                    Rule::SplitResolved {
+                        kept: Target::Local,
+                        discarded: 49_900,
+                        ..
+                    }
+                )
+            },
+            ctx: Context::default(),
+        },
+        Case {
+            name: "master (the old master won the VIP back by priority): the peer was promoted during the split: save ours, step out and follow",
+            role: Role::Master,
+            local: Some(master(R1, 50_000, 5000)),
+            peer: Some(promoted(R2, R1, 100, 120, 12)),
+            commands: vec![SaveDataset(Local), ReplicaOf(Local)],
             eligible: false,
             rule: |r| {
                 matches!(
                     r,
-                    Rule::SplitBrainResolved {
+                    Rule::SplitResolved {
+                        kept: Target::Peer,
+                        discarded: 49_900,
+                        ..
+                    }
+                )
+            },
+            ctx: Context::default(),
+        },
+        Case {
+            name: "backup: healed split, the master was promoted during it: save ours, follow it",
+            role: PEER_MASTER,
+            local: Some(master(R1, 149, 15)),
+            peer: Some(promoted(R2, R1, 100, 10_000, 900)),
+            commands: vec![SaveDataset(Local), ReplicaOf(Local)],
+            eligible: false,
+            rule: |r| {
+                matches!(
+                    r,
+                    Rule::SplitResolved {
                         kept: Target::Peer,
                         discarded: 49,
                         ..
                     }
                 )
             },
-        },
-        Case {
-            name: "backup: healed split, we went on further: wait for the master to pull",
-            role: PEER_MASTER,
-            local: Some(promoted(R2, R1, 100, 10_000, 900)),
-            peer: Some(master(R1, 149, 15)),
-            commands: vec![],
-            eligible: true,
-            rule: |r| matches!(r, Rule::LocalAhead { .. }),
-        },
-        Case {
-            name: "master: two unrelated datasets: no resync either way",
-            role: Role::Master,
-            local: Some(master(R1, 100, 10)),
-            peer: Some(master(R2, 100, 10)),
-            commands: vec![],
-            eligible: true,
-            rule: |r| matches!(r, Rule::SplitBrain { .. }),
-        },
-        Case {
-            name: "master with an empty restarted Redis while the peer holds data: step down, copy it",
-            role: Role::Master,
-            local: Some(fresh()),
-            peer: Some(master(R1, 100, 10)),
-            commands: vec![ReplicaOf(Local)],
-            eligible: false,
-            rule: |r| matches!(r, Rule::Follow { .. }),
-        },
-        Case {
-            name: "fault with an empty Redis: copy the peer's data to become eligible",
-            role: Role::Fault,
-            local: Some(fresh()),
-            peer: Some(master(R1, 100, 10)),
-            commands: vec![ReplicaOf(Local)],
-            eligible: false,
-            rule: |r| matches!(r, Rule::Follow { .. }),
-        },
-        Case {
-            name: "empty and syncing from the peer: wait, still not eligible",
-            role: PEER_MASTER,
-            local: Some(replica_of(fresh(), PEER_HOST, false)),
-            peer: Some(master(R1, 100, 10)),
-            commands: vec![],
-            eligible: false,
-            rule: |r| matches!(r, Rule::Wait { .. } | Rule::LocalEmptyPeerHasData { .. }),
-        },
-        Case {
-            name: "both empty at first start: the master takes the peer as replica",
-            role: Role::Master,
-            local: Some(fresh()),
-            peer: Some(master("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", 0, 0)),
-            commands: vec![ReplicaOf(Peer)],
-            eligible: true,
-            rule: |r| matches!(r, Rule::AttachPeer { .. }),
-        },
-        Case {
-            name: "master while our Redis follows an unreachable peer: promote at once",
-            role: Role::Master,
-            local: Some(replica_of(master(R1, 100, 10), PEER_HOST, false)),
-            peer: None,
-            commands: vec![ReplicaOfNoOne(Local)],
-            eligible: true,
-            rule: |r| matches!(r, Rule::PromoteNow { .. }),
-        },
-        Case {
-            name: "master while our Redis follows a peer restarted empty: promote at once",
-            role: Role::Master,
-            local: Some(replica_of(master(R1, 100, 10), PEER_HOST, false)),
-            peer: Some(fresh()),
-            commands: vec![ReplicaOfNoOne(Local)],
-            eligible: true,
-            rule: |r| matches!(r, Rule::PromoteNow { .. }),
-        },
-        Case {
-            name: "master while our Redis follows a live old master: fence it first",
-            role: Role::Master,
-            local: Some(replica_of(master(R1, 90, 9), PEER_HOST, true)),
-            peer: Some(master(R1, 100, 10)),
-            commands: vec![PauseWrites(Peer, Duration::from_secs(12))],
-            eligible: true,
-            rule: |r| matches!(r, Rule::FencePeer { .. }),
-        },
-        Case {
-            name: "backup: two masters, the VIP holder's continues ours: step out and follow it",
-            role: PEER_MASTER,
-            local: Some(master(R1, 100, 10)),
-            peer: Some(promoted(R2, R1, 100, 150, 15)),
-            commands: vec![ReplicaOf(Local)],
-            eligible: false,
-            rule: |r| matches!(r, Rule::Follow { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup: two masters on one history, we are behind: step out and follow",
@@ -327,7 +291,8 @@ fn cases() -> Vec<Case> {
             peer: Some(master(R1, 100, 10)),
             commands: vec![ReplicaOf(Local)],
             eligible: false,
-            rule: |r| matches!(r, Rule::Follow { .. }),
+            rule: |r| matches!(r, Rule::FollowNewer { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup: our data is ahead of the master's: wait for it to pull",
@@ -337,6 +302,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: true,
             rule: |r| matches!(r, Rule::LocalAhead { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup: never follow an empty restarted master",
@@ -346,6 +312,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: true,
             rule: |r| matches!(r, Rule::LocalAhead { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup: never follow an unrelated dataset",
@@ -355,6 +322,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: true,
             rule: |r| matches!(r, Rule::SplitBrain { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup without a VRRP master, two masters, the peer's ahead: follow it all the same (we hold nothing of our own)",
@@ -365,7 +333,8 @@ fn cases() -> Vec<Case> {
             peer: Some(master(R1, 100, 10)),
             commands: vec![ReplicaOf(Local)],
             eligible: false,
-            rule: |r| matches!(r, Rule::Follow { .. }),
+            rule: |r| matches!(r, Rule::FollowNewer { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup without a VRRP master, equal data: leave our Redis alone",
@@ -377,6 +346,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: true,
             rule: |r| matches!(r, Rule::Wait { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup following with the link up",
@@ -386,6 +356,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: true,
             rule: |r| matches!(r, Rule::Following { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup: link dropped and the peer's Redis is gone: detach to keep our data",
@@ -395,6 +366,7 @@ fn cases() -> Vec<Case> {
             commands: vec![ReplicaOfNoOne(Local)],
             eligible: true,
             rule: |r| matches!(r, Rule::Detach { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup: link dropped and the master restarted empty: detach before the full sync flushes us",
@@ -404,6 +376,7 @@ fn cases() -> Vec<Case> {
             commands: vec![ReplicaOfNoOne(Local)],
             eligible: true,
             rule: |r| matches!(r, Rule::Detach { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "backup: link down but the master holds our history: it resumes by itself",
@@ -413,6 +386,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: true,
             rule: |r| matches!(r, Rule::LinkDownSameHistory),
+            ctx: Context::default(),
         },
         Case {
             name: "stopping without a live replica: hand over at once",
@@ -422,6 +396,7 @@ fn cases() -> Vec<Case> {
             commands: vec![],
             eligible: true,
             rule: |r| matches!(r, Rule::HandoverReady { .. }),
+            ctx: Context::default(),
         },
         Case {
             name: "stopping with a live replica: pause our writes first",
@@ -431,6 +406,7 @@ fn cases() -> Vec<Case> {
             commands: vec![PauseWrites(Local, Duration::from_secs(12))],
             eligible: true,
             rule: |r| matches!(r, Rule::HandoverCatchingUp { .. }),
+            ctx: Context::default(),
         },
     ]
 }
@@ -445,6 +421,7 @@ fn every_rule_in_the_table() {
             case.role,
             case.local.as_ref(),
             case.peer.as_ref(),
+            &case.ctx,
         );
         if plan.commands != case.commands
             || plan.eligible != case.eligible
@@ -466,8 +443,25 @@ fn step(
     local: &Snapshot,
     peer: &Snapshot,
 ) -> Plan {
-    planner.plan(now, role, Some(local), Some(peer))
+    planner.plan(now, role, Some(local), Some(peer), &Context::default())
 }
+
+/// Plans, and confirms every command of the plan as Redis would answer OK.
+fn step_ok(
+    planner: &mut Planner,
+    now: Instant,
+    role: Role,
+    local: &Snapshot,
+    peer: &Snapshot,
+) -> Plan {
+    let plan = step(planner, now, role, local, peer);
+    for command in &plan.commands {
+        planner.record(now, command, Ok(()));
+    }
+    plan
+}
+
+const PAUSE: Duration = Duration::from_secs(12);
 
 #[test]
 fn a_promotion_fences_waits_for_the_offset_then_swaps_roles() {
@@ -475,11 +469,12 @@ fn a_promotion_fences_waits_for_the_offset_then_swaps_roles() {
     let t0 = Instant::now();
     let old_master = master(R1, 100, 10);
     let behind = replica_of(master(R1, 90, 9), PEER_HOST, true);
-    let fence = step(&mut planner, t0, Role::Master, &behind, &old_master);
+    let fence = step_ok(&mut planner, t0, Role::Master, &behind, &old_master);
     assert!(matches!(fence.rule, Rule::FencePeer { .. }));
+    assert_eq!(fence.commands, [Command::PauseWrites(Target::Peer, PAUSE)]);
     assert_eq!(fence.next_check, Duration::from_millis(20));
     // Still behind: wait, no command, no sleep.
-    let wait = step(
+    let wait = step_ok(
         &mut planner,
         t0 + Duration::from_millis(20),
         Role::Master,
@@ -497,7 +492,7 @@ fn a_promotion_fences_waits_for_the_offset_then_swaps_roles() {
     ));
     // Caught up with the master's current offset: promote at once.
     let caught_up = replica_of(master(R1, 100, 10), PEER_HOST, true);
-    let done = step(
+    let done = step_ok(
         &mut planner,
         t0 + Duration::from_millis(40),
         Role::Master,
@@ -517,13 +512,67 @@ fn a_promotion_fences_waits_for_the_offset_then_swaps_roles() {
 }
 
 #[test]
-fn a_promotion_gives_up_waiting_after_the_catch_up_timeout() {
+fn a_fence_that_redis_refused_allows_no_promotion_and_is_tried_again() {
+    let mut planner = Planner::new(config());
+    let t0 = Instant::now();
+    let old_master = master(R1, 100, 10);
+    let caught_up = replica_of(master(R1, 100, 10), PEER_HOST, true);
+    let fence = step(&mut planner, t0, Role::Master, &caught_up, &old_master);
+    assert_eq!(fence.commands, [Command::PauseWrites(Target::Peer, PAUSE)]);
+    planner.record(
+        t0,
+        &fence.commands[0],
+        Err("NOPERM this user has no permissions to run the 'client|pause' command".into()),
+    );
+    // Caught up, but nothing fenced the old master: no promotion, for a while.
+    for ms in [20, 500, 980] {
+        let plan = step(
+            &mut planner,
+            t0 + Duration::from_millis(ms),
+            Role::Master,
+            &caught_up,
+            &old_master,
+        );
+        assert!(plan.commands.is_empty(), "{plan:?}");
+        assert!(
+            matches!(&plan.rule, Rule::FenceFailed { error } if error.contains("NOPERM")),
+            "{}",
+            plan.rule
+        );
+    }
+    // Then the fence is asked for again.
+    let again = step(
+        &mut planner,
+        t0 + Duration::from_secs(1),
+        Role::Master,
+        &caught_up,
+        &old_master,
+    );
+    assert_eq!(again.commands, [Command::PauseWrites(Target::Peer, PAUSE)]);
+    // A fence sent but never confirmed (no answer recorded) is no fence either.
+    let unconfirmed = step(
+        &mut planner,
+        t0 + Duration::from_millis(1020),
+        Role::Master,
+        &caught_up,
+        &old_master,
+    );
+    assert!(
+        !unconfirmed
+            .commands
+            .contains(&Command::ReplicaOfNoOne(Target::Local)),
+        "{unconfirmed:?}"
+    );
+}
+
+#[test]
+fn a_timed_out_catch_up_never_demotes_a_peer_holding_newer_writes() {
     let mut planner = Planner::new(config());
     let t0 = Instant::now();
     let old_master = master(R1, 100, 10);
     let behind = replica_of(master(R1, 90, 9), PEER_HOST, false);
-    step(&mut planner, t0, Role::Master, &behind, &old_master);
-    let before = step(
+    step_ok(&mut planner, t0, Role::Master, &behind, &old_master);
+    let before = step_ok(
         &mut planner,
         t0 + Duration::from_millis(9_990),
         Role::Master,
@@ -531,7 +580,7 @@ fn a_promotion_gives_up_waiting_after_the_catch_up_timeout() {
         &old_master,
     );
     assert!(before.commands.is_empty());
-    let after = step(
+    let after = step_ok(
         &mut planner,
         t0 + Duration::from_secs(10),
         Role::Master,
@@ -540,12 +589,49 @@ fn a_promotion_gives_up_waiting_after_the_catch_up_timeout() {
     );
     assert!(matches!(
         after.rule,
-        Rule::PromoteAfterTimeout {
+        Rule::CatchUpTimedOut {
             local_offset: 90,
             peer_offset: 100
         }
     ));
-    assert_eq!(after.commands[0], Command::ReplicaOfNoOne(Target::Local));
+    // The peer stays master, its fence lifted at once; we leave the election.
+    assert_eq!(after.commands, [Command::Unpause(Target::Peer)]);
+    assert!(!after.eligible);
+    // Out of the election (Fault) until our Redis follows with its link up.
+    let fault = step_ok(
+        &mut planner,
+        t0 + Duration::from_secs(11),
+        Role::Fault,
+        &behind,
+        &old_master,
+    );
+    assert!(!fault.eligible && fault.commands.is_empty(), "{fault:?}");
+    let linked = replica_of(master(R1, 95, 9), PEER_HOST, true);
+    let back = step_ok(
+        &mut planner,
+        t0 + Duration::from_secs(12),
+        Role::Fault,
+        &linked,
+        &old_master,
+    );
+    assert!(back.eligible, "{back:?}");
+}
+
+#[test]
+fn a_promotion_abandoned_by_a_role_change_lifts_its_fence() {
+    let mut planner = Planner::new(config());
+    let t0 = Instant::now();
+    let old_master = master(R1, 100, 10);
+    let behind = replica_of(master(R1, 90, 9), PEER_HOST, true);
+    step_ok(&mut planner, t0, Role::Master, &behind, &old_master);
+    let backup = step_ok(
+        &mut planner,
+        t0 + Duration::from_millis(20),
+        PEER_MASTER,
+        &behind,
+        &old_master,
+    );
+    assert_eq!(backup.commands, [Command::Unpause(Target::Peer)]);
 }
 
 #[test]
@@ -555,21 +641,22 @@ fn a_promotion_never_serves_a_half_loaded_full_sync() {
     let source = master(R1, 100, 10);
     // Our Redis is receiving a full sync: still on another history, link down.
     let loading = replica_of(master(R3, 50, 5), PEER_HOST, false);
-    step(&mut planner, t0, Role::Master, &loading, &source);
-    let late = step(
-        &mut planner,
-        t0 + Duration::from_secs(11),
-        Role::Master,
-        &loading,
-        &source,
-    );
-    assert!(
-        !late
-            .commands
-            .contains(&Command::ReplicaOfNoOne(Target::Local)),
-        "{late:?}"
-    );
-    assert!(matches!(late.rule, Rule::CatchingUp { .. }));
+    step_ok(&mut planner, t0, Role::Master, &loading, &source);
+    for secs in [5, 11] {
+        let late = step_ok(
+            &mut planner,
+            t0 + Duration::from_secs(secs),
+            Role::Master,
+            &loading,
+            &source,
+        );
+        assert!(
+            !late
+                .commands
+                .contains(&Command::ReplicaOfNoOne(Target::Local)),
+            "{late:?}"
+        );
+    }
     // An empty Redis still loading its first sync is not even eligible for the VIP.
     let empty = replica_of(fresh(), PEER_HOST, false);
     let plan = step(
@@ -579,7 +666,13 @@ fn a_promotion_never_serves_a_half_loaded_full_sync() {
         &empty,
         &source,
     );
-    assert!(!plan.eligible && plan.commands.is_empty(), "{plan:?}");
+    assert!(!plan.eligible, "{plan:?}");
+    assert!(
+        !plan
+            .commands
+            .contains(&Command::ReplicaOfNoOne(Target::Local)),
+        "{plan:?}"
+    );
 }
 
 #[test]
@@ -588,9 +681,9 @@ fn a_planned_stop_waits_for_the_replica_then_hands_over() {
     let t0 = Instant::now();
     let local = master(R1, 100, 10);
     let behind = replica_of(master(R1, 90, 9), LOCAL_HOST, true);
-    let pause = step(&mut planner, t0, Role::Stopping, &local, &behind);
+    let pause = step_ok(&mut planner, t0, Role::Stopping, &local, &behind);
     assert!(!pause.handover_ready);
-    let wait = step(
+    let wait = step_ok(
         &mut planner,
         t0 + Duration::from_millis(20),
         Role::Stopping,
@@ -599,7 +692,7 @@ fn a_planned_stop_waits_for_the_replica_then_hands_over() {
     );
     assert!(!wait.handover_ready && wait.commands.is_empty());
     let caught_up = replica_of(master(R1, 100, 10), LOCAL_HOST, true);
-    let ready = step(
+    let ready = step_ok(
         &mut planner,
         t0 + Duration::from_millis(40),
         Role::Stopping,
@@ -607,10 +700,11 @@ fn a_planned_stop_waits_for_the_replica_then_hands_over() {
         &caught_up,
     );
     assert!(ready.handover_ready);
-    // A replica that never catches up does not hold the stop forever.
+    // A replica that never catches up does not hold the stop forever, and our Redis
+    // keeps its writes: the pause is lifted, not left to run out.
     let mut planner = Planner::new(config());
-    step(&mut planner, t0, Role::Stopping, &local, &behind);
-    let late = step(
+    step_ok(&mut planner, t0, Role::Stopping, &local, &behind);
+    let late = step_ok(
         &mut planner,
         t0 + Duration::from_secs(10),
         Role::Stopping,
@@ -618,6 +712,309 @@ fn a_planned_stop_waits_for_the_replica_then_hands_over() {
         &behind,
     );
     assert!(late.handover_ready);
+    assert_eq!(late.commands, [Command::Unpause(Target::Local)]);
+}
+
+#[test]
+fn a_planned_stop_whose_pause_was_refused_hands_over_without_assuming_it() {
+    let mut planner = Planner::new(config());
+    let t0 = Instant::now();
+    let local = master(R1, 100, 10);
+    let caught_up = replica_of(master(R1, 100, 10), LOCAL_HOST, true);
+    let pause = step(&mut planner, t0, Role::Stopping, &local, &caught_up);
+    planner.record(t0, &pause.commands[0], Err("timeout".into()));
+    let plan = step(
+        &mut planner,
+        t0 + Duration::from_millis(20),
+        Role::Stopping,
+        &local,
+        &caught_up,
+    );
+    assert!(plan.handover_ready);
+    assert!(
+        matches!(plan.rule, Rule::HandoverReady { why } if why.contains("could not be paused")),
+        "{}",
+        plan.rule
+    );
+}
+
+fn claim(state: ClaimState, priority: u8, address: &str) -> Claim {
+    Claim {
+        state,
+        priority,
+        address: address.parse().unwrap(),
+        vouched: None,
+    }
+}
+
+#[test]
+fn two_vrrp_masters_make_exactly_one_redis_master_without_ping_pong() {
+    // One-way multicast loss: both agents are VRRP master; both Redis reach each
+    // other. Host .11 (priority 150) holds the Redis master; .12 (100) its replica.
+    let t0 = Instant::now();
+    let high = claim(ClaimState::Master, 150, LOCAL_HOST);
+    let low = claim(ClaimState::Master, 100, PEER_HOST);
+    let redis_master = master(R1, 100, 10);
+    let redis_replica = replica_of(master(R1, 100, 10), LOCAL_HOST, true);
+    // The low-priority node (its Redis the replica) would have fenced and promoted;
+    // it yields instead.
+    let mut low_planner = Planner::new(PlannerConfig {
+        peer: config().local,
+        local: config().peer,
+        ..config()
+    });
+    let low_ctx = Context {
+        me: Some(low.clone()),
+        peer_agent: Some(high.clone()),
+        ..Context::default()
+    };
+    let redis_replica_of_high = replica_of(master(R1, 100, 10), LOCAL_HOST, true);
+    for i in 0..100 {
+        let plan = low_planner.plan(
+            t0 + Duration::from_millis(20 * i),
+            Role::Master,
+            Some(&redis_replica_of_high),
+            Some(&redis_master),
+            &low_ctx,
+        );
+        assert!(plan.commands.is_empty() && !plan.eligible, "{plan:?}");
+        assert!(matches!(
+            plan.rule,
+            Rule::YieldToPeer {
+                peer_priority: 150,
+                ..
+            }
+        ));
+        // Out of the election (Fault) it stays out while the peer claims master.
+        let plan = low_planner.plan(
+            t0 + Duration::from_millis(20 * i + 10),
+            Role::Fault,
+            Some(&redis_replica_of_high),
+            Some(&redis_master),
+            &low_ctx,
+        );
+        assert!(!plan.eligible, "{plan:?}");
+    }
+    // The high-priority node, VRRP master with the Redis master, is undisturbed.
+    let mut high_planner = Planner::new(config());
+    let high_ctx = Context {
+        me: Some(high),
+        peer_agent: Some(low.clone()),
+        ..Context::default()
+    };
+    let plan = high_planner.plan(
+        t0,
+        Role::Master,
+        Some(&redis_master),
+        Some(&redis_replica),
+        &high_ctx,
+    );
+    assert!(plan.eligible && plan.commands.is_empty(), "{plan:?}");
+    assert!(matches!(plan.rule, Rule::Steady { .. }));
+    // Once the winner's agent is gone (no claim), the loser may take over again.
+    let alone = Context {
+        me: Some(low),
+        ..Context::default()
+    };
+    let plan = low_planner.plan(
+        t0 + Duration::from_secs(5),
+        Role::Fault,
+        Some(&redis_replica_of_high),
+        Some(&redis_master),
+        &alone,
+    );
+    assert!(plan.eligible, "{plan:?}");
+}
+
+#[test]
+fn a_dropped_peer_connection_detaches_the_replica_even_before_its_link_shows_down() {
+    // The master's Redis was killed: it may come back empty at once and flush us,
+    // whatever its sync mode; our Redis may not have noticed yet.
+    let mut planner = Planner::new(config());
+    let following = replica_of(master(R1, 100, 10), PEER_HOST, true);
+    let ctx = Context {
+        peer_dropped: true,
+        peer_failure: PeerFailure::Refused,
+        ..Context::default()
+    };
+    let plan = planner.plan(Instant::now(), PEER_MASTER, Some(&following), None, &ctx);
+    assert_eq!(plan.commands, [Command::ReplicaOfNoOne(Target::Local)]);
+    assert!(matches!(plan.rule, Rule::Detach { .. }));
+    // A slow answer (silent) with the link up is no reason to detach.
+    let silent = planner.plan(
+        Instant::now(),
+        PEER_MASTER,
+        Some(&following),
+        None,
+        &Context::default(),
+    );
+    assert!(silent.commands.is_empty(), "{silent:?}");
+}
+
+fn isolating(timeout: u64) -> Planner {
+    Planner::new(PlannerConfig {
+        isolation_timeout: Some(Duration::from_secs(timeout)),
+        ..config()
+    })
+}
+
+#[test]
+fn the_isolation_fence_holds_while_the_peer_is_silent_and_lifts_on_evidence() {
+    let t0 = Instant::now();
+    let local = master(R1, 100, 10);
+    let replica = replica_of(master(R1, 100, 10), LOCAL_HOST, true);
+    let mut planner = isolating(5);
+    // Steady: armed, so that it holds the moment the replica vanishes.
+    let armed = planner.plan(
+        t0,
+        Role::Master,
+        Some(&local),
+        Some(&replica),
+        &Context::default(),
+    );
+    assert_eq!(armed.commands, [Command::IsolationFence(true)]);
+    planner.record(t0, &armed.commands[0], Ok(()));
+    // Confirmed: not sent again.
+    let again = planner.plan(
+        t0,
+        Role::Master,
+        Some(&local),
+        Some(&replica),
+        &Context::default(),
+    );
+    assert!(again.commands.is_empty());
+    // The peer goes silent, no witness answers: stays on (Redis refuses writes
+    // min-replicas-max-lag after the last acknowledgement).
+    let no_witness = Context {
+        witness: Some(false),
+        ..Context::default()
+    };
+    let silent = planner.plan(t0, Role::Master, Some(&local), None, &no_witness);
+    assert!(silent.commands.is_empty(), "{silent:?}");
+    // A witness answers: this side is the connected one.
+    let witness = Context {
+        witness: Some(true),
+        ..Context::default()
+    };
+    let lifted = planner.plan(t0, Role::Master, Some(&local), None, &witness);
+    assert_eq!(lifted.commands, [Command::IsolationFence(false)]);
+    planner.record(t0, &lifted.commands[0], Ok(()));
+    // The peer's Redis refuses connections: it is down, writes may go on.
+    let mut planner = isolating(5);
+    let refused = Context {
+        peer_failure: PeerFailure::Refused,
+        ..Context::default()
+    };
+    let plan = planner.plan(t0, Role::Master, Some(&local), None, &refused);
+    assert_eq!(plan.commands, [Command::IsolationFence(false)]);
+    // A promotion over a silent peer without a witness sets it before promoting.
+    let mut planner = isolating(5);
+    let ours = replica_of(master(R1, 100, 10), PEER_HOST, true);
+    let plan = planner.plan(t0, Role::Master, Some(&ours), None, &Context::default());
+    assert_eq!(
+        plan.commands,
+        [
+            Command::IsolationFence(true),
+            Command::ReplicaOfNoOne(Target::Local)
+        ]
+    );
+    // Without an isolation timeout the fence is never touched.
+    let mut planner = Planner::new(config());
+    let plan = planner.plan(t0, Role::Master, Some(&local), None, &Context::default());
+    assert!(plan.commands.is_empty());
+}
+
+#[test]
+fn a_master_restarted_from_its_rdb_rejoins_as_replica_and_never_takes_the_vip() {
+    // Redis 7.0.15: a master restarted from dump.rdb comes back with a new id, its
+    // old id as replid2 and the snapshot's offset; meanwhile the peer was promoted.
+    let restarted = promoted(R3, R1, 3_107, 3_107, 100);
+    let new_master = promoted(R2, R1, 4_757, 4_817, 151);
+    let mut planner = Planner::new(config());
+    for role in [Role::Fault, PEER_MASTER, Role::Master] {
+        let plan = planner.plan(
+            Instant::now(),
+            role,
+            Some(&restarted),
+            Some(&new_master),
+            &Context::default(),
+        );
+        assert!(!plan.eligible, "{role:?}: {plan:?}");
+        assert_eq!(
+            plan.commands,
+            [Command::ReplicaOf(Target::Local)],
+            "{role:?}"
+        );
+        assert!(
+            matches!(plan.rule, Rule::FollowNewer { .. }),
+            "{}",
+            plan.rule
+        );
+    }
+}
+
+#[test]
+fn a_replica_restarted_from_its_rdb_resyncs_from_the_master() {
+    // It comes back as a master: new id, replid2 its old (the master's) id, offset
+    // of its snapshot; the master went on.
+    let restarted = promoted(R3, R1, 3_107, 3_107, 100);
+    let master_now = master(R1, 4_757, 150);
+    let mut planner = Planner::new(config());
+    let plan = planner.plan(
+        Instant::now(),
+        PEER_MASTER,
+        Some(&restarted),
+        Some(&master_now),
+        &Context::default(),
+    );
+    assert_eq!(plan.commands, [Command::ReplicaOf(Target::Local)]);
+    assert!(!plan.eligible);
+}
+
+#[test]
+fn both_restarted_from_aof_the_vouched_master_wins_and_the_other_is_saved_first() {
+    use replication::vouch;
+    // Both came back from their append-only files with fresh ids and offset 0.
+    let a_live = master("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 170);
+    let b_live = master("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 0, 170);
+    // A was master of R1 (recorded at 5000), B its replica (recorded at 5454: the
+    // records are written at most once a second, so offsets alone would mislead).
+    let a_record = vouch::record(&master(R1, 5_000, 170));
+    let b_record = vouch::record(&replica_of(master(R1, 5_454, 170), LOCAL_HOST, true));
+    assert!(vouch::needs_vouching(&a_live, &a_record));
+    let a = vouch::vouched(&a_live, &a_record);
+    let b = vouch::vouched(&b_live, &b_record);
+    // A (VRRP master, after the election) attaches B, saving B's dataset first.
+    let mut planner = Planner::new(config());
+    let ctx = Context {
+        local_vouched: true,
+        peer_vouched: true,
+        ..Context::default()
+    };
+    let plan = planner.plan(Instant::now(), Role::Master, Some(&a), Some(&b), &ctx);
+    assert_eq!(
+        plan.commands,
+        [
+            Command::SaveDataset(Target::Peer),
+            Command::ReplicaOf(Target::Peer)
+        ]
+    );
+    assert!(plan.eligible);
+    // B, whatever its role, follows A after saving its own dataset, and leaves the
+    // election until it does.
+    let mut planner = Planner::new(config());
+    for role in [Role::Fault, Role::Master] {
+        let plan = planner.plan(Instant::now(), role, Some(&b), Some(&a), &ctx);
+        assert_eq!(
+            plan.commands,
+            [
+                Command::SaveDataset(Target::Local),
+                Command::ReplicaOf(Target::Local)
+            ],
+            "{role:?}"
+        );
+        assert!(!plan.eligible, "{role:?}");
+    }
 }
 
 #[test]
@@ -628,6 +1025,7 @@ fn every_rule_explains_itself_with_offsets() {
         Role::Master,
         Some(&master(R1, 100, 10)),
         Some(&promoted(R2, R1, 100, 150, 15)),
+        &Context::default(),
     );
     let text = plan.rule.to_string();
     assert!(text.contains("100") && text.contains("150"), "{text}");
@@ -644,6 +1042,7 @@ fn a_replica_resyncing_after_a_healed_split_is_not_detached_again() {
         PEER_MASTER,
         Some(&syncing),
         Some(&promoted(R2, R1, 100, 10_000, 900)),
+        &Context::default(),
     );
     assert!(plan.commands.is_empty(), "{plan:?}");
     assert!(

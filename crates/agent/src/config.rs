@@ -122,6 +122,21 @@ pub struct ReplicationConfig {
     /// How long a promotion waits for the last catch-up; default 10s.
     #[serde(default = "default_catch_up_timeout", with = "humantime_serde")]
     pub catch_up_timeout: Duration,
+    /// Where the agent keeps what must survive a power loss: `state.json` (the
+    /// history of our Redis) and `saved/` (datasets saved before a resync).
+    /// Without it, no dataset can be saved, so no resync that needs one happens.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// With it, a master whose replica has been gone this long stops
+    /// acknowledging writes (`min-replicas-to-write 1`) unless the peer is known
+    /// to be down; default: off.
+    #[serde(default, with = "humantime_serde")]
+    pub isolation_timeout: Option<Duration>,
+    /// `host:port` addresses on the clients' side of the network; one that
+    /// answers (even by refusing the connection) shows that this side is the
+    /// connected one, which lifts the isolation fence. Default: none.
+    #[serde(default)]
+    pub witnesses: Vec<RedisAddress>,
 }
 
 fn default_catch_up_timeout() -> Duration {
@@ -594,6 +609,31 @@ impl Config {
                     "must be more than 0s".into(),
                 ));
             }
+            if let Some(t) = rep.isolation_timeout
+                && (t < Duration::from_secs(1) || t.subsec_nanos() != 0)
+            {
+                return Err(fail_in(
+                    "replication",
+                    "isolation_timeout",
+                    "must be whole seconds, at least 1s (Redis's min-replicas-max-lag)".into(),
+                ));
+            }
+            if !rep.witnesses.is_empty() && rep.isolation_timeout.is_none() {
+                return Err(fail_in(
+                    "replication",
+                    "witnesses",
+                    "witnesses only lift the isolation fence: set isolation_timeout too".into(),
+                ));
+            }
+            if let Some(dir) = &rep.state_dir
+                && !dir.is_absolute()
+            {
+                return Err(fail_in(
+                    "replication",
+                    "state_dir",
+                    "must be an absolute path".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -840,7 +880,50 @@ virtual_ipaddresses = ["10.20.112.100/24"]
         let rep = c.replication.unwrap();
         assert_eq!(rep.peer.to_string(), "10.20.112.27:6379");
         assert_eq!(rep.catch_up_timeout, Duration::from_secs(10));
+        assert_eq!(
+            (rep.state_dir, rep.isolation_timeout, rep.witnesses.len()),
+            (None, None, 0)
+        );
         assert_eq!(c.state_log.unwrap().format, StateLogFormat::Json);
+    }
+
+    #[test]
+    fn reads_replication_safety_keys() {
+        let text = format!(
+            "{GOOD}\n[redis]\naddress = \"127.0.0.1:6379\"\n\n[replication]\npeer = \"192.0.2.12:6379\"\nstate_dir = \"/var/lib/redha\"\nisolation_timeout = \"5s\"\nwitnesses = [\"198.51.100.1:80\"]\n"
+        );
+        let rep = parse(&text).unwrap().replication.unwrap();
+        assert_eq!(rep.state_dir, Some(PathBuf::from("/var/lib/redha")));
+        assert_eq!(rep.isolation_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(rep.witnesses[0].to_string(), "198.51.100.1:80");
+    }
+
+    #[test]
+    fn replication_safety_errors_name_their_key() {
+        let base = format!(
+            "{GOOD}\n[redis]\naddress = \"127.0.0.1:6379\"\n\n[replication]\npeer = \"192.0.2.12:6379\"\n"
+        );
+        for (extra, key, words) in [
+            (
+                "isolation_timeout = \"500ms\"\n",
+                "replication.isolation_timeout",
+                "whole seconds",
+            ),
+            (
+                "witnesses = [\"198.51.100.1:80\"]\n",
+                "replication.witnesses",
+                "isolation_timeout",
+            ),
+            (
+                "state_dir = \"relative\"\n",
+                "replication.state_dir",
+                "absolute",
+            ),
+        ] {
+            let (line, k, message) = error(&format!("{base}{extra}"));
+            assert_eq!((line, k.as_str()), (15, key), "{extra}");
+            assert!(message.contains(words), "{message}");
+        }
     }
 
     #[test]

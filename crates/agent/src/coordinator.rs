@@ -6,14 +6,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use health::{CheckConfig, Client, ClientOptions, Health, Observation, RedisTarget, Snapshot};
-use replication::{Endpoint, Executor, Plan, Planner, PlannerConfig, Role};
+use replication::executor::SaveConfig;
+use replication::{
+    Claim, ClaimState, Context, Endpoint, Executor, PeerFailure, Plan, Planner, PlannerConfig,
+    Role, vouch,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 use vrrp::{Command as VrrpCommand, InstanceHandle, State, Status};
 
 use crate::config::{Config, RedisConfig};
+use crate::durable::{Recorded, StateFile};
 use crate::hooks::{HookRunner, HookState};
 use crate::state::{HealthView, RedisView, Shared};
 
@@ -32,7 +37,36 @@ struct Replication {
     peer_address: String,
     /// Whether the peer's Redis answered at the last look.
     peer_reachable: bool,
+    /// How the peer's Redis last failed to answer, and when it was last tried.
+    peer_failed: Option<(PeerFailure, Instant)>,
+    /// The connection to the peer's Redis dropped while we waited (its Redis was
+    /// killed or restarts).
+    peer_dropped: bool,
+    /// The state file, and what it holds.
+    state_file: Option<StateFile>,
+    recorded: Option<Recorded>,
+    /// When the state file was last written.
+    stored_at: Option<Instant>,
+    /// Witness addresses and how long each may take to answer.
+    witnesses: Vec<String>,
+    witness_timeout: Duration,
+    /// The last answer of the witnesses, and when it came.
+    witness_seen: Option<(bool, Instant)>,
+    /// The claim last published, and when.
+    published: Option<(Claim, Instant)>,
 }
+
+/// How often a peer that did not answer is tried again: in between, a decision
+/// (a promotion above all) does not wait on it.
+const PEER_RETRY: Duration = Duration::from_millis(500);
+/// How often the state file is rewritten for an offset change alone (a change of
+/// role or history is written at once).
+const STORE_OFFSET_EVERY: Duration = Duration::from_secs(1);
+/// How often an unchanged claim is published again (the connection may have been
+/// made afresh, without a name).
+const REPUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How long a witness's answer is trusted before it is asked again.
+const WITNESS_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a read of the peer's Redis may take while it was unreachable at the last
 /// look (a partition): the rest of the decision must not wait for its timeout.
@@ -60,6 +94,19 @@ pub struct Coordinator {
     last_health: Health,
     hooks: Arc<HookRunner>,
     priority: u8,
+    /// The local Redis and the check deadline, for the version and ACL check.
+    redis_target: Option<RedisTarget>,
+    check_timeout: Duration,
+    /// The VRRP instance as configured, to hold preemption back with.
+    instance: vrrp::InstanceConfig,
+    /// Whether our Redis follows another at the last look: then a configured
+    /// preempt is held back (see [`Coordinator::hold_preempt`]).
+    local_follows: bool,
+    /// Whether preemption is held back now.
+    preempt_held: bool,
+    /// The local Redis's version and ACL, once checked (with `[replication]`):
+    /// `Some(Err(why))` keeps the instance out of the election.
+    preflight: Option<Result<(), String>>,
 }
 
 impl Coordinator {
@@ -90,6 +137,18 @@ impl Coordinator {
             last_health: Health::Unknown,
             hooks,
             priority: config.vrrp.priority.0,
+            instance: config.instance(),
+            redis_target: match &config.redis {
+                Some(r) => Some(config.redis_target(r)?),
+                None => None,
+            },
+            check_timeout: config
+                .redis
+                .as_ref()
+                .map_or(Duration::from_millis(500), |r| r.check_timeout),
+            local_follows: false,
+            preempt_held: false,
+            preflight: None,
         })
     }
 
@@ -135,7 +194,30 @@ impl Coordinator {
                     address: rep.peer.to_string(),
                     ..target.clone()
                 };
-                info!(local = %local, peer = %peer, catch_up_timeout = ?rep.catch_up_timeout, "replication with the peer's Redis");
+                info!(local = %local, peer = %peer, catch_up_timeout = ?rep.catch_up_timeout, state_dir = ?rep.state_dir, isolation_timeout = ?rep.isolation_timeout, "replication with the peer's Redis");
+                let mut executor = Executor::new(
+                    Client::new(target.clone(), options.clone()),
+                    Client::new(peer_target, options),
+                    local.clone(),
+                    peer.clone(),
+                );
+                if let Some(dir) = &rep.state_dir {
+                    executor = executor.with_save(SaveConfig {
+                        dir: dir.join("saved"),
+                        timeout: rep.catch_up_timeout.max(Duration::from_secs(60)),
+                    });
+                }
+                if let Some(t) = rep.isolation_timeout {
+                    executor = executor.with_isolation_timeout(t);
+                }
+                let state_file = rep.state_dir.as_deref().map(StateFile::in_dir);
+                let recorded = match &state_file {
+                    Some(file) => file.load().context("reading the state file")?,
+                    None => None,
+                };
+                if let Some(r) = &recorded {
+                    info!(file = %state_file.as_ref().expect("file").path().display(), run_id = %r.run_id, replid = %r.history.replid, offset = r.history.offset, was_master = r.history.was_master, "state file read");
+                }
                 Some(Replication {
                     planner: Planner::new(PlannerConfig {
                         peer: peer.clone(),
@@ -143,16 +225,21 @@ impl Coordinator {
                         catch_up_timeout: rep.catch_up_timeout,
                         fast_poll: Duration::from_millis(20),
                         slow_poll: redis.check_interval,
+                        isolation_timeout: rep.isolation_timeout,
                     }),
-                    executor: Executor::new(
-                        Client::new(target.clone(), options.clone()),
-                        Client::new(peer_target, options),
-                        local,
-                        peer,
-                    ),
+                    executor,
                     catch_up_timeout: rep.catch_up_timeout,
                     peer_address: rep.peer.to_string(),
                     peer_reachable: true,
+                    peer_failed: None,
+                    peer_dropped: false,
+                    state_file,
+                    recorded,
+                    stored_at: None,
+                    witnesses: rep.witnesses.iter().map(ToString::to_string).collect(),
+                    witness_timeout: redis.check_timeout,
+                    witness_seen: None,
+                    published: None,
                 })
             }
         };
@@ -168,6 +255,17 @@ impl Coordinator {
     pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         let mut next_check = Duration::ZERO;
         loop {
+            let peer_lost = self
+                .redis
+                .as_ref()
+                .and_then(|side| side.replication.as_ref())
+                .map(|rep| rep.executor.peer_connection_lost());
+            let peer_lost = async {
+                match peer_lost {
+                    Some(lost) => lost.await,
+                    None => std::future::pending().await,
+                }
+            };
             let health_changed = async {
                 match self.redis.as_mut() {
                     Some(side) => side.health.changed().await.is_ok(),
@@ -176,6 +274,13 @@ impl Coordinator {
             };
             tokio::select! {
                 alive = health_changed => if !alive { return },
+                () = peer_lost => {
+                    if let Some(rep) = self.redis.as_mut().and_then(|s| s.replication.as_mut()) {
+                        info!(peer = %rep.peer_address, "the connection to the peer's Redis dropped: looking again at once");
+                        rep.peer_dropped = true;
+                        rep.peer_failed = None;
+                    }
+                }
                 changed = self.vrrp_status.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(next_check) => {}
                 request = requests.recv() => {
@@ -282,9 +387,15 @@ impl Coordinator {
         let healthy = obs.health == Health::Up;
         let (eligible, why, next) = if self.redis.as_ref().is_some_and(|s| s.replication.is_some())
         {
+            if healthy && self.preflight.is_none() {
+                self.preflight = self.check_redis().await;
+            }
             let role = self.role();
             let plan = self.plan_and_execute(role, healthy).await;
-            (plan.eligible, plan.rule.to_string(), plan.next_check)
+            match &self.preflight {
+                Some(Err(why)) => (false, why.clone(), plan.next_check),
+                _ => (plan.eligible, plan.rule.to_string(), plan.next_check),
+            }
         } else {
             let side = self.redis.as_ref().expect("redis side");
             let local = side.health.borrow().snapshot.clone();
@@ -292,6 +403,7 @@ impl Coordinator {
                 Some(RedisView::from_snapshot(&side.address, local.as_ref()));
             (true, String::new(), Duration::from_secs(1))
         };
+        self.hold_preempt().await;
         let want_fault = !(healthy && eligible);
         if want_fault != self.in_fault {
             let reason = if !healthy {
@@ -317,6 +429,47 @@ impl Coordinator {
         next
     }
 
+    /// Checks the local Redis's version and ACL (the agent checked at start too, if
+    /// it answered then). `None`: it could not be asked; ask again.
+    async fn check_redis(&self) -> Option<Result<(), String>> {
+        let target = self.redis_target.clone()?;
+        match crate::preflight::check(&target, self.check_timeout).await {
+            crate::preflight::Verdict::Usable => Some(Ok(())),
+            crate::preflight::Verdict::Refused(why) => {
+                tracing::error!(error = %why, "the local Redis cannot be used: out of the election until it is fixed and redha reloaded or restarted");
+                Some(Err(format!("the local Redis cannot be used: {why}")))
+            }
+            crate::preflight::Verdict::Unknown => None,
+        }
+    }
+
+    /// A node whose Redis follows the VIP holder's holds at most what that one holds:
+    /// preempting it would only open a write gap (and, from a stale copy restarted
+    /// from disk, serve old data). So a configured `preempt` applies only while our
+    /// Redis is a master: held back, through an in-place reconfiguration, while it
+    /// follows.
+    async fn hold_preempt(&mut self) {
+        let hold = self.instance.preempt && self.local_follows;
+        if hold == self.preempt_held {
+            return;
+        }
+        let mut instance = self.instance.clone();
+        instance.preempt = !hold;
+        if self
+            .vrrp
+            .command(VrrpCommand::Reconfigure(Box::new(instance)))
+            .await
+        {
+            info!(
+                held = hold,
+                "preempt {}: our Redis {} the peer's",
+                if hold { "held back" } else { "restored" },
+                if hold { "follows" } else { "no longer follows" }
+            );
+            self.preempt_held = hold;
+        }
+    }
+
     /// Fresh snapshots. A dropped or refused connection to the local Redis counts at
     /// once (`None`: it was killed or is restarting, and a Redis restarted empty must
     /// not take writes while it holds the VIP). Any other failed read of a Redis that
@@ -325,10 +478,19 @@ impl Coordinator {
     async fn observe(
         rep: &mut Replication,
         healthy: bool,
-    ) -> (Result<Option<Snapshot>, ()>, Option<Snapshot>) {
-        let limit = (!rep.peer_reachable).then_some(PEER_UNREACHABLE_LIMIT);
-        let (local, peer) = rep.executor.observe(limit).await;
-        rep.peer_reachable = peer.is_some();
+    ) -> (Result<Option<Snapshot>, ()>, Result<Snapshot, PeerFailure>) {
+        let (local, peer) = match rep.peer_failed {
+            Some((failure, at)) if at.elapsed() < PEER_RETRY => {
+                (rep.executor.observe_local().await, Err(failure))
+            }
+            _ => {
+                let limit = (!rep.peer_reachable).then_some(PEER_UNREACHABLE_LIMIT);
+                let (local, peer) = rep.executor.observe(limit).await;
+                rep.peer_failed = peer.as_ref().err().map(|f| (*f, Instant::now()));
+                (local, peer)
+            }
+        };
+        rep.peer_reachable = peer.is_ok();
         let local = match (healthy, local) {
             (false, _) => Ok(None),
             (true, Ok(snapshot)) => Ok(Some(snapshot)),
@@ -338,11 +500,143 @@ impl Coordinator {
         (local, peer)
     }
 
+    /// This agent's claim, as the peer's agent reads it.
+    fn claim(&self, vouched: Option<&replication::Vouched>) -> Option<Claim> {
+        let status = self.vrrp_status.borrow();
+        let state = match status.state {
+            State::Master => ClaimState::Master,
+            State::Backup => ClaimState::Backup,
+            State::Fault | State::Initialize => ClaimState::Fault,
+        };
+        Some(Claim {
+            state,
+            priority: self.priority,
+            address: status.primary_address?.into(),
+            vouched: vouched.cloned(),
+        })
+    }
+
+    /// Everything the planner needs besides the snapshots: claims (ours published,
+    /// the peer's read), vouched histories, the witnesses, how the peer failed.
+    async fn context(
+        rep: &mut Replication,
+        me: Option<Claim>,
+        local: &mut Option<Snapshot>,
+        peer: &mut Result<Snapshot, PeerFailure>,
+    ) -> Context {
+        let mut ctx = Context {
+            peer_dropped: std::mem::take(&mut rep.peer_dropped)
+                || matches!(peer, Err(PeerFailure::Refused)),
+            ..Context::default()
+        };
+        if let (Some(l), Some(r)) = (local.as_mut(), rep.recorded.as_ref())
+            && vouch::needs_vouching(l, &r.history)
+        {
+            *l = vouch::vouched(l, &r.history);
+            ctx.local_vouched = true;
+        }
+        let me = me.map(|mut c| {
+            if ctx.local_vouched {
+                c.vouched = rep.recorded.as_ref().map(|r| r.history.clone());
+            }
+            c
+        });
+        if let Some(claim) = &me {
+            let stale = rep
+                .published
+                .as_ref()
+                .is_none_or(|(c, at)| c != claim || at.elapsed() >= REPUBLISH_EVERY);
+            if stale && local.is_some() {
+                match rep.executor.publish_claim(claim).await {
+                    Ok(()) => rep.published = Some((claim.clone(), Instant::now())),
+                    Err(e) => warn!(error = %e, "publishing our claim on the local Redis failed"),
+                }
+            }
+        }
+        match peer {
+            Ok(p) => {
+                ctx.peer_agent = rep.executor.peer_claim().await.ok().flatten();
+                if let Some(v) = ctx.peer_agent.as_ref().and_then(|c| c.vouched.as_ref())
+                    && vouch::needs_vouching(p, v)
+                {
+                    *p = vouch::vouched(p, v);
+                    ctx.peer_vouched = true;
+                }
+            }
+            Err(failure) => {
+                ctx.peer_failure = *failure;
+                if *failure == PeerFailure::Silent && !rep.witnesses.is_empty() {
+                    let answered = match rep.witness_seen {
+                        Some((answered, at)) if at.elapsed() < WITNESS_EVERY => answered,
+                        _ => {
+                            let answered =
+                                crate::witness::any_answers(&rep.witnesses, rep.witness_timeout)
+                                    .await;
+                            if rep
+                                .witness_seen
+                                .is_none_or(|(before, _)| before != answered)
+                            {
+                                info!(answered, witnesses = ?rep.witnesses, "witnesses asked while the peer is silent");
+                            }
+                            rep.witness_seen = Some((answered, Instant::now()));
+                            answered
+                        }
+                    };
+                    ctx.witness = Some(answered);
+                }
+            }
+        }
+        ctx.me = me;
+        ctx
+    }
+
+    /// Records our Redis's history in the state file: at once when its role or
+    /// history changed, at most once a second for an offset alone. Never while we
+    /// vouch for the recorded history instead.
+    async fn record_history(rep: &mut Replication, local: Option<&Snapshot>, vouched: bool) {
+        let (Some(file), Some(local)) = (rep.state_file.as_ref(), local) else {
+            return;
+        };
+        if vouched || local.loading {
+            return;
+        }
+        let recorded = Recorded {
+            run_id: local.run_id.clone(),
+            history: vouch::record(local),
+        };
+        let due = match (&rep.recorded, rep.stored_at) {
+            (Some(old), Some(at)) => {
+                let same = |a: &replication::Vouched, b: &replication::Vouched| {
+                    (a.was_master, &a.replid, &a.replid2) == (b.was_master, &b.replid, &b.replid2)
+                };
+                if *old == recorded {
+                    false
+                } else if same(&old.history, &recorded.history) && old.run_id == recorded.run_id {
+                    at.elapsed() >= STORE_OFFSET_EVERY
+                } else {
+                    true
+                }
+            }
+            _ => true,
+        };
+        if !due {
+            return;
+        }
+        match file.store(&recorded).await {
+            Ok(()) => {
+                rep.recorded = Some(recorded);
+                rep.stored_at = Some(Instant::now());
+            }
+            Err(e) => warn!(error = %e, "writing the state file failed"),
+        }
+    }
+
     async fn plan_and_execute(&mut self, role: Role, healthy: bool) -> Plan {
+        let me = self.claim(None);
         let side = self.redis.as_mut().expect("redis side");
         let rep = side.replication.as_mut().expect("replication configured");
-        let (local, peer) = Self::observe(rep, healthy).await;
-        let Ok(local) = local else {
+        let (local, mut peer) = Self::observe(rep, healthy).await;
+        let Ok(mut local) = local else {
             // Healthy by its checks, but this read failed: look again soon.
             return Plan {
                 commands: Vec::new(),
@@ -354,6 +648,9 @@ impl Coordinator {
                 next_check: Duration::from_millis(100),
             };
         };
+        let ctx = Self::context(rep, me, &mut local, &mut peer).await;
+        self.local_follows = local.as_ref().is_some_and(Snapshot::is_replica);
+        let peer = peer.ok();
         {
             let mut state = self.shared.lock();
             state.local = Some(RedisView::from_snapshot(&side.address, local.as_ref()));
@@ -361,7 +658,7 @@ impl Coordinator {
         }
         let plan = rep
             .planner
-            .plan(Instant::now(), role, local.as_ref(), peer.as_ref());
+            .plan(Instant::now(), role, local.as_ref(), peer.as_ref(), &ctx);
         let offsets = |s: &Option<Snapshot>| {
             s.as_ref()
                 .map_or("-".to_string(), |s| s.offset().to_string())
@@ -370,20 +667,21 @@ impl Coordinator {
             s.as_ref()
                 .map_or("-".to_string(), |s| s.master_replid.clone())
         };
+        let keys =
+            |s: &Option<Snapshot>| s.as_ref().map_or("-".to_string(), |s| s.keys.to_string());
         let rule = plan.rule.to_string();
         let kind = Some((std::mem::discriminant(&plan.rule), plan.eligible));
         if kind != self.last_rule || !plan.commands.is_empty() {
-            let loud = matches!(
-                plan.rule,
-                replication::Rule::SplitBrain { .. }
-                    | replication::Rule::SplitBrainResolved { .. }
-                    | replication::Rule::PromoteAfterTimeout { .. }
-            );
-            if loud {
+            let peer_agent = ctx
+                .peer_agent
+                .as_ref()
+                .map_or("-".to_string(), Claim::to_name);
+            if plan.rule.is_loud() {
                 warn!(
                     role = ?role, rule = %rule, eligible = plan.eligible,
                     local_replid = %replid(&local), local_offset = %offsets(&local),
                     peer_replid = %replid(&peer), peer_offset = %offsets(&peer),
+                    peer_agent = %peer_agent, local_vouched = ctx.local_vouched,
                     "replication decision"
                 );
             } else {
@@ -391,6 +689,7 @@ impl Coordinator {
                     role = ?role, rule = %rule, eligible = plan.eligible,
                     local_replid = %replid(&local), local_offset = %offsets(&local),
                     peer_replid = %replid(&peer), peer_offset = %offsets(&peer),
+                    peer_agent = %peer_agent, local_vouched = ctx.local_vouched,
                     "replication decision"
                 );
             }
@@ -404,6 +703,8 @@ impl Coordinator {
                     ("local_offset", offsets(&local)),
                     ("peer_replid", replid(&peer)),
                     ("peer_offset", offsets(&peer)),
+                    ("peer_agent", peer_agent),
+                    ("local_vouched", ctx.local_vouched.to_string()),
                 ],
             );
             self.last_rule = kind;
@@ -413,6 +714,7 @@ impl Coordinator {
             state.rule = Some(rule.clone());
             state.eligible = Some(plan.eligible);
         }
+        Self::record_history(rep, local.as_ref(), ctx.local_vouched).await;
         if plan.commands.is_empty() {
             return plan;
         }
@@ -420,8 +722,17 @@ impl Coordinator {
             let source = rep.executor.source_of(command).map(ToString::to_string);
             info!(command = %command, source = ?source, rule = %rule, local_offset = %offsets(&local), peer_offset = %offsets(&peer), "redis command");
             let result = rep.executor.run(command).await;
+            rep.planner.record(
+                Instant::now(),
+                command,
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| e.source.to_string()),
+            );
             let outcome = match &result {
-                Ok(()) => "ok".to_string(),
+                Ok(None) => "ok".to_string(),
+                Ok(Some(detail)) => detail.clone(),
                 Err(e) => e.to_string(),
             };
             *self
@@ -444,6 +755,35 @@ impl Coordinator {
                     ("result", outcome.clone()),
                 ],
             );
+            if let replication::Command::SaveDataset(target) = command
+                && let Ok(Some(detail)) = &result
+            {
+                let saved = match target {
+                    replication::Target::Local => &local,
+                    replication::Target::Peer => &peer,
+                };
+                warn!(
+                    saved = %detail, keys = %keys(saved), replid = %replid(saved),
+                    offset = %offsets(saved), rule = %rule,
+                    "dataset saved before it is resynced over: its writes past the fork are in this file"
+                );
+                self.shared.event(
+                    "saved",
+                    &[
+                        ("target", target.to_string()),
+                        ("file", detail.clone()),
+                        ("keys", keys(saved)),
+                        ("replid", replid(saved)),
+                        ("offset", offsets(saved)),
+                        (
+                            "replid2",
+                            saved
+                                .as_ref()
+                                .map_or("-".into(), |s| s.master_replid2.clone()),
+                        ),
+                    ],
+                );
+            }
             if let Err(e) = result {
                 warn!(command = %command, error = %e, "redis command failed; the next check decides again");
                 break;
@@ -451,6 +791,7 @@ impl Coordinator {
         }
         let (after_local, after_peer) = Self::observe(rep, healthy).await;
         let after_local = after_local.ok().flatten();
+        let after_peer = after_peer.ok();
         self.shared.event(
             "after",
             &[

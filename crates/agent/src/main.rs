@@ -4,13 +4,16 @@ mod cli;
 mod config;
 mod control;
 mod coordinator;
+mod durable;
 mod hooks;
 mod metrics;
 mod migrate;
+mod preflight;
 mod run;
 mod state;
 mod statelog;
 mod status;
+mod witness;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

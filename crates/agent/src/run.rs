@@ -15,6 +15,7 @@ use vrrp::{InstanceConfig, InstanceHandle};
 use crate::config::Config;
 use crate::coordinator::{Coordinator, Request};
 use crate::hooks::{HookRunner, HookState};
+use crate::preflight::{self, Verdict};
 use crate::state::Shared;
 use crate::statelog::StateLog;
 use crate::{control, metrics, status};
@@ -123,6 +124,12 @@ struct Running {
 
 impl Running {
     async fn start(config: Config, shared: Shared) -> Result<Running> {
+        if let (Some(redis), Some(_)) = (&config.redis, &config.replication) {
+            let target = config.redis_target(redis)?;
+            if let Verdict::Refused(why) = preflight::check(&target, redis.check_timeout).await {
+                anyhow::bail!("the local Redis cannot be used: {why}");
+            }
+        }
         let instance = config.instance();
         let (instance_name, hooks) = (instance.name.clone(), config.vrrp.hooks());
         // With a Redis to watch, the instance stays out of the election until that

@@ -155,6 +155,7 @@ fn unit_is_hardened() {
         ("SystemCallArchitectures", "native"),
         ("RuntimeDirectory", "redha"),
         ("LogsDirectory", "redha"),
+        ("StateDirectory", "redha"),
     ] {
         assert_eq!(unit.one(key), value, "{key}");
     }
@@ -167,6 +168,10 @@ fn unit_is_hardened() {
     assert!(
         reference.contains("/var/log/redha/"),
         "state log under LogsDirectory"
+    );
+    assert!(
+        reference.contains("state_dir = \"/var/lib/redha\""),
+        "state_dir is the StateDirectory"
     );
 }
 

@@ -1,10 +1,13 @@
 //! Runs the planner's commands against the two Redis servers.
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use health::{Client, ClientError, Snapshot};
 
-use crate::planner::{Command, Endpoint, Target};
+use crate::claim::Claim;
+use crate::command::{Command, Endpoint, Target};
+use crate::planner::PeerFailure;
 
 /// A command that failed.
 #[derive(Debug, thiserror::Error)]
@@ -12,9 +15,40 @@ use crate::planner::{Command, Endpoint, Target};
 pub struct ExecutorError {
     /// The command, as the log shows it.
     pub command: String,
-    /// The Redis client's error (it names the server).
+    /// What went wrong (it names the server).
     #[source]
-    pub source: ClientError,
+    pub source: Failure,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The Redis client's error.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Saving a dataset failed.
+    #[error(transparent)]
+    Dump(#[from] health::DumpError),
+    /// A command needs a setting that is not configured.
+    #[error("{0}")]
+    NotConfigured(&'static str),
+    /// The directory for saved datasets could not be made.
+    #[error("{}: {source}", dir.display())]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Where saved datasets go and how long a save may take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaveConfig {
+    /// The directory of the RDB files.
+    pub dir: PathBuf,
+    /// The deadline of one save.
+    pub timeout: Duration,
 }
 
 /// Clients for the local and the peer Redis, and how each reaches the other.
@@ -24,6 +58,8 @@ pub struct Executor {
     peer: Client,
     local_endpoint: Endpoint,
     peer_endpoint: Endpoint,
+    save: Option<SaveConfig>,
+    isolation_timeout: Option<Duration>,
 }
 
 impl Executor {
@@ -40,7 +76,40 @@ impl Executor {
             peer,
             local_endpoint,
             peer_endpoint,
+            save: None,
+            isolation_timeout: None,
         }
+    }
+
+    /// Where [`Command::SaveDataset`] saves.
+    pub fn with_save(mut self, save: SaveConfig) -> Self {
+        self.save = Some(save);
+        self
+    }
+
+    /// The `min-replicas-max-lag` of [`Command::IsolationFence`].
+    pub fn with_isolation_timeout(mut self, timeout: Duration) -> Self {
+        self.isolation_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether the connection to the peer's Redis is open: a future that resolves
+    /// when it drops (see [`Client::connection_lost`]).
+    pub fn peer_connection_lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.peer.connection_lost()
+    }
+
+    /// Publishes this agent's claim as the name of its connection to our Redis
+    /// (sent again on every new connection).
+    pub async fn publish_claim(&mut self, claim: &Claim) -> Result<(), ClientError> {
+        self.local.client_setname(&claim.to_name()).await
+    }
+
+    /// The claim of the peer's agent, read from the peer's Redis (`CLIENT LIST`):
+    /// `Ok(None)` when no agent claims anything there.
+    pub async fn peer_claim(&mut self) -> Result<Option<Claim>, ClientError> {
+        let clients = self.peer.client_list().await?;
+        Ok(clients.iter().find_map(|c| Claim::parse(&c.name)))
     }
 
     fn client(&mut self, target: Target) -> &mut Client {
@@ -58,25 +127,92 @@ impl Executor {
     pub async fn observe(
         &mut self,
         peer_limit: Option<Duration>,
-    ) -> (Result<Snapshot, ClientError>, Option<Snapshot>) {
+    ) -> (Result<Snapshot, ClientError>, Result<Snapshot, PeerFailure>) {
         let peer = async {
+            let failure = |e: ClientError| match e.is_connection_failure() {
+                true => PeerFailure::Refused,
+                false => PeerFailure::Silent,
+            };
             match peer_limit {
-                None => self.peer.info().await.ok(),
-                Some(limit) => tokio::time::timeout(limit, self.peer.info())
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
+                None => self.peer.info().await.map_err(failure),
+                Some(limit) => match tokio::time::timeout(limit, self.peer.info()).await {
+                    Ok(result) => result.map_err(failure),
+                    Err(_) => {
+                        // Cut short: the connection's state is unknown; start afresh.
+                        self.peer.disconnect();
+                        Err(PeerFailure::Silent)
+                    }
+                },
             }
         };
         tokio::join!(self.local.info(), peer)
     }
 
-    /// Runs one command.
-    pub async fn run(&mut self, command: &Command) -> Result<(), ExecutorError> {
-        let wrap = |source| ExecutorError {
+    /// A fresh snapshot of our Redis alone (the peer's is known unreachable and not
+    /// worth waiting for again yet).
+    pub async fn observe_local(&mut self) -> Result<Snapshot, ClientError> {
+        self.local.info().await
+    }
+
+    /// Runs one command; returns what it produced worth logging (the path of a
+    /// saved dataset).
+    pub async fn run(&mut self, command: &Command) -> Result<Option<String>, ExecutorError> {
+        let wrap = |source: Failure| ExecutorError {
             command: command.to_string(),
             source,
         };
+        match command {
+            Command::SaveDataset(target) => {
+                let save = self
+                    .save
+                    .clone()
+                    .ok_or(Failure::NotConfigured(
+                        "no [replication] state_dir to save datasets in",
+                    ))
+                    .map_err(wrap)?;
+                let stamp = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let name = format!("redha-{target}-{stamp}");
+                let client = self.client(*target);
+                let target = client.target().clone();
+                std::fs::create_dir_all(&save.dir).map_err(|e| {
+                    wrap(Failure::Dir {
+                        dir: save.dir.clone(),
+                        source: e,
+                    })
+                })?;
+                let options = health::DumpOptions::within(save.timeout);
+                let saved = health::save_rdb(&target, &save.dir, &name, &options)
+                    .await
+                    .map_err(|e| wrap(e.into()))?;
+                return Ok(Some(format!(
+                    "saved {} ({} bytes)",
+                    saved.path.display(),
+                    saved.bytes
+                )));
+            }
+            Command::IsolationFence(on) => {
+                let lag = self
+                    .isolation_timeout
+                    .ok_or(Failure::NotConfigured("no [replication] isolation_timeout"))
+                    .map_err(wrap)?;
+                let lag = lag.as_secs().max(1).to_string();
+                let count = if *on { "1" } else { "0" };
+                let client = &mut self.local;
+                client
+                    .config_set("min-replicas-max-lag", &lag)
+                    .await
+                    .map_err(|e| wrap(e.into()))?;
+                client
+                    .config_set("min-replicas-to-write", count)
+                    .await
+                    .map_err(|e| wrap(e.into()))?;
+                return Ok(None);
+            }
+            _ => {}
+        }
+        let wrap = |source: ClientError| wrap(source.into());
         match command {
             Command::ReplicaOf(target) => {
                 let source = match target {
@@ -97,7 +233,9 @@ impl Executor {
                 .await
                 .map_err(wrap),
             Command::Unpause(target) => self.client(*target).client_unpause().await.map_err(wrap),
+            Command::SaveDataset(_) | Command::IsolationFence(_) => Ok(()),
         }
+        .map(|()| None)
     }
 
     /// The endpoint the command's source is, for logs (`REPLICAOF host port`).

@@ -1,40 +1,41 @@
-//! The rules (sans-IO): given the role, the local and the peer snapshot and the time,
-//! which Redis commands to send.
+//! The rules (sans-IO): given the node's role, fresh snapshots of both Redis servers,
+//! what else is known of the peer ([`Context`]) and the time, which Redis commands to
+//! send and whether this node may hold the VIP.
 //!
-//! The rules keep three promises (DESIGN.md, invariants 3 to 5):
+//! The rules keep the promises of DESIGN.md (invariants 3 to 5):
 //! - a Redis is never made the replica of a dataset older than, or unrelated to, its
 //!   own, and an empty restarted Redis is never a source;
 //! - a node promotes its Redis as soon as it has seen that it holds the newest data
 //!   reachable, never after a fixed sleep;
 //! - start-up order does not matter.
 //!
-//! A master whose old master is still reachable fences it (pauses its writes) before
-//! the last catch-up, so that no write it acknowledged is left behind.
+//! and those of the replication-safety work:
+//! - a fence counts only once Redis confirmed it, and no promotion assumes a fence
+//!   that failed; a fence that is abandoned is lifted at once;
+//! - a catch-up that times out never demotes a reachable Redis that holds writes
+//!   ours lacks: the data decides where the master stays;
+//! - after a split where both sides took writes, the side promoted during the split
+//!   is kept (see [`crate::standing`]) and the other's dataset is saved before it is
+//!   resynced;
+//! - of two VRRP masters whose Redis servers reach each other, the one that loses
+//!   VRRP's tie-break leaves the election (see [`crate::claim`]);
+//! - with an isolation timeout, a master that lost its replica and cannot tell that
+//!   the peer is down stops acknowledging writes within that time.
 //!
-//! After a split where both sides went on writing past their common offset, no
-//! partial resync is possible either way: the side that went on further is kept and
-//! the other is resynced from it, losing its bytes past the fork (logged, with the
-//! count). Two unrelated datasets that both hold keys are never resynced.
+//! [`Planner::plan`] looks at one situation per function: our Redis down
+//! ([`Rule::LocalDown`]), restarted empty, the node stopping, master with our Redis
+//! a master, master with our Redis a replica (promotion), and backup or fault. Each
+//! returns its rule and its commands; the isolation fence is added after, for any
+//! plan that leaves or makes our Redis a master.
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
-use health::{Relation, Snapshot, relation};
+use health::Snapshot;
 
-/// A Redis address as the other host reaches it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
-    }
-}
+use crate::claim::{Claim, ClaimState};
+use crate::command::{Command, Endpoint, Target};
+use crate::rule::Rule;
+use crate::standing::{Standing, compare};
 
 /// What the planner needs to know besides the snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +50,13 @@ pub struct PlannerConfig {
     pub fast_poll: Duration,
     /// How often to look again otherwise.
     pub slow_poll: Duration,
+    /// With `Some`, the isolation fence is managed: a master whose replica has
+    /// been gone this long refuses writes unless the peer is known to be down.
+    pub isolation_timeout: Option<Duration>,
 }
+
+/// How long after a refused fence the planner tries it again.
+const FENCE_RETRY: Duration = Duration::from_secs(1);
 
 /// The node's role, as the agent maps it from its VRRP state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,331 +75,38 @@ pub enum Role {
     Stopping,
 }
 
-/// Which Redis a command goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// Ours.
-    Local,
-    /// The peer's.
-    Peer,
+/// Why the peer's Redis gave no snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PeerFailure {
+    /// No answer in time (a partition, a host without power): it may be alive.
+    #[default]
+    Silent,
+    /// The connection was refused or reset: its host answers, its Redis is down.
+    Refused,
 }
 
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Target::Local => "local",
-            Target::Peer => "peer",
-        })
-    }
-}
-
-/// A Redis command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// `REPLICAOF <other> <port>` on `target`: it follows the other Redis.
-    ReplicaOf(Target),
-    /// `REPLICAOF NO ONE` on the target: it becomes a master, keeping its history.
-    ReplicaOfNoOne(Target),
-    /// `CLIENT PAUSE <ms> WRITE` on the target: writes wait, reads and replication go on.
-    PauseWrites(Target, Duration),
-    /// `CLIENT UNPAUSE` on the target.
-    Unpause(Target),
-}
-
-impl Command {
-    /// The command and its target without arguments, for metrics labels
-    /// (`local REPLICAOF NO ONE`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Command::ReplicaOf(Target::Local) => "local REPLICAOF",
-            Command::ReplicaOf(Target::Peer) => "peer REPLICAOF",
-            Command::ReplicaOfNoOne(Target::Local) => "local REPLICAOF NO ONE",
-            Command::ReplicaOfNoOne(Target::Peer) => "peer REPLICAOF NO ONE",
-            Command::PauseWrites(Target::Local, _) => "local CLIENT PAUSE WRITE",
-            Command::PauseWrites(Target::Peer, _) => "peer CLIENT PAUSE WRITE",
-            Command::Unpause(Target::Local) => "local CLIENT UNPAUSE",
-            Command::Unpause(Target::Peer) => "peer CLIENT UNPAUSE",
-        }
-    }
-}
-
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Command::ReplicaOf(t) => write!(f, "{t}: REPLICAOF <{}>", other(*t)),
-            Command::ReplicaOfNoOne(t) => write!(f, "{t}: REPLICAOF NO ONE"),
-            Command::PauseWrites(t, d) => write!(f, "{t}: CLIENT PAUSE {} WRITE", d.as_millis()),
-            Command::Unpause(t) => write!(f, "{t}: CLIENT UNPAUSE"),
-        }
-    }
-}
-
-fn other(t: Target) -> Target {
-    match t {
-        Target::Local => Target::Peer,
-        Target::Peer => Target::Local,
-    }
-}
-
-/// The rule that decided a plan, with what it compared. Its `Display` is the log line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rule {
-    /// Our Redis is down or answers strangely: nothing to do with it.
-    LocalDown,
-    /// Our Redis is empty with no history while the peer holds data: we must not
-    /// hold the VIP; the node with the data must.
-    LocalEmptyPeerHasData {
-        /// Keys the peer holds.
-        peer_keys: u64,
-    },
-    /// Master, our Redis is master, the peer's is our replica with its link up.
-    Steady {
-        /// Our offset.
-        local_offset: u64,
-        /// The replica's offset.
-        peer_offset: u64,
-    },
-    /// Master, our Redis is master and the peer's is unreachable.
-    MasterAlone,
-    /// Master, the peer's Redis follows us but its link is not up yet.
-    ReplicaLinking,
-    /// Master and our Redis is a replica, but its source is gone or useless
-    /// (unreachable, empty, not a master): promote at once.
-    PromoteNow {
-        /// Why there is nothing to wait for.
-        why: &'static str,
-    },
-    /// Master and our Redis follows the peer's, which is still a master (its agent
-    /// died, or it hands over): pause its writes before the last catch-up.
-    FencePeer {
-        /// Our offset.
-        local_offset: u64,
-        /// The peer's offset.
-        peer_offset: u64,
-    },
-    /// Waiting for our offset to reach the fenced peer's.
-    CatchingUp {
-        /// Our offset.
-        local_offset: u64,
-        /// The peer's current offset.
-        peer_offset: u64,
-        /// Time left before promoting anyway.
-        left: Duration,
-    },
-    /// Caught up: promote, then make the peer our replica.
-    Promote {
-        /// Our offset.
-        local_offset: u64,
-        /// The peer's offset.
-        peer_offset: u64,
-    },
-    /// The catch-up did not finish in time: promote anyway; the bytes missing are lost.
-    PromoteAfterTimeout {
-        /// Our offset.
-        local_offset: u64,
-        /// The peer's offset.
-        peer_offset: u64,
-    },
-    /// Master, the peer's data is a prefix of ours (or it has none): make it our
-    /// replica.
-    AttachPeer {
-        /// How the histories relate.
-        relation: Relation,
-    },
-    /// A split healed after both sides went on past their common offset: the side
-    /// that went on further is kept; the other side's bytes past the fork are
-    /// discarded by the resync.
-    SplitBrainResolved {
-        /// How the histories relate.
-        relation: Relation,
-        /// Which side is kept.
-        kept: Target,
-        /// Bytes past the fork that the other side loses.
-        discarded: u64,
-    },
-    /// Two unrelated datasets, both holding keys: no resync either way (one side's
-    /// data would be wiped); an operator decides.
-    SplitBrain {
-        /// How the histories relate.
-        relation: Relation,
-    },
-    /// Backup: the peer holds the VIP and its data continues ours: follow it.
-    Follow {
-        /// How the histories relate.
-        relation: Relation,
-    },
-    /// Backup and our Redis follows the peer's with its link up.
-    Following {
-        /// Our offset.
-        local_offset: u64,
-    },
-    /// Backup and our Redis's link to the peer's dropped while the peer is
-    /// unreachable or holds another history (restarted empty): detach at once, so
-    /// that a full sync cannot flush our data.
-    Detach {
-        /// What the peer looks like.
-        why: &'static str,
-    },
-    /// Backup and our Redis's link is down (a sync under way, or a blip), but the peer
-    /// holds everything we hold: the sync loses nothing.
-    LinkDownSameHistory,
-    /// Backup and our data is ahead of the master's: it will pull from us.
-    LocalAhead {
-        /// How the histories relate.
-        relation: Relation,
-    },
-    /// Nothing to do yet (no VRRP master, or the peer's Redis is not a master).
-    Wait {
-        /// For what.
-        why: &'static str,
-    },
-    /// Stopping: our writes are paused; waiting for the replica to catch up.
-    HandoverCatchingUp {
-        /// Our offset.
-        local_offset: u64,
-        /// The replica's offset.
-        peer_offset: u64,
-    },
-    /// Stopping: ready to hand the VIP over.
-    HandoverReady {
-        /// Why it is ready.
-        why: &'static str,
-    },
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Rule::LocalDown => f.write_str("local Redis is down or unreadable"),
-            Rule::LocalEmptyPeerHasData { peer_keys } => write!(
-                f,
-                "local Redis is empty with no history while the peer holds {peer_keys} keys: not eligible for the VIP"
-            ),
-            Rule::Steady {
-                local_offset,
-                peer_offset,
-            } => write!(
-                f,
-                "steady: peer is our replica (offsets {local_offset} / {peer_offset})"
-            ),
-            Rule::MasterAlone => f.write_str("master; peer Redis unreachable"),
-            Rule::ReplicaLinking => f.write_str("peer Redis follows us; link not up yet"),
-            Rule::PromoteNow { why } => write!(f, "promote at once: {why}"),
-            Rule::FencePeer {
-                local_offset,
-                peer_offset,
-            } => write!(
-                f,
-                "old master reachable: pausing its writes before the last catch-up (offsets {local_offset} / {peer_offset})"
-            ),
-            Rule::CatchingUp {
-                local_offset,
-                peer_offset,
-                left,
-            } => write!(
-                f,
-                "catching up: local offset {local_offset} of {peer_offset} ({} bytes, {left:?} left)",
-                peer_offset.saturating_sub(*local_offset)
-            ),
-            Rule::Promote {
-                local_offset,
-                peer_offset,
-            } => write!(
-                f,
-                "caught up (local offset {local_offset} >= peer {peer_offset}): promote, peer becomes our replica"
-            ),
-            Rule::PromoteAfterTimeout {
-                local_offset,
-                peer_offset,
-            } => write!(
-                f,
-                "catch-up timed out at offset {local_offset} of {peer_offset}: promoting; {} bytes are lost",
-                peer_offset.saturating_sub(*local_offset)
-            ),
-            Rule::AttachPeer { relation } => write!(
-                f,
-                "peer's data is contained in ours ({}): it becomes our replica",
-                describe(relation)
-            ),
-            Rule::SplitBrainResolved {
-                relation,
-                kept,
-                discarded,
-            } => write!(
-                f,
-                "SPLIT BRAIN healed ({}): keeping the {kept} side, which went on further; the other side's {discarded} bytes past the fork are discarded",
-                describe(relation)
-            ),
-            Rule::SplitBrain { relation } => write!(
-                f,
-                "SPLIT BRAIN: two unrelated datasets ({}); refusing to resync either way, operator action needed",
-                describe(relation)
-            ),
-            Rule::Follow { relation } => {
-                write!(
-                    f,
-                    "peer holds the VIP and our history ({}): follow it",
-                    describe(relation)
-                )
-            }
-            Rule::Following { local_offset } => {
-                write!(f, "following the peer, link up (offset {local_offset})")
-            }
-            Rule::Detach { why } => write!(
-                f,
-                "link to the peer's Redis dropped and {why}: detaching to keep our data"
-            ),
-            Rule::LinkDownSameHistory => f.write_str(
-                "link to the peer's Redis is down (syncing?); it holds all we hold, waiting",
-            ),
-            Rule::LocalAhead { relation } => write!(
-                f,
-                "our data is ahead of the master's ({}): waiting for it to pull from us",
-                describe(relation)
-            ),
-            Rule::Wait { why } => write!(f, "waiting: {why}"),
-            Rule::HandoverCatchingUp {
-                local_offset,
-                peer_offset,
-            } => write!(
-                f,
-                "handing over: writes paused, replica at {peer_offset} of {local_offset}"
-            ),
-            Rule::HandoverReady { why } => write!(f, "ready to hand over: {why}"),
-        }
-    }
-}
-
-/// A relation in words, with its offsets.
-pub fn describe(relation: &Relation) -> String {
-    match relation {
-        Relation::Same {
-            local_offset,
-            peer_offset,
-        } => format!("same history, offsets local {local_offset} / peer {peer_offset}"),
-        Relation::PeerContinuesLocal {
-            local_offset,
-            peer_offset,
-            fork_offset,
-        } => format!(
-            "peer continues our history from offset {fork_offset}, local {local_offset} / peer {peer_offset}"
-        ),
-        Relation::LocalContinuesPeer {
-            local_offset,
-            peer_offset,
-            fork_offset,
-        } => format!(
-            "we continue the peer's history from offset {fork_offset}, local {local_offset} / peer {peer_offset}"
-        ),
-        Relation::Diverged {
-            local_offset,
-            peer_offset,
-            common_offset,
-        } => format!(
-            "diverged after offset {common_offset}, local {local_offset} / peer {peer_offset}"
-        ),
-        Relation::Unrelated => "unrelated histories".to_string(),
-    }
+/// What is known of the peer besides its Redis's snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// When the peer gave no snapshot: how it failed.
+    pub peer_failure: PeerFailure,
+    /// The connection to the peer's Redis dropped since the last plan (its Redis
+    /// was killed or is restarting): a replica of it must detach before a restarted
+    /// empty Redis can flush it, whatever its sync mode.
+    pub peer_dropped: bool,
+    /// This agent's claim (its priority and address, for the tie-break).
+    pub me: Option<Claim>,
+    /// The peer's agent's claim, read from the peer's Redis; `None`: no agent runs
+    /// there.
+    pub peer_agent: Option<Claim>,
+    /// With witnesses configured: whether one answered.
+    pub witness: Option<bool>,
+    /// Our snapshot's history comes from the state file, not from Redis (it came
+    /// back from disk without its ids): its data cannot be shown to be contained
+    /// anywhere, so it is saved before any resync.
+    pub local_vouched: bool,
+    /// Likewise for the peer's Redis, as its agent vouches.
+    pub peer_vouched: bool,
 }
 
 /// What to do now.
@@ -400,8 +114,7 @@ pub fn describe(relation: &Relation) -> String {
 pub struct Plan {
     /// Commands to run, in order; stop at the first failure.
     pub commands: Vec<Command>,
-    /// Whether this node may hold the VIP (its Redis is up and not an empty copy
-    /// while the peer holds data).
+    /// Whether this node may hold the VIP.
     pub eligible: bool,
     /// Stopping: whether the VIP may be handed over now.
     pub handover_ready: bool,
@@ -411,20 +124,43 @@ pub struct Plan {
     pub next_check: Duration,
 }
 
-/// An operation that spans several plans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Operation {
-    /// Promoting: the peer is fenced; our Redis catches up until `deadline`.
-    CatchUp { deadline: Instant },
-    /// Stopping: our writes are paused; the replica catches up until `deadline`.
-    Handover { deadline: Instant },
+/// A pause the planner asked for, as far as Redis confirmed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Fence {
+    /// Sent, not confirmed yet.
+    Asked,
+    /// Redis answered OK.
+    Held,
+    /// Redis refused it or did not answer.
+    Refused(String),
 }
 
-/// The planner: the rules plus the one operation under way.
+/// An operation that spans several plans.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Operation {
+    /// Promoting: the peer is fenced; our Redis catches up until `deadline`.
+    CatchUp { deadline: Instant, fence: Fence },
+    /// Stopping: our writes are paused; the replica catches up until `deadline`.
+    Handover { deadline: Instant, paused: Fence },
+}
+
+/// The planner: the rules plus what is under way.
 #[derive(Debug)]
 pub struct Planner {
     config: PlannerConfig,
     operation: Option<Operation>,
+    /// The last refused fence and when to try again.
+    fence_refused: Option<(String, Instant)>,
+    /// After a timed-out catch-up: out of the election until our Redis follows the
+    /// peer with its link up.
+    wait_for_link: bool,
+    /// Yielded to a peer agent that claimed master and won the tie-break: out of
+    /// the election while it claims master.
+    yielded: bool,
+    /// The isolation fence as Redis last confirmed it: (run id, on).
+    isolation: Option<(String, bool)>,
+    /// The isolation fence command sent and not yet confirmed.
+    isolation_sent: Option<(String, bool)>,
 }
 
 impl Planner {
@@ -433,6 +169,11 @@ impl Planner {
         Planner {
             config,
             operation: None,
+            fence_refused: None,
+            wait_for_link: false,
+            yielded: false,
+            isolation: None,
+            isolation_sent: None,
         }
     }
 
@@ -449,44 +190,60 @@ impl Planner {
         role: Role,
         local: Option<&Snapshot>,
         peer: Option<&Snapshot>,
+        ctx: &Context,
     ) -> Plan {
         let Some(local) = local else {
             self.operation = None;
             return self.plan_of(Vec::new(), false, Rule::LocalDown, role == Role::Stopping);
         };
-        if let Some(peer_keys) = peer
+        let mut plan = if let Some(peer_keys) = peer
             .filter(|p| local.is_fresh_empty() && p.keys > 0)
             .map(|p| p.keys)
         {
-            // Not eligible; while out of the election we may still copy the peer's
-            // data, which makes us eligible again.
-            let mut plan = self.as_backup(now, local, peer, true);
-            plan.eligible = false;
-            if plan.commands.is_empty() && !matches!(plan.rule, Rule::Following { .. }) {
-                plan.rule = Rule::LocalEmptyPeerHasData { peer_keys };
+            self.restarted_empty(local, peer, peer_keys, role)
+        } else {
+            match role {
+                Role::Stopping => self.as_stopping(now, local, peer),
+                Role::Master if local.is_replica() => self.promote(now, local, peer, ctx),
+                Role::Master => self.as_master(local, peer, ctx),
+                Role::Backup { peer_is_master } => self.as_backup(local, peer, ctx, peer_is_master),
+                Role::Fault => self.as_backup(local, peer, ctx, false),
             }
-            plan.handover_ready = role == Role::Stopping;
-            return plan;
-        }
-        if let Some(peer) = peer.filter(|p| local.is_master() && p.is_master())
-            && peer_has_more(local, peer, &relation(local, peer))
-        {
-            // Two masters, and the peer's holds writes ours lacks (a healed split, or
-            // a start-up): the node with the newer data must hold the VIP, so this one
-            // steps out of the election and follows the peer instead of copying its
-            // data while holding the VIP (which would refuse writes meanwhile, and
-            // acknowledge writes on an old copy). Following it makes us eligible again.
-            self.operation = None;
-            let mut plan = self.as_backup(now, local, Some(peer), true);
-            plan.eligible = false;
-            plan.handover_ready = role == Role::Stopping;
-            return plan;
-        }
-        match role {
-            Role::Master => self.as_master(now, local, peer),
-            Role::Backup { peer_is_master } => self.as_backup(now, local, peer, peer_is_master),
-            Role::Fault => self.as_backup(now, local, peer, false),
-            Role::Stopping => self.as_stopping(now, local, peer),
+        };
+        self.add_isolation_fence(&mut plan, local, peer, ctx);
+        plan
+    }
+
+    /// Tells the planner how a command of its plan ended (`Err` with what Redis
+    /// said). A fence counts only once confirmed here.
+    pub fn record(&mut self, now: Instant, command: &Command, result: Result<(), String>) {
+        match (command, result) {
+            (Command::PauseWrites(Target::Peer, _), result) => {
+                if let Some(Operation::CatchUp { fence, .. }) = &mut self.operation {
+                    match result {
+                        Ok(()) => *fence = Fence::Held,
+                        Err(error) => {
+                            self.operation = None;
+                            self.fence_refused = Some((error, now + FENCE_RETRY));
+                        }
+                    }
+                }
+            }
+            (Command::PauseWrites(Target::Local, _), result) => {
+                if let Some(Operation::Handover { paused, .. }) = &mut self.operation {
+                    *paused = match result {
+                        Ok(()) => Fence::Held,
+                        Err(error) => Fence::Refused(error),
+                    };
+                }
+            }
+            (Command::IsolationFence(_), Ok(())) => self.isolation = self.isolation_sent.take(),
+            (Command::IsolationFence(_), Err(_)) => {
+                self.isolation = None;
+                self.isolation_sent = None;
+            }
+            (Command::ReplicaOfNoOne(Target::Local), Ok(())) => self.fence_refused = None,
+            _ => {}
         }
     }
 
@@ -511,60 +268,165 @@ impl Planner {
         }
     }
 
-    fn follows(&self, redis: &Snapshot, endpoint: &Endpoint) -> bool {
+    fn follows(redis: &Snapshot, endpoint: &Endpoint) -> bool {
         redis
             .master
             .as_ref()
             .is_some_and(|m| m.host == endpoint.host && m.port == endpoint.port)
     }
 
-    fn as_master(&mut self, now: Instant, local: &Snapshot, peer: Option<&Snapshot>) -> Plan {
-        if local.is_replica() {
-            return self.promote(now, local, peer);
+    fn follows_peer(&self, local: &Snapshot) -> bool {
+        local.is_replica() && Self::follows(local, &self.config.peer)
+    }
+
+    fn is_our_replica(&self, peer: &Snapshot) -> bool {
+        peer.is_replica() && Self::follows(peer, &self.config.local)
+    }
+
+    /// Commands that make `target` follow the other Redis, saving its dataset first
+    /// when it holds data the other may lack.
+    fn resync(target: Target, save_first: bool) -> Vec<Command> {
+        match save_first {
+            true => vec![Command::SaveDataset(target), Command::ReplicaOf(target)],
+            false => vec![Command::ReplicaOf(target)],
         }
-        if matches!(self.operation, Some(Operation::CatchUp { .. })) {
-            self.operation = None;
+    }
+
+    /// Lifts a fence that the promotion it protected no longer needs.
+    fn abandon_catch_up(&mut self) -> Vec<Command> {
+        match self.operation.take() {
+            Some(Operation::CatchUp { .. }) => vec![Command::Unpause(Target::Peer)],
+            other => {
+                self.operation = other;
+                Vec::new()
+            }
         }
-        let Some(peer) = peer else {
-            return self.plan_of(Vec::new(), true, Rule::MasterAlone, false);
+    }
+
+    /// Two VRRP masters whose Redis servers reach each other: the one that loses
+    /// VRRP's tie-break leaves the election.
+    fn yield_to_peer(&mut self, ctx: &Context) -> Option<Plan> {
+        let (me, them) = (ctx.me.as_ref()?, ctx.peer_agent.as_ref()?);
+        if them.state != ClaimState::Master || !them.outranks(me) {
+            return None;
+        }
+        self.yielded = true;
+        let commands = self.abandon_catch_up();
+        let rule = Rule::YieldToPeer {
+            peer_priority: them.priority,
+            peer_address: them.address,
         };
-        if peer.is_replica() && self.follows(peer, &self.config.local) {
-            let rule = if peer.link_up() {
-                Rule::Steady {
+        Some(self.plan_of(commands, false, rule, false))
+    }
+
+    /// Our Redis restarted empty while the peer's holds keys: never a source, out of
+    /// the election; copy the peer's data while out of it.
+    fn restarted_empty(
+        &mut self,
+        local: &Snapshot,
+        peer: Option<&Snapshot>,
+        peer_keys: u64,
+        role: Role,
+    ) -> Plan {
+        let mut commands = self.abandon_catch_up();
+        let stopping = role == Role::Stopping;
+        let peer = peer.expect("peer has keys");
+        if self.follows_peer(local) {
+            if local.link_up() {
+                let rule = Rule::Following {
+                    local_offset: local.offset(),
+                };
+                return self.plan_of(commands, false, rule, stopping);
+            }
+        } else if peer.is_master() {
+            commands.push(Command::ReplicaOf(Target::Local));
+        }
+        let rule = Rule::LocalEmptyPeerHasData { peer_keys };
+        self.plan_of(commands, false, rule, stopping)
+    }
+
+    /// Master with our Redis a master.
+    fn as_master(&mut self, local: &Snapshot, peer: Option<&Snapshot>, ctx: &Context) -> Plan {
+        let lift = self.abandon_catch_up();
+        let Some(peer) = peer else {
+            return self.plan_of(lift, true, Rule::MasterAlone, false);
+        };
+        if let Some(plan) = self.yield_to_peer(ctx) {
+            return plan;
+        }
+        if self.is_our_replica(peer) {
+            let rule = match peer.link_up() {
+                true => Rule::Steady {
                     local_offset: local.offset(),
                     peer_offset: peer.offset(),
-                }
-            } else {
-                Rule::ReplicaLinking
-            };
-            return self.plan_of(Vec::new(), true, rule, false);
-        }
-        // The peer's Redis is a master (or follows a third party): compare histories.
-        // (A peer that holds more was handled in `plan`: we step out and follow it.)
-        let relation = relation(local, peer);
-        if peer_holds_nothing_of_its_own(local, peer, &relation) {
-            let rule = match divergence(&relation) {
-                Some((_, theirs)) if theirs > 0 => Rule::SplitBrainResolved {
-                    relation,
-                    kept: Target::Local,
-                    discarded: theirs,
                 },
-                _ => Rule::AttachPeer { relation },
+                false => Rule::ReplicaLinking,
             };
-            return self.plan_of(vec![Command::ReplicaOf(Target::Peer)], true, rule, false);
+            return self.plan_of(lift, true, rule, false);
         }
-        self.plan_of(Vec::new(), true, Rule::SplitBrain { relation }, false)
+        // The peer's Redis is a master (or follows a third party): the data decides.
+        let (relation, standing) = compare(local, peer);
+        let mut commands = lift;
+        let (eligible, rule) = match standing {
+            Standing::Equal | Standing::LocalAhead => {
+                commands.extend(Self::resync(Target::Peer, ctx.peer_vouched));
+                (true, Rule::AttachPeer { relation })
+            }
+            Standing::PeerAhead => {
+                if peer.is_master() {
+                    commands.extend(Self::resync(Target::Local, ctx.local_vouched));
+                }
+                (false, Rule::FollowNewer { relation })
+            }
+            Standing::Split {
+                winner: Some(Target::Peer),
+                ours,
+                ..
+            } => {
+                if peer.is_master() {
+                    commands.extend(Self::resync(Target::Local, true));
+                }
+                let rule = Rule::SplitResolved {
+                    relation,
+                    kept: Target::Peer,
+                    discarded: ours,
+                };
+                (false, rule)
+            }
+            // Promoted during the split, or no winner by history: the VIP holder's
+            // side is kept.
+            Standing::Split { theirs, .. } => match ctx.peer_agent {
+                Some(_) => (true, Rule::SplitPeerResyncs { relation }),
+                None => {
+                    commands.extend(Self::resync(Target::Peer, true));
+                    let rule = Rule::SplitResolved {
+                        relation,
+                        kept: Target::Local,
+                        discarded: theirs,
+                    };
+                    (true, rule)
+                }
+            },
+            Standing::Unrelated => (true, Rule::SplitBrain { relation }),
+        };
+        self.plan_of(commands, eligible, rule, false)
     }
 
     /// Master while our Redis is a replica: catch up from the peer (fenced) and
     /// promote, or promote at once when there is nothing to wait for.
-    fn promote(&mut self, now: Instant, local: &Snapshot, peer: Option<&Snapshot>) -> Plan {
+    fn promote(
+        &mut self,
+        now: Instant,
+        local: &Snapshot,
+        peer: Option<&Snapshot>,
+        ctx: &Context,
+    ) -> Plan {
         let promote_now = |planner: &mut Planner, why| {
             planner.operation = None;
             let commands = vec![Command::ReplicaOfNoOne(Target::Local)];
             planner.plan_of(commands, true, Rule::PromoteNow { why }, false)
         };
-        if !self.follows(local, &self.config.peer) {
+        if !self.follows_peer(local) {
             return promote_now(
                 self,
                 "our Redis follows neither the peer nor anyone we know",
@@ -573,6 +435,9 @@ impl Planner {
         let Some(peer) = peer else {
             return promote_now(self, "the peer's Redis is unreachable");
         };
+        if let Some(plan) = self.yield_to_peer(ctx) {
+            return plan;
+        }
         if peer.is_fresh_empty() {
             return promote_now(
                 self,
@@ -582,315 +447,282 @@ impl Planner {
         if !peer.is_master() {
             return promote_now(self, "the peer's Redis is not a master");
         }
-        let local_offset = local.offset();
-        let peer_offset = peer.offset();
-        let Some(Operation::CatchUp { deadline }) = self.operation else {
-            self.operation = Some(Operation::CatchUp {
-                deadline: now + self.config.catch_up_timeout,
-            });
-            let commands = vec![Command::PauseWrites(Target::Peer, self.pause_length())];
-            return self.plan_of(
-                commands,
-                true,
-                Rule::FencePeer {
+        let (local_offset, peer_offset) = (local.offset(), peer.offset());
+        if let Some((error, retry_at)) = &self.fence_refused
+            && now < *retry_at
+        {
+            let rule = Rule::FenceFailed {
+                error: error.clone(),
+            };
+            return self.plan_of(Vec::new(), true, rule, false);
+        }
+        let fence = |planner: &Planner| Command::PauseWrites(Target::Peer, planner.pause_length());
+        let deadline = match &self.operation {
+            Some(Operation::CatchUp {
+                deadline,
+                fence: Fence::Held,
+            }) => *deadline,
+            Some(Operation::CatchUp {
+                deadline,
+                fence: Fence::Asked | Fence::Refused(_),
+            }) => {
+                // Sent, never confirmed: ask again; nothing may assume it.
+                let deadline = *deadline;
+                self.operation = Some(Operation::CatchUp {
+                    deadline,
+                    fence: Fence::Asked,
+                });
+                let rule = Rule::FencePeer {
                     local_offset,
                     peer_offset,
-                },
-                false,
-            );
+                };
+                return self.plan_of(vec![fence(self)], true, rule, false);
+            }
+            _ => {
+                self.operation = Some(Operation::CatchUp {
+                    deadline: now + self.config.catch_up_timeout,
+                    fence: Fence::Asked,
+                });
+                self.fence_refused = None;
+                let rule = Rule::FencePeer {
+                    local_offset,
+                    peer_offset,
+                };
+                return self.plan_of(vec![fence(self)], true, rule, false);
+            }
         };
         let same_history = local.master_replid == peer.master_replid;
-        let caught_up = same_history && local.link_up() && local_offset >= peer_offset;
-        let finish = vec![
-            Command::ReplicaOfNoOne(Target::Local),
-            Command::ReplicaOf(Target::Peer),
-            Command::Unpause(Target::Peer),
-        ];
-        if caught_up {
+        if same_history && local.link_up() && local_offset >= peer_offset {
             self.operation = None;
-            return self.plan_of(
-                finish,
-                true,
-                Rule::Promote {
-                    local_offset,
-                    peer_offset,
-                },
-                false,
-            );
-        }
-        if now >= deadline && same_history {
-            self.operation = None;
-            return self.plan_of(
-                finish,
-                true,
-                Rule::PromoteAfterTimeout {
-                    local_offset,
-                    peer_offset,
-                },
-                false,
-            );
-        }
-        // Without the same history (a full sync still loading), promoting would serve
-        // a partial or empty dataset: keep waiting, and keep the peer fenced.
-        let mut commands = Vec::new();
-        if now >= deadline {
-            self.operation = Some(Operation::CatchUp {
-                deadline: now + self.config.catch_up_timeout,
-            });
-            commands.push(Command::PauseWrites(Target::Peer, self.pause_length()));
-        }
-        let left = deadline.saturating_duration_since(now);
-        self.plan_of(
-            commands,
-            true,
-            Rule::CatchingUp {
+            let commands = vec![
+                Command::ReplicaOfNoOne(Target::Local),
+                Command::ReplicaOf(Target::Peer),
+                Command::Unpause(Target::Peer),
+            ];
+            let rule = Rule::Promote {
                 local_offset,
                 peer_offset,
-                left,
-            },
-            false,
-        )
+            };
+            return self.plan_of(commands, true, rule, false);
+        }
+        if now >= deadline {
+            // The peer's Redis, reachable, holds what ours lacks (or ours is still
+            // loading a full sync): it stays master.
+            self.operation = None;
+            self.wait_for_link = true;
+            let rule = Rule::CatchUpTimedOut {
+                local_offset,
+                peer_offset,
+            };
+            return self.plan_of(vec![Command::Unpause(Target::Peer)], false, rule, false);
+        }
+        let rule = Rule::CatchingUp {
+            local_offset,
+            peer_offset,
+            left: deadline.saturating_duration_since(now),
+        };
+        self.plan_of(Vec::new(), true, rule, false)
     }
 
+    /// Backup or fault.
     fn as_backup(
         &mut self,
-        _now: Instant,
         local: &Snapshot,
         peer: Option<&Snapshot>,
+        ctx: &Context,
         peer_is_master: bool,
     ) -> Plan {
-        self.operation = None;
-        let following_peer = local.is_replica() && self.follows(local, &self.config.peer);
-        if following_peer {
-            if local.link_up() {
-                return self.plan_of(
-                    Vec::new(),
-                    true,
-                    Rule::Following {
-                        local_offset: local.offset(),
-                    },
-                    false,
-                );
-            }
-            if local.is_fresh_empty() {
-                return self.plan_of(
-                    Vec::new(),
-                    true,
-                    Rule::Wait {
-                        why: "our Redis is empty; its link is not up yet",
-                    },
-                    false,
-                );
-            }
-            let Some(peer) = peer else {
-                let why = "the peer's Redis is unreachable";
-                return self.plan_of(
-                    vec![Command::ReplicaOfNoOne(Target::Local)],
-                    true,
-                    Rule::Detach { why },
-                    false,
-                );
-            };
-            // While the link is down (a full sync under way, or a blip), stay only if
-            // the peer holds everything we hold: then a resync loses nothing.
-            let relation = relation(local, peer);
-            return match local_holds_nothing_of_its_own(local, peer, &relation) {
-                true => self.plan_of(Vec::new(), true, Rule::LinkDownSameHistory, false),
-                false => {
-                    let why = if peer.is_fresh_empty() {
-                        "the peer's Redis restarted empty"
-                    } else {
-                        "the peer's Redis holds another history"
+        let mut commands = self.abandon_catch_up();
+        if self.yielded {
+            let claims_master = ctx
+                .peer_agent
+                .as_ref()
+                .is_some_and(|c| c.state == ClaimState::Master);
+            match (claims_master, ctx.peer_agent.as_ref()) {
+                (true, Some(them)) if peer.is_some() => {
+                    let rule = Rule::YieldToPeer {
+                        peer_priority: them.priority,
+                        peer_address: them.address,
                     };
-                    self.plan_of(
-                        vec![Command::ReplicaOfNoOne(Target::Local)],
-                        true,
-                        Rule::Detach { why },
-                        false,
-                    )
+                    return self.plan_of(commands, false, rule, false);
                 }
-            };
+                _ => self.yielded = false,
+            }
+        }
+        if self.follows_peer(local) {
+            return self.as_replica(commands, local, peer, ctx);
         }
         let Some(peer) = peer else {
-            return self.plan_of(
-                Vec::new(),
-                true,
-                Rule::Wait {
-                    why: "the peer's Redis is unreachable",
-                },
-                false,
-            );
+            let why = "the peer's Redis is unreachable";
+            return self.plan_of(commands, true, Rule::Wait { why }, false);
         };
-        if !peer_is_master {
-            return self.plan_of(
-                Vec::new(),
-                true,
-                Rule::Wait {
-                    why: "the peer does not hold the VIP",
-                },
-                false,
-            );
-        }
-        if !peer.is_master() {
-            return self.plan_of(
-                Vec::new(),
-                true,
-                Rule::Wait {
-                    why: "the peer's Redis is not a master yet",
-                },
-                false,
-            );
-        }
-        let relation = relation(local, peer);
-        if local_holds_nothing_of_its_own(local, peer, &relation) {
-            let rule = match divergence(&relation) {
-                Some((ours, _)) if ours > 0 => Rule::SplitBrainResolved {
+        let (relation, standing) = compare(local, peer);
+        let (eligible, rule) = match standing {
+            Standing::PeerAhead => {
+                if peer.is_master() {
+                    commands.extend(Self::resync(Target::Local, ctx.local_vouched));
+                }
+                (false, Rule::FollowNewer { relation })
+            }
+            Standing::Split { winner, ours, .. }
+                if winner == Some(Target::Peer) || (winner.is_none() && peer_is_master) =>
+            {
+                if peer.is_master() {
+                    commands.extend(Self::resync(Target::Local, true));
+                }
+                let rule = Rule::SplitResolved {
                     relation,
                     kept: Target::Peer,
                     discarded: ours,
-                },
-                _ => Rule::Follow { relation },
-            };
-            return self.plan_of(vec![Command::ReplicaOf(Target::Local)], true, rule, false);
-        }
-        if peer_holds_nothing_of_its_own(local, peer, &relation) {
-            return self.plan_of(Vec::new(), true, Rule::LocalAhead { relation }, false);
-        }
-        self.plan_of(Vec::new(), true, Rule::SplitBrain { relation }, false)
+                };
+                (false, rule)
+            }
+            Standing::Equal if !peer_is_master => {
+                let why = "the peer does not hold the VIP";
+                (true, Rule::Wait { why })
+            }
+            Standing::Equal if !peer.is_master() => {
+                let why = "the peer's Redis is not a master yet";
+                (true, Rule::Wait { why })
+            }
+            Standing::Equal => {
+                commands.extend(Self::resync(Target::Local, ctx.local_vouched));
+                (true, Rule::Follow { relation })
+            }
+            Standing::LocalAhead | Standing::Split { .. } => (true, Rule::LocalAhead { relation }),
+            Standing::Unrelated => (true, Rule::SplitBrain { relation }),
+        };
+        self.plan_of(commands, eligible, rule, false)
     }
 
+    /// Backup or fault with our Redis following the peer's.
+    fn as_replica(
+        &mut self,
+        commands: Vec<Command>,
+        local: &Snapshot,
+        peer: Option<&Snapshot>,
+        ctx: &Context,
+    ) -> Plan {
+        if self.wait_for_link && local.link_up() {
+            self.wait_for_link = false;
+        }
+        let eligible = !self.wait_for_link;
+        if local.link_up() && !ctx.peer_dropped {
+            let rule = Rule::Following {
+                local_offset: local.offset(),
+            };
+            return self.plan_of(commands, eligible, rule, false);
+        }
+        let detach = |planner: &Planner, mut commands: Vec<Command>, why| {
+            commands.push(Command::ReplicaOfNoOne(Target::Local));
+            planner.plan_of(commands, eligible, Rule::Detach { why }, false)
+        };
+        if ctx.peer_dropped {
+            return detach(
+                self,
+                commands,
+                "the connection to the peer's Redis dropped (killed or restarting)",
+            );
+        }
+        let Some(peer) = peer else {
+            return detach(self, commands, "the peer's Redis is unreachable");
+        };
+        // While the link is down (a full sync under way, or a blip), stay only if
+        // the peer holds everything we hold, or won the split we were resynced for.
+        let (_, standing) = compare(local, peer);
+        let stays = standing.loses_nothing(Target::Local) || standing.must_keep(Target::Peer);
+        if stays && !peer.is_fresh_empty() {
+            return self.plan_of(commands, eligible, Rule::LinkDownSameHistory, false);
+        }
+        let why = if peer.is_fresh_empty() {
+            "the peer's Redis restarted empty"
+        } else {
+            "the peer's Redis holds another history"
+        };
+        detach(self, commands, why)
+    }
+
+    /// Stopping: pause our writes until the replica has every byte, then hand over.
     fn as_stopping(&mut self, now: Instant, local: &Snapshot, peer: Option<&Snapshot>) -> Plan {
-        let live_replica = peer.filter(|p| {
-            local.is_master()
-                && p.is_replica()
-                && self.follows(p, &self.config.local)
-                && p.link_up()
-        });
+        let live_replica =
+            peer.filter(|p| local.is_master() && self.is_our_replica(p) && p.link_up());
         let Some(peer) = live_replica else {
             self.operation = None;
             let why = "the peer's Redis is not our live replica: nothing to wait for";
             return self.plan_of(Vec::new(), true, Rule::HandoverReady { why }, true);
         };
         let (local_offset, peer_offset) = (local.offset(), peer.offset());
-        let Some(Operation::Handover { deadline }) = self.operation else {
-            self.operation = Some(Operation::Handover {
-                deadline: now + self.config.catch_up_timeout,
-            });
-            let commands = vec![Command::PauseWrites(Target::Local, self.pause_length())];
-            return self.plan_of(
-                commands,
-                true,
-                Rule::HandoverCatchingUp {
-                    local_offset,
-                    peer_offset,
-                },
-                false,
-            );
+        let waiting = Rule::HandoverCatchingUp {
+            local_offset,
+            peer_offset,
         };
-        if peer_offset >= local_offset {
+        let (deadline, paused) = match &self.operation {
+            Some(Operation::Handover { deadline, paused }) => (*deadline, paused.clone()),
+            _ => {
+                self.operation = Some(Operation::Handover {
+                    deadline: now + self.config.catch_up_timeout,
+                    paused: Fence::Asked,
+                });
+                let commands = vec![Command::PauseWrites(Target::Local, self.pause_length())];
+                return self.plan_of(commands, true, waiting, false);
+            }
+        };
+        if let Fence::Refused(_) = paused {
             self.operation = None;
-            return self.plan_of(
-                Vec::new(),
-                true,
-                Rule::HandoverReady {
-                    why: "the replica caught up",
-                },
-                true,
-            );
+            let why = "our writes could not be paused; the peer's agent fences our Redis before it promotes";
+            return self.plan_of(Vec::new(), true, Rule::HandoverReady { why }, true);
+        }
+        if paused == Fence::Held && peer_offset >= local_offset {
+            self.operation = None;
+            let why = "the replica caught up";
+            return self.plan_of(Vec::new(), true, Rule::HandoverReady { why }, true);
         }
         if now >= deadline {
             self.operation = None;
-            let why = "the replica did not catch up in time";
-            return self.plan_of(Vec::new(), true, Rule::HandoverReady { why }, true);
+            let why = "the replica did not catch up in time: our Redis keeps its writes, unpaused, and the peer's agent will not promote over them";
+            let commands = vec![Command::Unpause(Target::Local)];
+            return self.plan_of(commands, true, Rule::HandoverReady { why }, true);
         }
-        self.plan_of(
-            Vec::new(),
-            true,
-            Rule::HandoverCatchingUp {
-                local_offset,
-                peer_offset,
-            },
-            false,
-        )
+        self.plan_of(Vec::new(), true, waiting, false)
+    }
+
+    /// Adds the isolation fence to a plan that leaves or makes our Redis a master,
+    /// when it must change: on while the peer is our live replica (so that it holds
+    /// when the replica vanishes) or silent with no witness answering; off when the
+    /// peer's Redis answers otherwise, refuses connections (it is down), or a
+    /// witness shows that this side is the connected one.
+    fn add_isolation_fence(
+        &mut self,
+        plan: &mut Plan,
+        local: &Snapshot,
+        peer: Option<&Snapshot>,
+        ctx: &Context,
+    ) {
+        if self.config.isolation_timeout.is_none() {
+            return;
+        }
+        let promoting = plan
+            .commands
+            .contains(&Command::ReplicaOfNoOne(Target::Local));
+        let stays_replica = plan.commands.contains(&Command::ReplicaOf(Target::Local));
+        if !(local.is_master() || promoting) || stays_replica {
+            return;
+        }
+        let on = match peer {
+            Some(p) => self.is_our_replica(p) && p.link_up(),
+            None => ctx.peer_failure == PeerFailure::Silent && ctx.witness != Some(true),
+        };
+        let wanted = (local.run_id.clone(), on);
+        if self.isolation.as_ref() == Some(&wanted) {
+            return;
+        }
+        self.isolation_sent = Some(wanted);
+        plan.commands.insert(0, Command::IsolationFence(on));
     }
 
     /// A pause outlives the catch-up it protects, so that it cannot lapse before the
     /// promotion, and ends by itself if the agent that set it dies.
     fn pause_length(&self) -> Duration {
         self.config.catch_up_timeout + Duration::from_secs(2)
-    }
-}
-
-/// After a split where both sides went on past their common offset: how many bytes
-/// of its own each side holds (local, peer).
-fn divergence(relation: &Relation) -> Option<(u64, u64)> {
-    match *relation {
-        Relation::Diverged {
-            local_offset,
-            peer_offset,
-            common_offset,
-        } => Some((
-            local_offset.saturating_sub(common_offset),
-            peer_offset.saturating_sub(common_offset),
-        )),
-        _ => None,
-    }
-}
-
-/// Does the peer hold writes we lack, so that we must copy them before serving? On a
-/// split where both sides went on, the side that went on further is kept (the other
-/// side's bytes past the fork are discarded, and logged).
-fn peer_has_more(local: &Snapshot, peer: &Snapshot, relation: &Relation) -> bool {
-    match *relation {
-        Relation::Same {
-            local_offset,
-            peer_offset,
-        } => peer_offset > local_offset,
-        Relation::PeerContinuesLocal {
-            peer_offset,
-            fork_offset,
-            ..
-        } => peer_offset > fork_offset,
-        Relation::Diverged { .. } => divergence(relation).is_some_and(|(l, p)| p > l),
-        Relation::LocalContinuesPeer { .. } => false,
-        Relation::Unrelated => local.keys == 0 && peer.keys > 0 && !peer.is_fresh_empty(),
-    }
-}
-
-/// May the peer follow us? Its data is contained in ours, or it has none, or (after a
-/// split) it went on no further than we did.
-fn peer_holds_nothing_of_its_own(local: &Snapshot, peer: &Snapshot, relation: &Relation) -> bool {
-    match *relation {
-        Relation::Same {
-            local_offset,
-            peer_offset,
-        } => peer_offset <= local_offset,
-        Relation::LocalContinuesPeer { .. } => true,
-        Relation::PeerContinuesLocal {
-            peer_offset,
-            fork_offset,
-            ..
-        } => peer_offset <= fork_offset,
-        Relation::Diverged { .. } => divergence(relation).is_some_and(|(l, p)| p <= l),
-        Relation::Unrelated => peer.is_fresh_empty() || (peer.keys == 0 && local.keys > 0),
-    }
-}
-
-/// May we follow the peer? Our data is contained in its, or we have none, or (after
-/// a split) we went on no further than it did.
-fn local_holds_nothing_of_its_own(local: &Snapshot, peer: &Snapshot, relation: &Relation) -> bool {
-    match *relation {
-        Relation::Same {
-            local_offset,
-            peer_offset,
-        } => local_offset <= peer_offset,
-        Relation::PeerContinuesLocal { .. } => true,
-        Relation::LocalContinuesPeer {
-            local_offset,
-            fork_offset,
-            ..
-        } => local_offset <= fork_offset,
-        Relation::Diverged { .. } => divergence(relation).is_some_and(|(l, p)| l <= p),
-        Relation::Unrelated => local.is_fresh_empty() || (local.keys == 0 && peer.keys > 0),
     }
 }
