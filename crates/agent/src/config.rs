@@ -254,6 +254,10 @@ pub struct VrrpConfig {
     /// The source address of adverts; default: the interface's first address.
     #[serde(default)]
     pub unicast_src_ip: Option<Ipv4Addr>,
+    /// Take adverts only from these sources (multicast or unicast); others are
+    /// dropped and counted (`source_not_allowed`). Default: any source.
+    #[serde(default)]
+    pub allowed_sources: Option<Vec<Ipv4Addr>>,
     /// VRRPv2 simple password (auth_type PASS), 1 to 8 characters.
     #[serde(default)]
     pub auth_pass: Option<Password>,
@@ -555,6 +559,43 @@ impl Config {
                 format!("{src} is one of the virtual addresses"),
             ));
         }
+        if let Some(allowed) = &v.allowed_sources {
+            if allowed.is_empty() {
+                return Err(fail(
+                    "allowed_sources",
+                    "lists no address, so every advert would be dropped; leave the key out to take adverts from any source".into(),
+                ));
+            }
+            for (i, source) in allowed.iter().enumerate() {
+                if source.is_unspecified() || source.is_multicast() || source.is_broadcast() {
+                    return Err(fail(
+                        "allowed_sources",
+                        format!("{source} cannot be the source of an advert"),
+                    ));
+                }
+                if allowed[..i].contains(source) {
+                    return Err(fail("allowed_sources", format!("{source} is listed twice")));
+                }
+                if v.virtual_ipaddresses
+                    .0
+                    .iter()
+                    .any(|vip| vip.address == *source)
+                {
+                    return Err(fail(
+                        "allowed_sources",
+                        format!("{source} is one of the virtual addresses"),
+                    ));
+                }
+            }
+            if let Some(peer) = v.unicast_peers.iter().find(|p| !allowed.contains(p)) {
+                return Err(fail(
+                    "allowed_sources",
+                    format!(
+                        "leaves out the unicast peer {peer}, whose adverts would all be dropped"
+                    ),
+                ));
+            }
+        }
         if v.garp_master_repeat == 0 {
             return Err(fail("garp_master_repeat", "must be at least 1".into()));
         }
@@ -680,6 +721,7 @@ impl Config {
                 .map_or(Auth::None, |p| Auth::simple(&p.0)),
             unicast_peers: v.unicast_peers.clone(),
             unicast_src_ip: v.unicast_src_ip,
+            allowed_sources: v.allowed_sources.clone().unwrap_or_default(),
             garp: GarpConfig {
                 master_repeat: v.garp_master_repeat,
                 interval: v.garp_interval,
@@ -860,6 +902,52 @@ virtual_ipaddresses = ["10.20.112.100/24"]
         let text = GOOD.replace("preempt = false", "unicast_peers = [\"10.20.112.100\"]");
         let (line, key, _) = error(&text);
         assert_eq!((line, key.as_str()), (7, "vrrp.unicast_peers"));
+    }
+
+    #[test]
+    fn reads_allowed_sources() {
+        let c = parse(&GOOD.replace(
+            "preempt = false",
+            "allowed_sources = [\"10.20.112.26\", \"10.20.112.27\"]",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.instance().allowed_sources,
+            [
+                Ipv4Addr::new(10, 20, 112, 26),
+                Ipv4Addr::new(10, 20, 112, 27)
+            ]
+        );
+        // Left out: every source.
+        assert!(parse(GOOD).unwrap().instance().allowed_sources.is_empty());
+    }
+
+    #[test]
+    fn allowed_sources_errors_name_file_line_and_key() {
+        for (value, words) in [
+            ("[]", "leave the key out"),
+            ("[\"10.20.112.27\", \"10.20.112.27\"]", "listed twice"),
+            ("[\"10.20.112.100\"]", "one of the virtual addresses"),
+            ("[\"224.0.0.18\"]", "cannot be the source"),
+            ("[\"10.20.112.270\"]", "invalid"),
+            ("\"10.20.112.27\"", "sequence"),
+        ] {
+            let text = GOOD.replace("preempt = false", &format!("allowed_sources = {value}"));
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(
+                e.starts_with("node.toml:7: vrrp.allowed_sources: "),
+                "{value}: {e}"
+            );
+            assert!(e.contains(words), "{value}: {e}");
+        }
+        // A unicast peer that the list leaves out would never be heard.
+        let text = GOOD.replace(
+            "preempt = false",
+            "unicast_peers = [\"10.20.112.27\"]\nallowed_sources = [\"10.20.112.28\"]",
+        );
+        let (line, key, message) = error(&text);
+        assert_eq!((line, key.as_str()), (8, "vrrp.allowed_sources"));
+        assert!(message.contains("10.20.112.27"), "{message}");
     }
 
     #[test]

@@ -193,7 +193,7 @@ pub async fn spawn(
     info!(
         instance = %config.name, interface = %config.interface, vrid = config.vrid,
         priority = config.priority, advert_int = ?config.advert_int, preempt = config.preempt,
-        source = %primary, peers = ?config.unicast_peers,
+        source = %primary, peers = ?config.unicast_peers, allowed_sources = ?config.allowed_sources,
         master_down_interval = ?router.config().master_down_interval(),
         address_lease = ?config.address_lease(router.config().master_down_interval()),
         "VRRP instance starting"
@@ -483,19 +483,16 @@ impl Driver {
         if received.source == self.router.config().primary_address {
             return; // our own advert, looped back
         }
-        if !self.config.unicast_peers.is_empty()
-            && !self.config.unicast_peers.contains(&received.source)
-        {
-            return self.drop_packet(DropReason::UnknownSource, Some(received.source));
-        }
         let expect = Expect {
             vrid: self.config.vrid,
             advert_int_secs: self.config.advert_int_secs(),
             auth: &self.config.auth,
             addresses: &self.expected_addresses,
             we_are_owner: self.router.config().priority == 255,
+            unicast_peers: &self.config.unicast_peers,
+            allowed_sources: &self.config.allowed_sources,
         };
-        if let Err(reason) = received.advert.check_against(&expect) {
+        if let Err(reason) = received.check_against(&expect) {
             return self.drop_packet(reason, Some(received.source));
         }
         self.stats.received(received.advert.priority);

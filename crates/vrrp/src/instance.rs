@@ -59,6 +59,10 @@ pub struct InstanceConfig {
     pub unicast_peers: Vec<Ipv4Addr>,
     /// The source address of adverts; default: the interface's primary address.
     pub unicast_src_ip: Option<Ipv4Addr>,
+    /// `allowed_sources`: adverts from any other source are dropped (multicast and
+    /// unicast alike) and counted as [`crate::DropReason::SourceNotAllowed`]. Empty
+    /// allows every source.
+    pub allowed_sources: Vec<Ipv4Addr>,
     /// Gratuitous ARP settings.
     pub garp: GarpConfig,
 }

@@ -2,9 +2,10 @@
 //!
 //! [`Advert::decode_ipv4`] takes a whole IPv4 datagram as a raw socket hands it over
 //! (header of any legal length included) and applies every check that needs nothing
-//! but the packet itself; [`Advert::check_against`] applies the checks that need the
-//! local instance's configuration. Each failure is a [`DropReason`], so that the caller
-//! can count it.
+//! but the packet itself; [`Received::check_against`] applies the checks that need the
+//! local instance's configuration: who may send (`unicast_peers`, `allowed_sources`)
+//! and what the advert must say ([`Advert::check_against`]). Each failure is a
+//! [`DropReason`], so that the caller can count it.
 
 use std::net::Ipv4Addr;
 
@@ -103,6 +104,35 @@ pub struct Expect<'a> {
     pub addresses: &'a [Ipv4Addr],
     /// True when we own the addresses (priority 255): an owner accepts no advert.
     pub we_are_owner: bool,
+    /// Unicast mode: the only sources adverts are taken from
+    /// ([`DropReason::UnknownSource`] otherwise). Empty in multicast mode.
+    pub unicast_peers: &'a [Ipv4Addr],
+    /// `allowed_sources`: the only sources adverts are taken from, multicast or
+    /// unicast ([`DropReason::SourceNotAllowed`] otherwise). Empty allows any.
+    pub allowed_sources: &'a [Ipv4Addr],
+}
+
+impl Received {
+    /// Every check that needs the local configuration, in this order: the source
+    /// against `unicast_peers` (as it always was), the VRID (another virtual router's
+    /// adverts are the LAN's normal traffic and are counted as such, not as strangers),
+    /// the source against `allowed_sources`, then [`Advert::check_against`].
+    ///
+    /// Note what the source checks are worth: they stop a stray or misconfigured
+    /// router (a third keepalived with our VRID, a test box cloned from a
+    /// production image), not a host on the LAN that forges its source address.
+    pub fn check_against(&self, expect: &Expect<'_>) -> Result<(), DropReason> {
+        if !expect.unicast_peers.is_empty() && !expect.unicast_peers.contains(&self.source) {
+            return Err(DropReason::UnknownSource);
+        }
+        if self.advert.vrid != expect.vrid {
+            return Err(DropReason::Vrid);
+        }
+        if !expect.allowed_sources.is_empty() && !expect.allowed_sources.contains(&self.source) {
+            return Err(DropReason::SourceNotAllowed);
+        }
+        self.advert.check_against(expect)
+    }
 }
 
 impl Advert {
@@ -223,7 +253,9 @@ impl Advert {
         })
     }
 
-    /// The checks of section 7.1 that need the local configuration, in the RFC's order.
+    /// The checks of section 7.1 on what the advert says, in the RFC's order. The
+    /// source lists of `expect` are not looked at here: see
+    /// [`Received::check_against`].
     pub fn check_against(&self, expect: &Expect<'_>) -> Result<(), DropReason> {
         if self.vrid != expect.vrid {
             return Err(DropReason::Vrid);
@@ -314,7 +346,98 @@ mod tests {
             auth,
             addresses,
             we_are_owner: false,
+            unicast_peers: &[],
+            allowed_sources: &[],
         }
+    }
+
+    fn received(source: Ipv4Addr, advert: Advert) -> Received {
+        Received {
+            source,
+            destination: MULTICAST_GROUP,
+            advert,
+        }
+    }
+
+    #[test]
+    fn allowed_sources_drops_every_other_source_multicast_too() {
+        let auth = Auth::None;
+        let peer = Ipv4Addr::new(192, 0, 2, 12);
+        let stranger = Ipv4Addr::new(192, 0, 2, 13);
+        let allowed = [peer];
+        let e = Expect {
+            allowed_sources: &allowed,
+            ..expect(&auth, &[VIP])
+        };
+        let higher = Advert::new(51, 254, 1, &auth, &[VIP]);
+        assert_eq!(received(peer, higher.clone()).check_against(&e), Ok(()));
+        assert_eq!(
+            received(stranger, higher.clone()).check_against(&e),
+            Err(DropReason::SourceNotAllowed)
+        );
+        // Priority 0 (a forged step-down) and an owner's advert are strangers' too.
+        for priority in [0, 255] {
+            let a = Advert::new(51, priority, 1, &auth, &[VIP]);
+            assert_eq!(
+                received(stranger, a).check_against(&e),
+                Err(DropReason::SourceNotAllowed)
+            );
+        }
+        // Another virtual router's adverts are counted as such, whoever sends them.
+        let other_vrid = Advert::new(52, 100, 1, &auth, &[VIP]);
+        assert_eq!(
+            received(stranger, other_vrid).check_against(&e),
+            Err(DropReason::Vrid)
+        );
+        // Without the list every source is taken.
+        assert_eq!(
+            received(stranger, higher).check_against(&expect(&auth, &[VIP])),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn unicast_peers_still_filter_and_combine_with_allowed_sources() {
+        let auth = Auth::None;
+        let peer = Ipv4Addr::new(192, 0, 2, 12);
+        let other = Ipv4Addr::new(192, 0, 2, 14);
+        let peers = [peer];
+        let e = Expect {
+            unicast_peers: &peers,
+            ..expect(&auth, &[VIP])
+        };
+        let a = Advert::new(51, 100, 1, &auth, &[VIP]);
+        assert_eq!(received(peer, a.clone()).check_against(&e), Ok(()));
+        assert_eq!(
+            received(other, a.clone()).check_against(&e),
+            Err(DropReason::UnknownSource)
+        );
+        // A unicast peer that allowed_sources leaves out is dropped too.
+        let allowed = [other];
+        let both = Expect {
+            allowed_sources: &allowed,
+            ..e
+        };
+        assert_eq!(
+            received(peer, a).check_against(&both),
+            Err(DropReason::SourceNotAllowed)
+        );
+    }
+
+    #[test]
+    fn the_advert_checks_follow_the_source_checks() {
+        let auth = Auth::simple("secret");
+        let peer = Ipv4Addr::new(192, 0, 2, 12);
+        let allowed = [peer];
+        let e = Expect {
+            allowed_sources: &allowed,
+            ..expect(&auth, &[VIP])
+        };
+        let wrong = Advert::new(51, 100, 1, &Auth::simple("guess"), &[VIP]);
+        assert_eq!(
+            received(peer, wrong).check_against(&e),
+            Err(DropReason::Authentication)
+        );
     }
 
     fn datagram(advert: &Advert, ttl: u8) -> Vec<u8> {

@@ -33,11 +33,13 @@ pub enum DropReason {
     Interval,
     /// Unicast mode: the source is not one of the configured peers.
     UnknownSource,
+    /// `allowed_sources` is set and the source is not in it (multicast or unicast).
+    SourceNotAllowed,
 }
 
 impl DropReason {
     /// Every reason, in a stable order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Truncated,
         DropReason::IpHeader,
         DropReason::Ttl,
@@ -51,6 +53,7 @@ impl DropReason {
         DropReason::AddressList,
         DropReason::Interval,
         DropReason::UnknownSource,
+        DropReason::SourceNotAllowed,
     ];
 
     /// A short snake_case name, used in logs and metrics.
@@ -69,6 +72,7 @@ impl DropReason {
             DropReason::AddressList => "address_list",
             DropReason::Interval => "interval",
             DropReason::UnknownSource => "unknown_source",
+            DropReason::SourceNotAllowed => "source_not_allowed",
         }
     }
 

@@ -38,6 +38,8 @@ fn expect<'a>(vrid: u8, int: u8, auth: &'a Auth, addresses: &'a [Ipv4Addr]) -> E
         auth,
         addresses,
         we_are_owner: false,
+        unicast_peers: &[],
+        allowed_sources: &[],
     }
 }
 
