@@ -201,6 +201,17 @@ pub fn render(instance: &InstanceConfig, vrrp: &InstanceHandle, shared: &Shared)
             escape(result)
         );
     }
+    family(
+        &mut out,
+        "redha_state_log_dropped_total",
+        "counter",
+        "State-log lines dropped because the writer could not keep up (a stalled disk).",
+    );
+    let _ = writeln!(
+        out,
+        "redha_state_log_dropped_total{{instance=\"{name}\"}} {}",
+        shared.statelog_dropped()
+    );
     out
 }
 

@@ -48,12 +48,27 @@ pub async fn run(path: PathBuf, config: Config) -> Result<()> {
                 if let Err(e) = &result {
                     error!(instance = %running.instance.name, error = %e, "VRRP instance stopped");
                 }
+                flush_statelog(&shared).await;
                 return result.with_context(|| format!("VRRP instance {}", running.instance.name));
             }
         }
     }
     running.stop().await;
+    flush_statelog(&shared).await;
     Ok(())
+}
+
+/// On the way out: lets the state log's writer write what is queued, for at most a
+/// second (a stalled disk does not hold the exit up), off the runtime's thread.
+async fn flush_statelog(shared: &Shared) {
+    let shared = shared.clone();
+    let flushed =
+        tokio::task::spawn_blocking(move || shared.flush_statelog(Duration::from_secs(1)))
+            .await
+            .unwrap_or(false);
+    if !flushed {
+        warn!("the state log could not be written out within 1 s; its last lines may be missing");
+    }
 }
 
 /// SIGHUP: read the file again. A bad file is refused and the running configuration

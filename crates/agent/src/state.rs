@@ -126,7 +126,7 @@ impl AgentState {
 #[derive(Clone, Debug)]
 pub struct Shared {
     state: Arc<Mutex<AgentState>>,
-    statelog: Arc<Mutex<StateLog>>,
+    statelog: Arc<StateLog>,
 }
 
 impl Shared {
@@ -134,7 +134,7 @@ impl Shared {
     pub fn new(statelog: StateLog) -> Self {
         Shared {
             state: Arc::new(Mutex::new(AgentState::default())),
-            statelog: Arc::new(Mutex::new(statelog)),
+            statelog: Arc::new(statelog),
         }
     }
 
@@ -143,12 +143,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records an event: in the state log and in the last events.
+    /// Records an event: in the state log (queued for its writer thread; never
+    /// blocks) and in the last events.
     pub fn event(&self, event: &str, fields: &[(&str, String)]) {
-        self.statelog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(event, fields);
+        self.statelog.record(event, fields);
         let mut state = self.lock();
         if state.events.len() == EVENTS_KEPT {
             state.events.pop_front();
@@ -161,6 +159,19 @@ impl Shared {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
         });
+    }
+}
+
+impl Shared {
+    /// State-log lines dropped because its writer could not keep up.
+    pub fn statelog_dropped(&self) -> u64 {
+        self.statelog.dropped()
+    }
+
+    /// Waits, at most `timeout`, until the state log has written every line queued so
+    /// far; false if it could not. Blocks the calling thread: call it on the way out.
+    pub fn flush_statelog(&self, timeout: Duration) -> bool {
+        self.statelog.flush(timeout)
     }
 }
 
