@@ -180,6 +180,7 @@ impl Lan {
             auth: Auth::None,
             unicast_peers: Vec::new(),
             unicast_src_ip: Some(config.primary_address),
+            allowed_sources: Vec::new(),
             garp: GarpConfig::default(),
         };
         self.nodes.push(Node {
@@ -923,8 +924,10 @@ impl Lan {
             auth: &node.instance.auth,
             addresses: &addresses,
             we_are_owner: node.router.config().priority == 255,
+            unicast_peers: &node.instance.unicast_peers,
+            allowed_sources: &node.instance.allowed_sources,
         };
-        received.advert.check_against(&expect)?;
+        received.check_against(&expect)?;
         Ok(Some((received.source, received.advert.priority)))
     }
 }
