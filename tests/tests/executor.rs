@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{RedisServer, options, require_redis, wait_info};
-use health::{Client, Snapshot};
+use health::{Client, RedisTarget, Snapshot};
 use replication::{
     Command, Context, Endpoint, Executor, Planner, PlannerConfig, Role, Rule, Target,
 };
@@ -22,15 +22,19 @@ fn endpoint(server: &RedisServer) -> Endpoint {
     }
 }
 
-fn setup(local: &RedisServer, peer: &RedisServer) -> (Planner, Executor) {
-    let planner = Planner::new(PlannerConfig {
+fn planner_config(local: &RedisServer, peer: &RedisServer) -> PlannerConfig {
+    PlannerConfig {
         peer: endpoint(peer),
         local: endpoint(local),
         catch_up_timeout: Duration::from_secs(5),
         fast_poll: Duration::from_millis(20),
         slow_poll: Duration::from_millis(200),
         isolation_timeout: None,
-    });
+    }
+}
+
+fn setup(local: &RedisServer, peer: &RedisServer) -> (Planner, Executor) {
+    let planner = Planner::new(planner_config(local, peer));
     let executor = Executor::new(
         local.client(),
         peer.client(),
@@ -322,4 +326,296 @@ async fn two_unrelated_datasets_are_left_alone() {
     }
     assert_eq!(a.client().info().await.unwrap().keys, 10);
     assert_eq!(b.client().info().await.unwrap().keys, 10);
+}
+
+/// One round that tolerates failed commands (they are recorded, as the agent does).
+async fn round_with(
+    planner: &mut Planner,
+    executor: &mut Executor,
+    role: Role,
+    ctx: &Context,
+) -> (Rule, Vec<Command>, Vec<Result<Option<String>, String>>) {
+    let (local, peer) = executor.observe(None).await;
+    let mut ctx = ctx.clone();
+    if let Err(failure) = &peer {
+        ctx.peer_failure = *failure;
+    }
+    let plan = planner.plan(
+        Instant::now(),
+        role,
+        local.ok().as_ref(),
+        peer.ok().as_ref(),
+        &ctx,
+    );
+    let mut results = Vec::new();
+    for command in &plan.commands {
+        let result = executor.run(command).await.map_err(|e| e.to_string());
+        planner.record(
+            Instant::now(),
+            command,
+            result.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let failed = result.is_err();
+        results.push(result);
+        if failed {
+            break;
+        }
+    }
+    (plan.rule, plan.commands, results)
+}
+
+const USER: &str = "redha";
+const PASSWORD: &str = "s3cret";
+
+fn as_user(server: &RedisServer) -> Client {
+    Client::new(
+        RedisTarget::new(server.address()).with_user(USER, PASSWORD),
+        options(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_fence_blocks_the_promotion_until_redis_allows_it() {
+    if !require_redis("a_refused_fence_blocks_the_promotion_until_redis_allows_it") {
+        return;
+    }
+    let old = RedisServer::start(&[]);
+    let password = format!(">{PASSWORD}");
+    old.client()
+        .command(&[
+            "ACL",
+            "SETUSER",
+            USER,
+            "on",
+            &password,
+            "~*",
+            "&*",
+            "+@all",
+            "-client|pause",
+        ])
+        .await
+        .expect("ACL SETUSER");
+    let new = RedisServer::start(&["--replicaof", "127.0.0.1", &old.port.to_string()]);
+    let mut new_client = new.client();
+    wait_info(
+        &mut new_client,
+        Duration::from_secs(10),
+        "replica link up",
+        Snapshot::link_up,
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = start_writer(&old, stop.clone());
+
+    let (mut planner, _) = setup(&new, &old);
+    let mut executor = Executor::new(new.client(), as_user(&old), endpoint(&new), endpoint(&old));
+    // For two seconds: the pause is refused (NOPERM), nothing is promoted.
+    let started = Instant::now();
+    let mut refused = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        let (rule, commands, results) = round_with(
+            &mut planner,
+            &mut executor,
+            Role::Master,
+            &Context::default(),
+        )
+        .await;
+        assert!(
+            !commands.contains(&Command::ReplicaOfNoOne(Target::Local)),
+            "promoted over an unfenced master: {rule}"
+        );
+        refused += results
+            .iter()
+            .filter(|r| r.as_ref().is_err_and(|e| e.contains("NOPERM")))
+            .count();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Asked once at first, then again after a second: two refusals, no more.
+    assert_eq!(refused, 2, "the fence is retried once a second");
+    // The operator fixes the ACL: the next fence holds and the promotion follows.
+    let mut admin = old.client();
+    admin
+        .command(&["ACL", "SETUSER", USER, "+client|pause"])
+        .await
+        .expect("ACL SETUSER");
+    let fixed = Instant::now();
+    loop {
+        let (rule, commands, _) = round_with(
+            &mut planner,
+            &mut executor,
+            Role::Master,
+            &Context::default(),
+        )
+        .await;
+        if commands.contains(&Command::ReplicaOfNoOne(Target::Local)) {
+            assert!(matches!(rule, Rule::Promote { .. }), "{rule}");
+            break;
+        }
+        assert!(
+            fixed.elapsed() < Duration::from_secs(5),
+            "no promotion: {rule}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    let missing = has_keys(&mut new_client, &acked).await;
+    assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_loser_is_saved_to_an_rdb_file_before_it_is_resynced() {
+    if !require_redis("a_split_loser_is_saved_to_an_rdb_file_before_it_is_resynced") {
+        return;
+    }
+    let old = RedisServer::start(&["--repl-diskless-sync-delay", "0"]);
+    let new = RedisServer::start(&[
+        "--replicaof",
+        "127.0.0.1",
+        &old.port.to_string(),
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    let mut old_client = old.client();
+    let mut new_client = new.client();
+    set_keys(&mut old_client, 0..100).await;
+    wait_info(&mut new_client, Duration::from_secs(10), "caught up", |s| {
+        s.link_up() && s.keys == 100
+    })
+    .await;
+    // The split: the replica is promoted; both sides go on taking writes.
+    new_client.replicaof_no_one().await.expect("promote");
+    for n in 0..20 {
+        old_client
+            .command(&["SET", &format!("old:{n}"), "v"])
+            .await
+            .expect("SET");
+        new_client
+            .command(&["SET", &format!("new:{n}"), "v"])
+            .await
+            .expect("SET");
+    }
+    let saved = common::TempDir::new("saved");
+    let (mut planner, executor) = setup(&new, &old);
+    let mut executor = executor.with_save(replication::executor::SaveConfig {
+        dir: saved.path.clone(),
+        timeout: Duration::from_secs(10),
+    });
+    // The old master's agent is gone: the promoted side saves it, then resyncs it.
+    let (rule, commands, results) = round_with(
+        &mut planner,
+        &mut executor,
+        Role::Master,
+        &Context::default(),
+    )
+    .await;
+    assert!(
+        matches!(
+            rule,
+            Rule::SplitResolved {
+                kept: Target::Local,
+                ..
+            }
+        ),
+        "{rule}"
+    );
+    assert_eq!(
+        commands,
+        [
+            Command::SaveDataset(Target::Peer),
+            Command::ReplicaOf(Target::Peer)
+        ]
+    );
+    let detail = results[0].clone().expect("saved").expect("a file");
+    let files = saved.files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(detail.contains(&files[0]), "{detail}");
+    // The saved file holds the loser's writes past the fork.
+    let scratch = RedisServer::start(&[
+        "--dir",
+        saved.path.to_str().unwrap(),
+        "--dbfilename",
+        &files[0],
+    ]);
+    let mut scratch_client = scratch.client();
+    for n in 0..20 {
+        let v = scratch_client
+            .command(&["EXISTS", &format!("old:{n}")])
+            .await
+            .unwrap();
+        assert_eq!(v, "1", "old:{n} is not in the saved dataset");
+    }
+    // And the loser now follows the winner, with the winner's data.
+    wait_info(
+        &mut old_client,
+        Duration::from_secs(10),
+        "old follows new",
+        |s| s.link_up() && s.keys == 120,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_isolation_fence_makes_a_master_without_its_replica_refuse_writes() {
+    if !require_redis("the_isolation_fence_makes_a_master_without_its_replica_refuse_writes") {
+        return;
+    }
+    let master = RedisServer::start(&[]);
+    let mut replica = RedisServer::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    let mut replica_client = replica.client();
+    wait_info(
+        &mut replica_client,
+        Duration::from_secs(10),
+        "replica link up",
+        Snapshot::link_up,
+    )
+    .await;
+    let (_, executor) = setup(&master, &replica);
+    let mut planner = Planner::new(PlannerConfig {
+        isolation_timeout: Some(Duration::from_secs(1)),
+        ..planner_config(&master, &replica)
+    });
+    let mut executor = executor.with_isolation_timeout(Duration::from_secs(1));
+    let (_, commands, results) = round_with(
+        &mut planner,
+        &mut executor,
+        Role::Master,
+        &Context::default(),
+    )
+    .await;
+    assert_eq!(commands, [Command::IsolationFence(true)]);
+    assert!(results[0].is_ok(), "{results:?}");
+    // The replica goes silent (a partition): writes are refused within the lag
+    // plus Redis's once-a-second check, and a margin.
+    let paused = replica.pause();
+    let mut client = master.client();
+    let silent = Instant::now();
+    loop {
+        match client.command(&["SET", "probe", "v"]).await {
+            Err(e) if e.to_string().contains("NOREPLICAS") => break,
+            _ => assert!(
+                silent.elapsed() < Duration::from_secs(4),
+                "writes still acknowledged"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused_after = silent.elapsed();
+    drop(paused);
+    // The replica's Redis is down (connections refused): evidence; writes go on.
+    replica.kill();
+    let (_, commands, _) = round_with(
+        &mut planner,
+        &mut executor,
+        Role::Master,
+        &Context::default(),
+    )
+    .await;
+    assert_eq!(commands, [Command::IsolationFence(false)]);
+    client
+        .command(&["SET", "probe", "v"])
+        .await
+        .expect("writes accepted again");
+    eprintln!("writes refused {refused_after:?} after the replica went silent");
 }

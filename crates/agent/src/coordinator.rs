@@ -632,7 +632,14 @@ impl Coordinator {
     }
 
     async fn plan_and_execute(&mut self, role: Role, healthy: bool) -> Plan {
-        let me = self.claim(None);
+        // A node that is handing over claims no mastership: the peer, once VRRP
+        // master, must promote rather than yield to it.
+        let me = self.claim(None).map(|mut c| {
+            if role == Role::Stopping {
+                c.state = ClaimState::Fault;
+            }
+            c
+        });
         let side = self.redis.as_mut().expect("redis side");
         let rep = side.replication.as_mut().expect("replication configured");
         let (local, mut peer) = Self::observe(rep, healthy).await;

@@ -292,6 +292,20 @@ impl Planner {
         }
     }
 
+    /// Out of the election; our Redis follows the peer's (once that is a master):
+    /// the peer holds writes ours lacks, or won the split.
+    fn step_out(
+        commands: &mut Vec<Command>,
+        peer: &Snapshot,
+        save_first: bool,
+        rule: Rule,
+    ) -> (bool, Rule) {
+        if peer.is_master() {
+            commands.extend(Self::resync(Target::Local, save_first));
+        }
+        (false, rule)
+    }
+
     /// Lifts a fence that the promotion it protected no longer needs.
     fn abandon_catch_up(&mut self) -> Vec<Command> {
         match self.operation.take() {
@@ -373,25 +387,20 @@ impl Planner {
                 (true, Rule::AttachPeer { relation })
             }
             Standing::PeerAhead => {
-                if peer.is_master() {
-                    commands.extend(Self::resync(Target::Local, ctx.local_vouched));
-                }
-                (false, Rule::FollowNewer { relation })
+                let rule = Rule::FollowNewer { relation };
+                Self::step_out(&mut commands, peer, ctx.local_vouched, rule)
             }
             Standing::Split {
                 winner: Some(Target::Peer),
                 ours,
                 ..
             } => {
-                if peer.is_master() {
-                    commands.extend(Self::resync(Target::Local, true));
-                }
                 let rule = Rule::SplitResolved {
                     relation,
                     kept: Target::Peer,
                     discarded: ours,
                 };
-                (false, rule)
+                Self::step_out(&mut commands, peer, true, rule)
             }
             // Promoted during the split, or no winner by history: the VIP holder's
             // side is kept.
@@ -559,23 +568,18 @@ impl Planner {
         let (relation, standing) = compare(local, peer);
         let (eligible, rule) = match standing {
             Standing::PeerAhead => {
-                if peer.is_master() {
-                    commands.extend(Self::resync(Target::Local, ctx.local_vouched));
-                }
-                (false, Rule::FollowNewer { relation })
+                let rule = Rule::FollowNewer { relation };
+                Self::step_out(&mut commands, peer, ctx.local_vouched, rule)
             }
             Standing::Split { winner, ours, .. }
                 if winner == Some(Target::Peer) || (winner.is_none() && peer_is_master) =>
             {
-                if peer.is_master() {
-                    commands.extend(Self::resync(Target::Local, true));
-                }
                 let rule = Rule::SplitResolved {
                     relation,
                     kept: Target::Peer,
                     discarded: ours,
                 };
-                (false, rule)
+                Self::step_out(&mut commands, peer, true, rule)
             }
             Standing::Equal if !peer_is_master => {
                 let why = "the peer does not hold the VIP";
