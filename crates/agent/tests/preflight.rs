@@ -2,7 +2,6 @@
 //! a user without a command redha needs is named, with the rule to add.
 
 #[path = "../../health/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::process::{Command, Stdio};
