@@ -1,8 +1,9 @@
 //! Wiring: the configuration goes in; the VRRP instance, the coordinator, the control
 //! socket and the metrics listener run; signals stop or reload them.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -101,12 +102,14 @@ async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Ru
             .handle
             .command(vrrp::Command::Reconfigure(Box::new(new_instance.clone())))
             .await;
-        running.instance = new_instance;
+        running.instance = new_instance.clone();
+        *running.view.lock().unwrap_or_else(|e| e.into_inner()) = new_instance;
         running.hooks.reconfigure(new.vrrp.hooks());
-        running.stop_services().await;
+        running.stop_coordinator().await;
+        running.update_servers(&new, shared).await;
         running.config = new;
         let in_fault = running.handle.status().borrow().state == vrrp::State::Fault;
-        running.start_services(shared.clone(), in_fault)?;
+        running.start_coordinator(shared.clone(), in_fault)?;
         Ok(running)
     } else {
         warn!(
@@ -129,12 +132,31 @@ async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Ru
 struct Running {
     config: Config,
     instance: InstanceConfig,
+    /// The instance as the control socket and the metrics page show it: replaced on
+    /// an in-place reload, so that listeners kept across it show the new one.
+    view: Arc<Mutex<InstanceConfig>>,
     handle: InstanceHandle,
     task: JoinHandle<Result<(), vrrp::driver::DriverError>>,
     requests: Option<mpsc::Sender<Request>>,
     coordinator: Option<JoinHandle<()>>,
-    servers: Vec<JoinHandle<()>>,
+    control: Option<Server<PathBuf>>,
+    metrics: Option<Server<SocketAddr>>,
     hooks: Arc<HookRunner>,
+}
+
+/// A listener task and where it listens.
+struct Server<A> {
+    at: A,
+    task: JoinHandle<()>,
+}
+
+impl<A> Server<A> {
+    /// Ends the task and waits until it has ended, so that its socket is closed
+    /// (the address can be bound again) when this returns.
+    async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
 }
 
 impl Running {
@@ -160,66 +182,159 @@ impl Running {
             .await
             .with_context(|| format!("starting VRRP instance {}", instance.name))?;
         let mut running = Running {
+            view: Arc::new(Mutex::new(instance.clone())),
             config,
             instance,
             handle,
             task,
             requests: None,
             coordinator: None,
-            servers: Vec::new(),
+            control: None,
+            metrics: None,
             hooks: Arc::new(HookRunner::spawn(instance_name, hooks)),
         };
-        running.start_services(shared, in_fault)?;
+        running.start_coordinator(shared.clone(), in_fault)?;
+        let socket = running.config.control.socket.clone();
+        running.control = Some(running.open_control(&socket, &shared)?);
+        if let Some(listen) = running.config.metrics.as_ref().map(|m| m.listen) {
+            running.metrics = Some(running.open_metrics(listen, &shared)?);
+        }
         Ok(running)
     }
 
-    /// The coordinator, the control socket and the metrics listener.
-    fn start_services(&mut self, shared: Shared, in_fault: bool) -> Result<()> {
+    /// The coordinator: Redis health and replication, gating the VRRP instance.
+    fn start_coordinator(&mut self, shared: Shared, in_fault: bool) -> Result<()> {
         let (tx, rx) = mpsc::channel(1);
         let coordinator = Coordinator::new(
             &self.config,
             self.handle.clone(),
-            shared.clone(),
+            shared,
             self.hooks.clone(),
             in_fault,
         )?;
         self.coordinator = Some(tokio::spawn(coordinator.run(rx)));
         self.requests = Some(tx);
-
-        let socket = self.config.control.socket.clone();
-        let (instance, handle, state) =
-            (self.instance.clone(), self.handle.clone(), shared.clone());
-        let server = control::serve(&socket, move |request| {
-            (request == "status").then(|| status::document(&instance, &handle, &state))
-        })
-        .with_context(|| format!("opening the control socket {}", socket.display()))?;
-        info!(socket = %socket.display(), "control socket ready (redha status)");
-        self.servers.push(server);
-
-        if let Some(m) = &self.config.metrics {
-            let (instance, handle, state) = (self.instance.clone(), self.handle.clone(), shared);
-            let listen = m.listen;
-            let listener = std::net::TcpListener::bind(listen)
-                .with_context(|| format!("opening the metrics listener on {listen}"))?;
-            let server = metrics::serve(listener, move || {
-                metrics::render(&instance, &handle, &state)
-            })
-            .with_context(|| format!("serving metrics on {listen}"))?;
-            info!(listen = %listen, "metrics on http://{listen}/metrics");
-            self.servers.push(server);
-        }
         Ok(())
     }
 
+    /// Binds the control socket at `path` and serves `redha status` on it.
+    fn open_control(&self, path: &Path, shared: &Shared) -> Result<Server<PathBuf>> {
+        let (view, handle, state) = (self.view.clone(), self.handle.clone(), shared.clone());
+        let task = control::serve(path, move |request| {
+            let instance = view.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            (request == "status").then(|| status::document(&instance, &handle, &state))
+        })
+        .with_context(|| format!("opening the control socket {}", path.display()))?;
+        info!(socket = %path.display(), "control socket ready (redha status)");
+        Ok(Server {
+            at: path.to_path_buf(),
+            task,
+        })
+    }
+
+    /// Binds the metrics listener on `listen` and serves `GET /metrics` on it.
+    fn open_metrics(&self, listen: SocketAddr, shared: &Shared) -> Result<Server<SocketAddr>> {
+        let (view, handle, state) = (self.view.clone(), self.handle.clone(), shared.clone());
+        let listener = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("opening the metrics listener on {listen}"))?;
+        let task = metrics::serve(listener, move || {
+            let instance = view.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            metrics::render(&instance, &handle, &state)
+        })
+        .with_context(|| format!("serving metrics on {listen}"))?;
+        info!(listen = %listen, "metrics on http://{listen}/metrics");
+        Ok(Server { at: listen, task })
+    }
+
+    /// An in-place reload: a listener whose address is unchanged is kept as it is
+    /// (it shows the new configuration through `view`); a moved one is opened at
+    /// its new address before the old one is closed, and if that fails the old one
+    /// is closed first and the new address tried again. A listener that cannot be
+    /// opened is an ERROR, never a reason to stop: the VIP matters more.
+    async fn update_servers(&mut self, new: &Config, shared: &Shared) {
+        let socket = &new.control.socket;
+        if self.control.as_ref().is_none_or(|c| c.at != *socket) {
+            match self.open_control(socket, shared) {
+                Ok(server) => {
+                    if let Some(old) = self.control.replace(server) {
+                        let _ = std::fs::remove_file(&old.at);
+                        info!(old = %old.at.display(), new = %socket.display(), "SIGHUP: control socket moved");
+                        old.stop().await;
+                    }
+                }
+                Err(e) => {
+                    error!("SIGHUP: {e:#}; the control socket stays where it was");
+                }
+            }
+        }
+        let listen = new.metrics.as_ref().map(|m| m.listen);
+        if self.metrics.as_ref().map(|m| m.at) == listen {
+            return;
+        }
+        let Some(listen) = listen else {
+            if let Some(old) = self.metrics.take() {
+                info!(old = %old.at, "SIGHUP: metrics listener closed ([metrics] removed)");
+                old.stop().await;
+            }
+            return;
+        };
+        let first = match self.open_metrics(listen, shared) {
+            Ok(server) => Ok(server),
+            // The new address may overlap the old one (same port, another
+            // address): close the old listener and try again.
+            Err(e) => match self.metrics.take() {
+                Some(old) => {
+                    let at = old.at;
+                    old.stop().await;
+                    let again = self.open_metrics(listen, shared);
+                    if again.is_ok() {
+                        info!(old = %at, new = %listen, "SIGHUP: metrics listener moved (the addresses overlap: the old one was closed first)");
+                    }
+                    again.map_err(|_| (e, Some(at)))
+                }
+                None => Err((e, None)),
+            },
+        };
+        match first {
+            Ok(server) => {
+                if let Some(old) = self.metrics.replace(server) {
+                    info!(old = %old.at, new = %listen, "SIGHUP: metrics listener moved");
+                    old.stop().await;
+                }
+            }
+            Err((e, old)) => {
+                error!("SIGHUP: {e:#}; the metrics are not served at the new address");
+                if let Some(at) = old {
+                    match self.open_metrics(at, shared) {
+                        Ok(server) => {
+                            warn!(listen = %at, "SIGHUP: metrics stay on the old address");
+                            self.metrics = Some(server);
+                        }
+                        Err(e) => error!("SIGHUP: {e:#}; metrics are off until the next reload"),
+                    }
+                }
+            }
+        }
+    }
+
     /// Stops the coordinator without touching the VRRP instance.
-    async fn stop_services(&mut self) {
+    async fn stop_coordinator(&mut self) {
         self.requests = None;
         if let Some(c) = self.coordinator.take() {
             c.abort();
             let _ = c.await;
         }
-        for s in self.servers.drain(..) {
-            s.abort();
+    }
+
+    /// Closes the control socket and the metrics listener, waiting until they are
+    /// closed.
+    async fn stop_servers(&mut self) {
+        if let Some(control) = self.control.take() {
+            let _ = std::fs::remove_file(&control.at);
+            control.stop().await;
+        }
+        if let Some(metrics) = self.metrics.take() {
+            metrics.stop().await;
         }
     }
 
@@ -235,10 +350,7 @@ impl Running {
             let _ = c.await;
         }
         self.handle.shutdown().await;
-        for s in self.servers.drain(..) {
-            s.abort();
-        }
-        let _ = std::fs::remove_file(&self.config.control.socket);
+        self.stop_servers().await;
         // notify_stop and `notify ... STOP`, then the queued hooks, bounded.
         let priority = self.config.vrrp.priority.0;
         self.hooks.notify(HookState::Stop, priority);
