@@ -475,17 +475,29 @@ impl Coordinator {
     /// not take writes while it holds the VIP). Any other failed read of a Redis that
     /// is healthy by its checks (a slow answer) is `Err`: only `fall` failed checks are
     /// a reason to act, so the caller skips this round.
+    ///
+    /// A peer that did not answer is not read again within [`PEER_RETRY`], nor at
+    /// all when `promoting` (we hold the VIP and our Redis was a replica): a
+    /// promotion never waits on a silent peer.
     async fn observe(
         rep: &mut Replication,
         healthy: bool,
+        promoting: bool,
+        vrrp: &watch::Receiver<Status>,
     ) -> (Result<Option<Snapshot>, ()>, Result<Snapshot, PeerFailure>) {
         let (local, peer) = match rep.peer_failed {
-            Some((failure, at)) if at.elapsed() < PEER_RETRY => {
+            Some((failure, at)) if promoting || at.elapsed() < PEER_RETRY => {
                 (rep.executor.observe_local().await, Err(failure))
             }
             _ => {
                 let limit = (!rep.peer_reachable).then_some(PEER_UNREACHABLE_LIMIT);
-                let (local, peer) = rep.executor.observe(limit).await;
+                // A VRRP change (becoming master above all) cuts short the read of
+                // a peer that did not answer last time.
+                let mut vrrp = vrrp.clone();
+                let changed = async move {
+                    let _ = vrrp.changed().await;
+                };
+                let (local, peer) = rep.executor.observe_abandoning(limit, changed).await;
                 rep.peer_failed = peer.as_ref().err().map(|f| (*f, Instant::now()));
                 (local, peer)
             }
@@ -642,7 +654,8 @@ impl Coordinator {
         });
         let side = self.redis.as_mut().expect("redis side");
         let rep = side.replication.as_mut().expect("replication configured");
-        let (local, mut peer) = Self::observe(rep, healthy).await;
+        let promoting = role == Role::Master && self.local_follows;
+        let (local, mut peer) = Self::observe(rep, healthy, promoting, &self.vrrp_status).await;
         let Ok(mut local) = local else {
             // Healthy by its checks, but this read failed: look again soon.
             return Plan {
@@ -796,7 +809,7 @@ impl Coordinator {
                 break;
             }
         }
-        let (after_local, after_peer) = Self::observe(rep, healthy).await;
+        let (after_local, after_peer) = Self::observe(rep, healthy, false, &self.vrrp_status).await;
         let after_local = after_local.ok().flatten();
         let after_peer = after_peer.ok();
         self.shared.event(

@@ -128,21 +128,37 @@ impl Executor {
         &mut self,
         peer_limit: Option<Duration>,
     ) -> (Result<Snapshot, ClientError>, Result<Snapshot, PeerFailure>) {
+        self.observe_abandoning(peer_limit, std::future::pending())
+            .await
+    }
+
+    /// [`observe`](Self::observe), but a bounded read of the peer (`peer_limit`)
+    /// is also abandoned, as unreachable, the moment `abandon` resolves (the node
+    /// just became master: a promotion must not wait on a silent peer).
+    pub async fn observe_abandoning(
+        &mut self,
+        peer_limit: Option<Duration>,
+        abandon: impl Future<Output = ()>,
+    ) -> (Result<Snapshot, ClientError>, Result<Snapshot, PeerFailure>) {
         let peer = async {
             let failure = |e: ClientError| match e.is_connection_failure() {
                 true => PeerFailure::Refused,
                 false => PeerFailure::Silent,
             };
-            match peer_limit {
-                None => self.peer.info().await.map_err(failure),
-                Some(limit) => match tokio::time::timeout(limit, self.peer.info()).await {
-                    Ok(result) => result.map_err(failure),
-                    Err(_) => {
-                        // Cut short: the connection's state is unknown; start afresh.
-                        self.peer.disconnect();
-                        Err(PeerFailure::Silent)
-                    }
-                },
+            let Some(limit) = peer_limit else {
+                return self.peer.info().await.map_err(failure);
+            };
+            let read = tokio::select! {
+                read = tokio::time::timeout(limit, self.peer.info()) => read.ok(),
+                () = abandon => None,
+            };
+            match read {
+                Some(result) => result.map_err(failure),
+                None => {
+                    // Cut short: the connection's state is unknown; start afresh.
+                    self.peer.disconnect();
+                    Err(PeerFailure::Silent)
+                }
             }
         };
         tokio::join!(self.local.info(), peer)
