@@ -389,6 +389,26 @@ fn cases() -> Vec<Case> {
             ctx: Context::default(),
         },
         Case {
+            name: "start-up, both empty: a peer that detached (an id of its own, no keys) becomes our replica",
+            role: Role::Master,
+            local: Some(fresh()),
+            peer: Some(promoted(R2, R1, 0, 0, 0)),
+            commands: vec![ReplicaOf(Peer)],
+            eligible: true,
+            rule: |r| matches!(r, Rule::AttachPeer { .. }),
+            ctx: Context::default(),
+        },
+        Case {
+            name: "backup: our empty Redis syncing from an empty master: nothing to lose, no detach",
+            role: PEER_MASTER,
+            local: Some(replica_of(promoted(R2, R1, 0, 0, 0), PEER_HOST, false)),
+            peer: Some(fresh()),
+            commands: vec![],
+            eligible: true,
+            rule: |r| matches!(r, Rule::LinkDownSameHistory),
+            ctx: Context::default(),
+        },
+        Case {
             name: "stopping without a live replica: hand over at once",
             role: Role::Stopping,
             local: Some(master(R1, 100, 10)),
@@ -811,11 +831,48 @@ fn two_vrrp_masters_make_exactly_one_redis_master_without_ping_pong() {
     );
     assert!(plan.eligible && plan.commands.is_empty(), "{plan:?}");
     assert!(matches!(plan.rule, Rule::Steady { .. }));
+    // After a while it rejoins the election (as backup: if the loss is over it
+    // hears the master and stays backup), even if the peer still claims master.
+    let plan = low_planner.plan(
+        t0 + Duration::from_secs(33),
+        Role::Fault,
+        Some(&redis_replica_of_high),
+        Some(&redis_master),
+        &low_ctx,
+    );
+    assert!(plan.eligible, "{plan:?}");
+    // A claim whose Redis is no master (an agent that stepped down and has not
+    // said so yet) is no reason to yield.
+    let mut fresh = Planner::new(PlannerConfig {
+        peer: config().local,
+        local: config().peer,
+        ..config()
+    });
+    let plan = fresh.plan(
+        t0,
+        Role::Master,
+        Some(&redis_master),
+        Some(&replica_of(master(R1, 100, 10), PEER_HOST, false)),
+        &low_ctx,
+    );
+    assert!(plan.eligible, "{plan:?}");
     // Once the winner's agent is gone (no claim), the loser may take over again.
     let alone = Context {
         me: Some(low),
         ..Context::default()
     };
+    let mut low_planner = Planner::new(PlannerConfig {
+        peer: config().local,
+        local: config().peer,
+        ..config()
+    });
+    low_planner.plan(
+        t0,
+        Role::Master,
+        Some(&redis_replica_of_high),
+        Some(&redis_master),
+        &low_ctx,
+    );
     let plan = low_planner.plan(
         t0 + Duration::from_secs(5),
         Role::Fault,

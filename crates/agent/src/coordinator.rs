@@ -738,6 +738,14 @@ impl Coordinator {
         if plan.commands.is_empty() {
             return plan;
         }
+        if !plan.eligible && !self.in_fault {
+            // Out of the election before the commands run (saving a dataset can take
+            // seconds): the VIP must not stay on a node that just lost it.
+            let reason = plan.rule.to_string();
+            if self.vrrp.command(VrrpCommand::EnterFault(reason)).await {
+                self.in_fault = true;
+            }
+        }
         for command in &plan.commands {
             let source = rep.executor.source_of(command).map(ToString::to_string);
             info!(command = %command, source = ?source, rule = %rule, local_offset = %offsets(&local), peer_offset = %offsets(&peer), "redis command");

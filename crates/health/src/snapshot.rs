@@ -155,7 +155,9 @@ pub enum ReplicaState {
 pub struct ReplicaInfo {
     /// `ip`.
     pub ip: String,
-    /// `port` (the replica's listening port, as it announced it).
+    /// `port` (the replica's listening port, as it announced it); 0 for a
+    /// connection that only takes a snapshot (`redis-cli --rdb`, redha saving a
+    /// dataset), which announces none.
     pub port: u16,
     /// `state`.
     pub state: ReplicaState,
@@ -642,6 +644,14 @@ fn parse_port(field: &str, value: &str) -> Result<u16, SnapshotError> {
     }
 }
 
+/// A replica line's port: 0 is a snapshot-only connection that announced no port.
+fn parse_replica_port(field: &str, value: &str) -> Result<u16, SnapshotError> {
+    match value {
+        "0" => Ok(0),
+        _ => parse_port(field, value),
+    }
+}
+
 /// Splits `a=1,b=2` into pairs; every item must have a `=`.
 fn sub_fields<'a>(key: &str, value: &'a str) -> Result<Vec<(&'a str, &'a str)>, SnapshotError> {
     value
@@ -678,7 +688,7 @@ fn parse_replica(key: &str, value: &str) -> Result<ReplicaInfo, SnapshotError> {
     };
     Ok(ReplicaInfo {
         ip: ip.to_string(),
-        port: parse_port(&format!("{key}.port"), required_sub(key, &sub, "port")?)?,
+        port: parse_replica_port(&format!("{key}.port"), required_sub(key, &sub, "port")?)?,
         state,
         offset: parse_u64(&format!("{key}.offset"), required_sub(key, &sub, "offset")?)?,
         lag: parse_u64(&format!("{key}.lag"), required_sub(key, &sub, "lag")?)?,
@@ -1089,5 +1099,21 @@ mod tests {
             s.replicas[0].state,
             ReplicaState::Other("rdb_transmitted".into())
         );
+    }
+
+    #[test]
+    fn a_snapshot_only_connection_shows_as_a_replica_without_a_port() {
+        // What `redis-cli --rdb` and redha's dataset save look like while they run:
+        // a replica line with port 0. The Redis is healthy all the same.
+        let extra = "slave1:ip=127.0.0.1,port=0,state=wait_bgsave,offset=0,lag=0\r\n";
+        let text = MASTER.replace(
+            "master_failover_state",
+            &format!("{extra}master_failover_state"),
+        );
+        let s = parse(&text);
+        assert_eq!(s.replicas.last().map(|r| r.port), Some(0), "{text}");
+        // A master's own port of 0 is still malformed.
+        let bad = REPLICA_UP.replace("master_port:27101", "master_port:0");
+        assert!(parse_info(&bad).is_err());
     }
 }

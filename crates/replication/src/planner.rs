@@ -55,6 +55,10 @@ pub struct PlannerConfig {
     pub isolation_timeout: Option<Duration>,
 }
 
+/// How long a node that yielded to another VRRP master stays out of the election
+/// before it tries again.
+const YIELD_HOLD: Duration = Duration::from_secs(30);
+
 /// How long after a refused fence the planner tries it again.
 const FENCE_RETRY: Duration = Duration::from_secs(1);
 
@@ -155,8 +159,10 @@ pub struct Planner {
     /// peer with its link up.
     wait_for_link: bool,
     /// Yielded to a peer agent that claimed master and won the tie-break: out of
-    /// the election while it claims master.
-    yielded: bool,
+    /// the election while it claims master, until this time; then the node rejoins
+    /// (as backup: if the one-way loss is over, it hears the master and stays
+    /// backup; if not, it becomes master again and yields again).
+    yielded: Option<Instant>,
     /// The isolation fence as Redis last confirmed it: (run id, on).
     isolation: Option<(String, bool)>,
     /// The isolation fence command sent and not yet confirmed.
@@ -171,7 +177,7 @@ impl Planner {
             operation: None,
             fence_refused: None,
             wait_for_link: false,
-            yielded: false,
+            yielded: None,
             isolation: None,
             isolation_sent: None,
         }
@@ -205,9 +211,11 @@ impl Planner {
             match role {
                 Role::Stopping => self.as_stopping(now, local, peer),
                 Role::Master if local.is_replica() => self.promote(now, local, peer, ctx),
-                Role::Master => self.as_master(local, peer, ctx),
-                Role::Backup { peer_is_master } => self.as_backup(local, peer, ctx, peer_is_master),
-                Role::Fault => self.as_backup(local, peer, ctx, false),
+                Role::Master => self.as_master(now, local, peer, ctx),
+                Role::Backup { peer_is_master } => {
+                    self.as_backup(now, local, peer, ctx, peer_is_master)
+                }
+                Role::Fault => self.as_backup(now, local, peer, ctx, false),
             }
         };
         self.add_isolation_fence(&mut plan, local, peer, ctx);
@@ -319,12 +327,14 @@ impl Planner {
 
     /// Two VRRP masters whose Redis servers reach each other: the one that loses
     /// VRRP's tie-break leaves the election.
-    fn yield_to_peer(&mut self, ctx: &Context) -> Option<Plan> {
+    fn yield_to_peer(&mut self, now: Instant, peer: &Snapshot, ctx: &Context) -> Option<Plan> {
         let (me, them) = (ctx.me.as_ref()?, ctx.peer_agent.as_ref()?);
-        if them.state != ClaimState::Master || !them.outranks(me) {
+        // A claim can be stale (an agent that just stepped down and has not said so
+        // yet), so it counts only while the peer's Redis is a master too.
+        if them.state != ClaimState::Master || !them.outranks(me) || !peer.is_master() {
             return None;
         }
-        self.yielded = true;
+        self.yielded = Some(now + YIELD_HOLD);
         let commands = self.abandon_catch_up();
         let rule = Rule::YieldToPeer {
             peer_priority: them.priority,
@@ -360,12 +370,18 @@ impl Planner {
     }
 
     /// Master with our Redis a master.
-    fn as_master(&mut self, local: &Snapshot, peer: Option<&Snapshot>, ctx: &Context) -> Plan {
+    fn as_master(
+        &mut self,
+        now: Instant,
+        local: &Snapshot,
+        peer: Option<&Snapshot>,
+        ctx: &Context,
+    ) -> Plan {
         let lift = self.abandon_catch_up();
         let Some(peer) = peer else {
             return self.plan_of(lift, true, Rule::MasterAlone, false);
         };
-        if let Some(plan) = self.yield_to_peer(ctx) {
+        if let Some(plan) = self.yield_to_peer(now, peer, ctx) {
             return plan;
         }
         if self.is_our_replica(peer) {
@@ -444,7 +460,7 @@ impl Planner {
         let Some(peer) = peer else {
             return promote_now(self, "the peer's Redis is unreachable");
         };
-        if let Some(plan) = self.yield_to_peer(ctx) {
+        if let Some(plan) = self.yield_to_peer(now, peer, ctx) {
             return plan;
         }
         if peer.is_fresh_empty() {
@@ -536,26 +552,27 @@ impl Planner {
     /// Backup or fault.
     fn as_backup(
         &mut self,
+        now: Instant,
         local: &Snapshot,
         peer: Option<&Snapshot>,
         ctx: &Context,
         peer_is_master: bool,
     ) -> Plan {
         let mut commands = self.abandon_catch_up();
-        if self.yielded {
-            let claims_master = ctx
+        if let Some(until) = self.yielded {
+            let them = ctx
                 .peer_agent
                 .as_ref()
-                .is_some_and(|c| c.state == ClaimState::Master);
-            match (claims_master, ctx.peer_agent.as_ref()) {
-                (true, Some(them)) if peer.is_some() => {
+                .filter(|c| c.state == ClaimState::Master && peer.is_some() && now < until);
+            match them {
+                Some(them) => {
                     let rule = Rule::YieldToPeer {
                         peer_priority: them.priority,
                         peer_address: them.address,
                     };
                     return self.plan_of(commands, false, rule, false);
                 }
-                _ => self.yielded = false,
+                None => self.yielded = None,
             }
         }
         if self.follows_peer(local) {
@@ -621,6 +638,10 @@ impl Planner {
             commands.push(Command::ReplicaOfNoOne(Target::Local));
             planner.plan_of(commands, eligible, Rule::Detach { why }, false)
         };
+        if local.keys == 0 {
+            // Nothing of ours to protect: a resync can only bring data.
+            return self.plan_of(commands, eligible, Rule::LinkDownSameHistory, false);
+        }
         if ctx.peer_dropped {
             return detach(
                 self,

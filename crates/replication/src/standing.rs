@@ -105,17 +105,14 @@ pub fn compare(local: &Snapshot, peer: &Snapshot) -> (Relation, Standing) {
                 },
             }
         }
-        Relation::Unrelated => {
-            let local_empty = local.is_fresh_empty() || (local.keys == 0 && peer.keys > 0);
-            let peer_empty = peer.is_fresh_empty() || (peer.keys == 0 && local.keys > 0);
-            match (local_empty, peer_empty) {
-                (true, true) => Standing::Equal,
-                (true, false) => Standing::PeerAhead,
-                (false, true) => Standing::LocalAhead,
-                (false, false) if local.keys == 0 && peer.keys == 0 => Standing::Equal,
-                (false, false) => Standing::Unrelated,
-            }
-        }
+        // No history in common: only keys can tell (an empty Redis, with or
+        // without an id of its own, has nothing to lose).
+        Relation::Unrelated => match (local.keys, peer.keys) {
+            (0, 0) => Standing::Equal,
+            (0, _) => Standing::PeerAhead,
+            (_, 0) => Standing::LocalAhead,
+            _ => Standing::Unrelated,
+        },
     };
     (relation, standing)
 }
