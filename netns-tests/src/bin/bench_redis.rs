@@ -2,39 +2,56 @@
 //! for redha, for keepalived 2.2 with the classic notify scripts of DESIGN.md, and for
 //! Redis Sentinel, all in one run, in network namespaces.
 //!
-//! Scenarios (each in a fresh three-host lab: Redis on hosts 1 and 2, the client on
-//! host 3 writing a sequential key every 10 ms): Redis SIGKILLed on the master and
-//! restarted empty 5 s later; the agent killed on the master; a planned switchover; the
-//! master's Redis restarted empty at once; a 10 s partition of the master's host.
+//! Scenarios (each in a fresh lab: Redis on hosts 1 and 2, the client on host 3 writing
+//! a sequential key every 10 ms). Without persistence: 1. Redis SIGKILLed on the master
+//! and restarted empty 5 s later; 2. the agent killed on the master; 3. a planned
+//! switchover; 4. the master's Redis restarted empty at once; 5. a 10 s partition of the
+//! master's host. The conditions users run (issue 7): a. the master's Redis SIGKILLed
+//! and, once the peer took over, restarted from its own files (Redis 7's default RDB
+//! snapshots); b. a silent partition (the master's switch port leaves the bridge,
+//! carrier kept) healed after 10 s, RDB snapshots on; c. both hosts power-cycled with
+//! AOF `appendfsync always`; d. a 12 s split with a client on each side (hosts 1 + 4 vs
+//! 2 + 3; redha with `isolation_timeout = "2s"` and a witness on host 3); e1/e2. the
+//! master's Redis restarted empty at once with `repl-diskless-sync no`, and with `yes`
+//! and delay 0.
 //! Metrics: the longest gap between acknowledged writes, acknowledged writes missing on
-//! the final master, how long both hosts held the VIP, and the time to a settled pair.
+//! the final master (per client in d), how many of those are in a dataset redha saved
+//! before resyncing it, how long both hosts held the VIP, the time to a settled pair
+//! and, in d, how long the isolated side went on acknowledging writes.
 //!
-//! Run as root: `target/release/bench_redis [--advert-int N] [--runs N] [--only
-//! redha|keepalived|sentinel] [--scenario N] [--cap SECONDS]`. The Markdown table goes
-//! to stdout, progress to stderr.
+//! Run as root: `target/release/bench_redis [--scenarios 1,2,a,b,c,d,e] [--runs N]
+//! [--advert-int N] [--only redha|keepalived|sentinel] [--cap SECONDS]`. The Markdown
+//! table goes to stdout (and, after each complete run, the table so far to stderr),
+//! progress to stderr.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::ExitCode;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use netns_tests::classic;
 use netns_tests::measure::{self, Flags, HIGH, LOW, Table, spread};
 use netns_tests::redha::{self, Node, RedisSettings, VIP};
-use netns_tests::redis::{REDIS_PORT, RedisNode, RedisOpts, Reply, lab_connect, require_redis};
+use netns_tests::redis::{
+    REDIS_PORT, REDIS_SERVER, RedisNode, RedisOpts, Reply, Resp, lab_connect, require_redis,
+};
 use netns_tests::sentinel::{self, SentinelSettings};
-use netns_tests::writer::{CHECK_BATCH, Writer, key};
+use netns_tests::writer::{CHECK_BATCH, DEFAULT_PREFIX, WriteLog, Writer, client_prefix};
 use netns_tests::{Lab, Proc, keepalived, require_netns};
 
 /// The client writes one key this often.
 const WRITE_INTERVAL: Duration = Duration::from_millis(10);
 /// Steady writes before the fault.
 const STEADY: Duration = Duration::from_secs(3);
+/// Scenario a: the snapshot the master restarts from is taken this long into the
+/// steady writes (so that it is older than the data).
+const SNAPSHOT_AFTER: Duration = Duration::from_secs(1);
 /// How often the VIP holders are polled.
 const HOLDER_POLL: Duration = Duration::from_millis(50);
 /// How often the Redis roles and the sentinels' views are polled.
@@ -44,12 +61,31 @@ const STATUS_POLL: Duration = Duration::from_millis(200);
 const HOLD: Duration = Duration::from_secs(5);
 /// Scenario 1: the killed Redis is restarted (empty) this long after the kill.
 const RESTART_AFTER: Duration = Duration::from_secs(5);
-/// Scenario 5: how long the master's host is cut off.
+/// Scenarios 5 and b: how long the master's host is cut off.
 const PARTITION: Duration = Duration::from_secs(10);
+/// Scenario d: how long the switch is split.
+const SPLIT: Duration = Duration::from_secs(12);
+/// Scenario d: redha's `[replication] isolation_timeout`.
+const ISOLATION_TIMEOUT: &str = "2s";
+/// Scenario d: the witness port on host 3 (nothing listens: a refused connection is
+/// an answer).
+const WITNESS_PORT: u16 = 9;
+/// Scenario c: how long both hosts stay off.
+const POWER_OFF: Duration = Duration::from_secs(1);
+/// Scenario a: how long to wait for the peer to take over before the restart.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the start-up of a system may take before the cell counts as failed.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Timeout of the monitor's Redis and sentinel queries.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// First port of the scratch Redis servers that read saved datasets (on host 3).
+const SCRATCH_PORT: u16 = 6390;
+/// How long a scratch Redis may take to load a saved dataset.
+const SCRATCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// A cell still running this long after its watch cap aborts the benchmark (after
+/// printing what was measured): set-up, injected steps and accounting are all bounded
+/// well within it.
+const CELL_SLACK: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum System {
@@ -89,19 +125,62 @@ enum Scenario {
     Switchover,
     EmptyRestart,
     Partition,
+    /// a.
+    RdbRestart,
+    /// b.
+    SilentPartition,
+    /// c.
+    PowerCycle,
+    /// d.
+    Split,
+    /// e1.
+    EmptyDiskSync,
+    /// e2.
+    EmptyNoDelay,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 11] = [
         Scenario::RedisKill,
         Scenario::AgentKill,
         Scenario::Switchover,
         Scenario::EmptyRestart,
         Scenario::Partition,
+        Scenario::RdbRestart,
+        Scenario::SilentPartition,
+        Scenario::PowerCycle,
+        Scenario::Split,
+        Scenario::EmptyDiskSync,
+        Scenario::EmptyNoDelay,
     ];
 
-    fn number(self) -> usize {
-        Scenario::ALL.iter().position(|&s| s == self).unwrap_or(0) + 1
+    fn order(self) -> usize {
+        Scenario::ALL.iter().position(|&s| s == self).unwrap_or(0)
+    }
+
+    /// The name on the command line and in the table: 1 to 5, a to d, e1, e2.
+    fn id(self) -> &'static str {
+        ["1", "2", "3", "4", "5", "a", "b", "c", "d", "e1", "e2"][self.order()]
+    }
+
+    /// The scenarios a command-line word names (`e`: both e1 and e2).
+    fn parse(word: &str) -> Option<Vec<Scenario>> {
+        if word == "e" {
+            return Some(vec![Scenario::EmptyDiskSync, Scenario::EmptyNoDelay]);
+        }
+        if word == "all" {
+            return Some(Scenario::ALL.to_vec());
+        }
+        Scenario::ALL
+            .into_iter()
+            .find(|s| s.id() == word)
+            .map(|s| vec![s])
+    }
+
+    /// One of the issue-7 scenarios (persistence or sync settings as users run them;
+    /// the watch and the time to a settled pair count from the last injected step).
+    fn is_new(self) -> bool {
+        self.order() >= 5
     }
 
     fn title(self) -> &'static str {
@@ -121,6 +200,68 @@ impl Scenario {
                 "the master's Redis restarted empty at once (supervisor, no persistence)"
             }
             Scenario::Partition => "the master's host partitioned for 10 s, then healed",
+            Scenario::RdbRestart => {
+                "RDB snapshots (Redis 7 defaults): the master's Redis SIGKILLed, restarted \
+                 from its own older dump.rdb once the peer took over"
+            }
+            Scenario::SilentPartition => {
+                "silent partition, RDB snapshots on: the master's switch port leaves the \
+                 bridge (carrier kept), the client on the other side; healed after 10 s"
+            }
+            Scenario::PowerCycle => {
+                "both hosts power-cycled, AOF `appendfsync always`: both Redis and both \
+                 agents SIGKILLed together, Redis restarted from their files, agents \
+                 started together"
+            }
+            Scenario::Split => {
+                "split with a client on each side (hosts 1+4 vs 2+3) for 12 s, then healed; \
+                 RDB snapshots on; redha with isolation_timeout 2s and a witness on host 3"
+            }
+            Scenario::EmptyDiskSync => {
+                "the master's Redis restarted empty at once, `repl-diskless-sync no`"
+            }
+            Scenario::EmptyNoDelay => {
+                "the master's Redis restarted empty at once, `repl-diskless-sync yes`, \
+                 delay 0"
+            }
+        }
+    }
+
+    /// The Redis settings of both servers.
+    fn redis_opts(self) -> RedisOpts {
+        let o = RedisOpts::default();
+        match self {
+            Scenario::RdbRestart | Scenario::SilentPartition | Scenario::Split => o.rdb_default(),
+            Scenario::PowerCycle => o.aof_always(),
+            Scenario::EmptyDiskSync => o.disk_sync(),
+            Scenario::EmptyNoDelay => o.diskless_sync_no_delay(),
+            _ => o,
+        }
+    }
+
+    /// Hosts in the lab: the split needs a client host on the master's side.
+    fn hosts(self) -> usize {
+        if self == Scenario::Split { 4 } else { 3 }
+    }
+
+    /// The client hosts: 3, and in the split 4 too (on the master's side).
+    fn clients(self) -> Vec<usize> {
+        if self == Scenario::Split {
+            vec![3, 4]
+        } else {
+            vec![3]
+        }
+    }
+
+    /// What the time to a settled pair counts from.
+    fn settle_label(self) -> &'static str {
+        match self {
+            Scenario::RdbRestart | Scenario::EmptyDiskSync | Scenario::EmptyNoDelay => {
+                "time to a settled pair (from the restart)"
+            }
+            Scenario::SilentPartition | Scenario::Split => "time to a settled pair (from the heal)",
+            Scenario::PowerCycle => "time to a settled pair (from the agents' start)",
+            _ => "time to a settled pair (from the fault)",
         }
     }
 }
@@ -285,15 +426,21 @@ struct Deployment {
     sentinels: Vec<Proc>,
 }
 
-fn redha_node(lab: &Lab, i: usize, advert_int: u64) -> Node {
+fn redha_node(lab: &Lab, i: usize, advert_int: u64, scenario: Scenario) -> Node {
     let peer = 3 - i;
+    let mut settings =
+        RedisSettings::pair(lab.addr(peer), lab.dir().join(format!("state-h{i}.log")));
+    if scenario == Scenario::Split {
+        let _ = writeln!(
+            settings.replication_extra,
+            "isolation_timeout = {ISOLATION_TIMEOUT:?}\nwitnesses = [\"{}:{WITNESS_PORT}\"]",
+            lab.addr(3)
+        );
+    }
     Node {
         preempt: false,
         advert_int,
-        redis: Some(RedisSettings::pair(
-            lab.addr(peer),
-            lab.dir().join(format!("state-h{i}.log")),
-        )),
+        redis: Some(settings),
         ..Node::with_priority(if i == 1 { HIGH } else { LOW })
     }
 }
@@ -338,16 +485,14 @@ fn wait_settled(lab: &Lab, system: System, timeout: Duration) -> Result<usize, S
 fn deploy(
     lab: &Lab,
     system: System,
+    scenario: Scenario,
     advert_int: u64,
     redis: &[RedisNode<'_>],
 ) -> Result<(Deployment, usize), String> {
     let mut d = Deployment::default();
     match system {
         System::Redha => {
-            d.agents
-                .push(redha::start(lab, 1, &redha_node(lab, 1, advert_int)));
-            d.agents
-                .push(redha::start(lab, 2, &redha_node(lab, 2, advert_int)));
+            d.agents = start_agents(lab, system, scenario, advert_int);
         }
         System::Keepalived => {
             // The classic manual ritual: host 2 syncs from host 1 and is detached, so
@@ -418,29 +563,82 @@ fn replicate(lab: &Lab, replica: &RedisNode<'_>, source: &RedisNode<'_>) -> Resu
     Ok(())
 }
 
-/// Starts the client on host 3: writing through the VIP, or through Sentinel.
-fn start_client(lab: &Lab, system: System) -> Writer {
-    if system.has_vip() {
-        let vip: SocketAddrV4 = format!("{VIP}:{REDIS_PORT}").parse().expect("VIP");
-        Writer::start(lab, 3, vip, WRITE_INTERVAL)
-    } else {
-        sentinel::start_writer(
-            lab,
-            3,
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, sentinel::SENTINEL_PORT),
-            WRITE_INTERVAL,
-        )
+/// Starts both agents at once (redha, or keepalived with the classic scripts, without
+/// the manual ritual).
+fn start_agents(lab: &Lab, system: System, scenario: Scenario, advert_int: u64) -> Vec<Proc> {
+    match system {
+        System::Redha => (1..=2)
+            .map(|i| redha::start(lab, i, &redha_node(lab, i, advert_int, scenario)))
+            .collect(),
+        System::Keepalived => (1..=2)
+            .map(|i| classic::start(lab, i, &plain_node(i, advert_int), lab.addr(3 - i)))
+            .collect(),
+        System::Sentinel => Vec::new(),
     }
 }
 
-/// Which acknowledged keys the Redis at `addr` lacks (asked from host `from`).
-fn missing(lab: &Lab, from: usize, addr: SocketAddrV4, acked: &[u64]) -> Result<Vec<u64>, String> {
+/// Starts host `i`'s sentinel again from the configuration it rewrote (what a
+/// reboot does), unlike [`sentinel::start`], which writes a fresh one.
+fn restart_sentinel(lab: &Lab, i: usize) -> Proc {
+    let conf = lab.dir().join(format!("sentinel-h{i}.conf"));
+    let mut c = Command::new(REDIS_SERVER);
+    c.arg(&conf).arg("--sentinel");
+    lab.spawn_command(i, &format!("sentinel-h{i}"), &c)
+}
+
+/// Asks the sentinel at `at` for the master (called in the client's namespace).
+fn ask_sentinel(at: SocketAddrV4) -> Result<SocketAddrV4, netns_tests::redis::Error> {
+    let mut s = Resp::connect(at, sentinel::SENTINEL_TIMEOUT)?;
+    let reply = s.command(&["SENTINEL", "get-master-addr-by-name", sentinel::MASTER_NAME])?;
+    sentinel::parse_master_addr(&reply)?
+        .ok_or_else(|| netns_tests::redis::Error::Protocol("the sentinel knows no master".into()))
+}
+
+/// Starts the clients: one on host 3 writing `k:<n>`, or (the split) one on host 3 and
+/// one on host 4 writing `c3:<n>` and `c4:<n>`; through the VIP, or through Sentinel
+/// (host 3 asks its own sentinel; host 4, which has none, the sentinel on the master's
+/// host `m`, on its side of the split).
+fn start_clients(lab: &Lab, system: System, scenario: Scenario, m: usize) -> Vec<Writer> {
+    let hosts = scenario.clients();
+    let single = hosts.len() == 1;
+    hosts
+        .into_iter()
+        .map(|h| {
+            let prefix = if single {
+                DEFAULT_PREFIX.to_owned()
+            } else {
+                client_prefix(h)
+            };
+            if system.has_vip() {
+                let vip: SocketAddrV4 = format!("{VIP}:{REDIS_PORT}").parse().expect("VIP");
+                Writer::start_prefixed(lab, h, &prefix, vip, WRITE_INTERVAL)
+            } else {
+                let at = if h == 3 {
+                    SocketAddrV4::new(Ipv4Addr::LOCALHOST, sentinel::SENTINEL_PORT)
+                } else {
+                    sentinel::addr(lab, m)
+                };
+                Writer::start_with_prefix(lab, h, &prefix, move || ask_sentinel(at), WRITE_INTERVAL)
+            }
+        })
+        .collect()
+}
+
+/// Which acknowledged keys `<prefix><n>` the Redis at `addr` lacks (asked from host
+/// `from`).
+fn missing(
+    lab: &Lab,
+    from: usize,
+    addr: SocketAddrV4,
+    prefix: &str,
+    acked: &[u64],
+) -> Result<Vec<u64>, String> {
     let mut conn = lab_connect(lab, from, addr, Duration::from_secs(5))
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
     let mut lost = Vec::new();
     for batch in acked.chunks(CHECK_BATCH) {
         let mut cmd = vec!["MGET".to_owned()];
-        cmd.extend(batch.iter().map(|&n| key(n)));
+        cmd.extend(batch.iter().map(|&n| format!("{prefix}{n}")));
         match conn.command(&cmd) {
             Ok(Reply::Array(values)) if values.len() == batch.len() => {
                 for (&n, v) in batch.iter().zip(&values) {
@@ -454,6 +652,79 @@ fn missing(lab: &Lab, from: usize, addr: SocketAddrV4, acked: &[u64]) -> Result<
         }
     }
     Ok(lost)
+}
+
+/// The datasets redha saved before resyncing a Redis over them:
+/// `<lab>/state-h<i>.d/saved/*.rdb` of both hosts.
+fn saved_files(lab: &Lab) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for i in 1..=2 {
+        let dir = lab.dir().join(format!("state-h{i}.d")).join("saved");
+        if let Ok(rd) = fs::read_dir(&dir) {
+            out.extend(
+                rd.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "rdb")),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Which of `wanted` (per client: prefix and sequence numbers) the RDB file `rdb`
+/// holds: loads a copy of it into a scratch `redis-server` on host 3's loopback, port
+/// `port`, without persistence, and asks it (bounded by [`SCRATCH_TIMEOUT`]).
+fn in_snapshot(
+    lab: &Lab,
+    port: u16,
+    rdb: &Path,
+    wanted: &[(String, Vec<u64>)],
+) -> Result<Vec<Vec<u64>>, String> {
+    let dir = lab.dir().join(format!("bench-scratch-{port}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    fs::copy(rdb, dir.join("dump.rdb")).map_err(|e| format!("copying {}: {e}", rdb.display()))?;
+    let conf = lab.dir().join(format!("bench-scratch-{port}.conf"));
+    fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\nlogfile \"\"\n\
+             save \"\"\nappendonly no\ndir {:?}\ndbfilename dump.rdb\n",
+            dir.display().to_string()
+        ),
+    )
+    .map_err(|e| format!("writing {}: {e}", conf.display()))?;
+    let mut c = Command::new(REDIS_SERVER);
+    c.arg(&conf);
+    let proc = lab.spawn_command(3, &format!("bench-scratch-{port}"), &c);
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let up = netns_tests::wait_until(SCRATCH_TIMEOUT, Duration::from_millis(50), || {
+        !proc.is_running()
+            || lab_connect(lab, 3, addr, PROBE_TIMEOUT)
+                .and_then(|mut c| c.ping())
+                .is_ok()
+    });
+    if up.is_none() || !proc.is_running() {
+        proc.kill();
+        return Err(format!(
+            "{} does not load (scratch log {})",
+            rdb.display(),
+            proc.log_path().display()
+        ));
+    }
+    let mut present = Vec::new();
+    for (prefix, keys) in wanted {
+        let absent = missing(lab, 3, addr, prefix, keys)?;
+        present.push(
+            keys.iter()
+                .copied()
+                .filter(|n| !absent.contains(n))
+                .collect(),
+        );
+    }
+    proc.kill();
+    Ok(present)
 }
 
 /// Sequence numbers as compact ranges: `1-5, 9`.
@@ -485,21 +756,38 @@ fn ranges(keys: &[u64]) -> String {
     }
 }
 
-/// The result of one cell (one system, one scenario, one run).
+/// What one client saw in one cell.
 #[derive(Clone, Debug)]
-struct Outcome {
-    /// Longest gap between acknowledged writes, seconds.
+struct ClientOutcome {
+    /// The client's host.
+    host: usize,
+    /// Longest gap between its acknowledged writes, seconds.
     gap: f64,
     /// The longest gap is the one still open when the watch ended.
     gap_open: bool,
-    /// Acknowledged writes missing on the final master (None: it could not be read).
+    /// Its acknowledged writes missing on the final master (None: unreadable).
     lost: Option<usize>,
     acked: usize,
+    /// Of the lost ones, how many are in a dataset redha saved (None: not redha, or
+    /// a saved file could not be read).
+    saved: Option<usize>,
+    /// The split, the client on the master's side: seconds from the split to its last
+    /// write acknowledged before the heal.
+    isolated_last: Option<f64>,
+}
+
+/// The result of one cell (one system, one scenario, one run).
+#[derive(Clone, Debug)]
+struct Outcome {
+    clients: Vec<ClientOutcome>,
+    /// redha: how many datasets it saved (files in `<state_dir>/saved/`).
+    saved_files: Option<usize>,
     /// Seconds both hosts held the VIP, and whether they still did at the end.
     both: Option<(f64, bool)>,
-    /// Seconds from the fault to the start of the final settled stretch.
+    /// Seconds from the scenario's reference (the fault; for a–d the last injected
+    /// step) to the start of the final settled stretch.
     settled: Option<f64>,
-    /// Length of the watch, seconds.
+    /// Length of the watch after the reference, seconds.
     watched: f64,
     /// Where the lost writes were looked for and which were missing, and the pair's
     /// state at the end of the watch.
@@ -588,23 +876,46 @@ struct Cell<'a> {
     lab: &'a Lab,
     system: System,
     scenario: Scenario,
+    advert_int: u64,
     cap: Duration,
-    /// The watch lasts at least this long after the fault, so that a fault which acts
-    /// late (a takeover after Master_Down_Interval) is seen.
+    /// The watch lasts at least this long after the fault (for a–d: after the last
+    /// injected step), so that a fault which acts late (a takeover after
+    /// Master_Down_Interval) is seen.
     min_watch: Duration,
+}
+
+/// When the injected steps happened.
+struct Injected {
+    /// What the watch and the time to a settled pair count from.
+    reference: Instant,
+    /// The split: when it began and when it was healed.
+    split: Option<(Instant, Instant)>,
+}
+
+/// Whether host `o` took over: it alone holds the VIP (Sentinel: host 3's sentinel
+/// names it) and its Redis is a master.
+fn took_over(lab: &Lab, system: System, o: usize) -> bool {
+    let named = if system.has_vip() {
+        vip_holders(lab) == [o]
+    } else {
+        sentinel_view(lab, 3) == SView::Master(lab.addr(o))
+    };
+    named && redis_view(lab, o).0 == RView::Master
 }
 
 /// Injects the fault (and its follow-up: restart, heal) on master host `m`.
 fn inject(
     c: &Cell<'_>,
-    d: &Deployment,
+    d: &mut Deployment,
     redis: &mut [RedisNode<'_>],
     m: usize,
     t0: Instant,
     events: &mut Vec<(Duration, String)>,
-) {
+) -> Injected {
     let lab = c.lab;
     let mut note = |what: String| events.push((t0.elapsed(), what));
+    let mut reference = t0;
+    let mut split = None;
     match (c.scenario, c.system) {
         (Scenario::RedisKill, _) => {
             redis[m - 1].kill();
@@ -637,46 +948,158 @@ fn inject(
             d.agents[m - 1].signal(libc::SIGTERM);
             note(format!("SIGTERM {} on host {m}", c.system.name()));
         }
-        (Scenario::EmptyRestart, _) => {
+        (Scenario::EmptyRestart | Scenario::EmptyDiskSync | Scenario::EmptyNoDelay, _) => {
             redis[m - 1].restart_empty();
             note(format!(
                 "redis-server on host {m} killed and restarted empty (answers PING)"
             ));
         }
-        (Scenario::Partition, _) => {
+        (Scenario::Partition | Scenario::SilentPartition, _) => {
             lab.detach(m);
-            note(format!("host {m} detached from the LAN"));
+            note(format!(
+                "host {m}'s switch port taken off the bridge (carrier kept)"
+            ));
             sleep(PARTITION.saturating_sub(t0.elapsed()));
             lab.attach(m);
-            note(format!("host {m} attached again"));
+            note(format!("host {m}'s port back on the bridge"));
+            reference = Instant::now();
+        }
+        (Scenario::RdbRestart, system) => {
+            redis[m - 1].kill();
+            note(format!("SIGKILL redis-server on host {m}"));
+            let o = 3 - m;
+            match netns_tests::wait_until(TAKEOVER_TIMEOUT, Duration::from_millis(100), || {
+                took_over(lab, system, o)
+            }) {
+                Some(_) => note(format!("host {o} took over (its Redis is master)")),
+                None => note(format!(
+                    "host {o} had not taken over {:.0} s after the kill; restarting anyway",
+                    TAKEOVER_TIMEOUT.as_secs_f64()
+                )),
+            }
+            redis[m - 1].restart();
+            reference = Instant::now();
+            note(format!(
+                "redis-server on host {m} restarted from its files (dump.rdb), answers PING"
+            ));
+        }
+        (Scenario::PowerCycle, system) => {
+            match system {
+                System::Redha => {
+                    for p in &d.agents {
+                        p.kill();
+                    }
+                }
+                System::Keepalived => {
+                    for (i, p) in d.agents.iter().enumerate() {
+                        keepalived::crash(lab, i + 1, p);
+                    }
+                    for (pid, _) in classic::running_scripts(lab) {
+                        // SAFETY: kill(2) on a pid just read from /proc; at worst ESRCH.
+                        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                    }
+                }
+                System::Sentinel => {
+                    for p in d.sentinels.iter().take(2) {
+                        p.kill();
+                    }
+                }
+            }
+            for r in redis.iter() {
+                r.kill();
+            }
+            if system.has_vip() {
+                for i in 1..=2 {
+                    lab.try_run(
+                        i,
+                        "ip",
+                        ["addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+                    );
+                }
+            }
+            note(format!(
+                "power off: SIGKILL of both {} and both redis-server, VIP addresses gone",
+                match system {
+                    System::Redha => "redha",
+                    System::Keepalived => "keepalived (and their notify scripts)",
+                    System::Sentinel => "sentinels (hosts 1 and 2)",
+                }
+            ));
+            sleep(POWER_OFF);
+            for r in redis.iter_mut() {
+                r.start_again();
+            }
+            note("both redis-server restarted from their files (AOF), answer PING".into());
+            if system == System::Sentinel {
+                d.sentinels[0] = restart_sentinel(lab, 1);
+                d.sentinels[1] = restart_sentinel(lab, 2);
+            } else {
+                d.agents = start_agents(lab, system, c.scenario, c.advert_int);
+            }
+            reference = Instant::now();
+            note(format!(
+                "{} started together{}",
+                system.name(),
+                if system == System::Sentinel {
+                    " (hosts 1 and 2, from their rewritten configurations)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        (Scenario::Split, _) => {
+            let o = 3 - m;
+            let began = Instant::now();
+            lab.split(&[m, 4]);
+            note(format!(
+                "switch split: hosts {m} + 4 on one side, {o} + 3 on the other (carrier kept)"
+            ));
+            sleep(SPLIT.saturating_sub(began.elapsed()));
+            lab.heal_split();
+            reference = Instant::now();
+            split = Some((began, reference));
+            note("split healed".into());
         }
     }
+    Injected { reference, split }
 }
 
 /// Runs one cell; returns its outcome and writes its timeline to stderr and the lab.
-fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
+fn run_cell(c: &Cell<'_>) -> Result<Outcome, String> {
     let lab = c.lab;
     let began = Instant::now();
-    let opts = RedisOpts::default();
+    let opts = c.scenario.redis_opts();
     let mut redis = vec![
         RedisNode::start(lab, 1, opts.clone()),
         RedisNode::start(lab, 2, opts),
     ];
-    let (d, m) = deploy(lab, c.system, advert_int, &redis)?;
+    let (mut d, m) = deploy(lab, c.system, c.scenario, c.advert_int, &redis)?;
     eprintln!(
         "    set up in {:.1} s, master on host {m}",
         began.elapsed().as_secs_f64()
     );
-    let client = start_client(lab, c.system);
+    let clients = start_clients(lab, c.system, c.scenario, m);
     if netns_tests::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
-        client.acked_count() > 0
+        clients.iter().all(|w| w.acked_count() > 0)
     })
     .is_none()
     {
-        let log = client.stop();
-        return Err(format!("the client could not write: {}", log.summary()));
+        let logs: Vec<String> = clients.into_iter().map(|w| w.stop().summary()).collect();
+        return Err(format!("a client could not write: {}", logs.join("; ")));
     }
-    sleep(STEADY);
+    let mut snapshot_note = None;
+    if c.scenario == Scenario::RdbRestart {
+        // An older snapshot to restart from (as the save points would have taken).
+        sleep(SNAPSHOT_AFTER);
+        let r = redis[m - 1].save();
+        snapshot_note = Some(format!(
+            "SAVE on host {m} ({} writes acknowledged so far): {r:?}",
+            clients[0].acked_count()
+        ));
+        sleep(STEADY.saturating_sub(SNAPSHOT_AFTER));
+    } else {
+        sleep(STEADY);
+    }
 
     let watch = Watch {
         stop: AtomicBool::new(false),
@@ -692,19 +1115,36 @@ fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
     };
     let t0 = Instant::now();
     let mut events = Vec::new();
-    let end = thread::scope(|s| {
+    if let Some(n) = snapshot_note {
+        events.push((Duration::ZERO, n));
+    }
+    let (end, injected) = thread::scope(|s| {
         if c.system.has_vip() {
             s.spawn(|| holder_loop(lab, &watch));
         }
         s.spawn(|| status_loop(lab, c.system, t0, &watch));
-        inject(c, &d, &mut redis, m, t0, &mut events);
+        let injected = catch_unwind(AssertUnwindSafe(|| {
+            inject(c, &mut d, &mut redis, m, t0, &mut events)
+        }));
+        let injected = match injected {
+            Ok(i) => i,
+            Err(p) => {
+                watch.stop.store(true, Ordering::Relaxed);
+                return (Instant::now(), Err(panic_text(p)));
+            }
+        };
+        let base = if c.scenario.is_new() {
+            injected.reference
+        } else {
+            t0
+        };
         loop {
             let now = Instant::now();
-            if now - t0 >= c.cap {
+            if now - base >= c.cap {
                 break;
             }
             let since = lock(&watch.status).settled_since;
-            if now - t0 >= c.min_watch
+            if now - base >= c.min_watch
                 && since.is_some_and(|s| now - s >= HOLD)
                 && (c.system != System::Keepalived || classic::running_scripts(lab).is_empty())
             {
@@ -713,14 +1153,22 @@ fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
             sleep(Duration::from_millis(100));
         }
         watch.stop.store(true, Ordering::Relaxed);
-        Instant::now()
+        (Instant::now(), Ok(injected))
     });
-    let log = client.stop();
-    let watched = (end - t0).as_secs_f64();
+    let logs: Vec<WriteLog> = clients.into_iter().map(Writer::stop).collect();
+    let injected = injected.map_err(|e| format!("injecting the fault: {e}"))?;
+    let base = if c.scenario.is_new() {
+        injected.reference
+    } else {
+        t0
+    };
+    let watched = end.saturating_duration_since(base).as_secs_f64();
 
     let holders = lock(&watch.holders);
     let status = lock(&watch.status);
-    let settled_at = status.settled_since.map(|s| (s - t0).as_secs_f64());
+    let settled_at = status
+        .settled_since
+        .map(|s| s.saturating_duration_since(base).as_secs_f64());
     let both = c.system.has_vip().then(|| {
         (
             holders.both.as_secs_f64(),
@@ -728,22 +1176,8 @@ fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
         )
     });
 
-    // The gap, including one still open at the end of the watch.
-    let mut gap = log.longest_gap().as_secs_f64();
-    let mut gap_open = false;
-    if let Some(&(_, last)) = log.acked.last() {
-        let open = end
-            .saturating_duration_since(log.started + last)
-            .as_secs_f64();
-        if open > gap {
-            gap = open;
-            gap_open = true;
-        }
-    }
-
-    // Acknowledged writes on the final master: what the client reaches through the
-    // VIP, or the master the client's sentinel names.
-    let acked = log.acked_keys();
+    // Acknowledged writes on the final master: what the client on host 3 reaches
+    // through the VIP, or the master its sentinel names.
     let mut report = Vec::new();
     let target = if c.system.has_vip() {
         let via = match lab.neigh_mac(3, VIP) {
@@ -767,41 +1201,146 @@ fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
         }
     };
     let mut detail = String::new();
-    let lost = match target {
-        Some((addr, label)) => match missing(lab, 3, addr, &acked) {
-            Ok(l) => {
-                detail = format!(
-                    "final master {label}{}",
-                    if l.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" lacks k:{}", ranges(&l))
-                    }
-                );
-                report.push(format!(
-                    "final master {label}: {} of {} acknowledged writes missing{}",
-                    l.len(),
-                    acked.len(),
-                    if l.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (k:{})", ranges(&l))
-                    }
-                ));
-                Some(l.len())
+    let mut outs = Vec::new();
+    let mut lost_keys: Vec<(String, Vec<u64>)> = Vec::new();
+    for log in &logs {
+        let acked = log.acked_keys();
+        // The gap, including one still open at the end of the watch.
+        let mut gap = log.longest_gap().as_secs_f64();
+        let mut gap_open = false;
+        if let Some(&(_, last)) = log.acked.last() {
+            let open = end
+                .saturating_duration_since(log.started + last)
+                .as_secs_f64();
+            if open > gap {
+                gap = open;
+                gap_open = true;
             }
-            Err(e) => {
-                report.push(format!("final master {label} unreadable: {e}"));
-                detail = format!("final master {label} unreadable: {e}");
+        }
+        let isolated_last = match injected.split {
+            Some((from, to)) if log.client_host == 4 => Some(
+                log.acked
+                    .iter()
+                    .map(|&(_, at)| log.started + at)
+                    .filter(|&t| t >= from && t <= to)
+                    .max()
+                    .map(|t| (t - from).as_secs_f64())
+                    .unwrap_or(0.0),
+            ),
+            _ => None,
+        };
+        let who = format!("client on host {} ({}*)", log.client_host, log.prefix);
+        let lost = match &target {
+            Some((addr, label)) => match missing(lab, 3, *addr, &log.prefix, &acked) {
+                Ok(l) => {
+                    let _ = write!(
+                        detail,
+                        "{}{who}: final master {label}{}",
+                        if detail.is_empty() { "" } else { "; " },
+                        if l.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" lacks {}{}", log.prefix, ranges(&l))
+                        }
+                    );
+                    report.push(format!(
+                        "{who}: final master {label}: {} of {} acknowledged writes missing{}",
+                        l.len(),
+                        acked.len(),
+                        if l.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({}{})", log.prefix, ranges(&l))
+                        }
+                    ));
+                    let n = l.len();
+                    lost_keys.push((log.prefix.clone(), l));
+                    Some(n)
+                }
+                Err(e) => {
+                    report.push(format!("{who}: final master {label} unreadable: {e}"));
+                    let _ = write!(detail, "{who}: final master {label} unreadable: {e}; ");
+                    lost_keys.push((log.prefix.clone(), Vec::new()));
+                    None
+                }
+            },
+            None => {
+                lost_keys.push((log.prefix.clone(), Vec::new()));
                 None
             }
-        },
-        None => None,
-    };
-    for i in 1..=2 {
-        match missing(lab, i, redis_addr(lab, i), &acked) {
-            Ok(l) => report.push(format!("  host {i}'s Redis lacks {} of them", l.len())),
-            Err(e) => report.push(format!("  host {i}'s Redis unreadable: {e}")),
+        };
+        for i in 1..=2 {
+            match missing(lab, i, redis_addr(lab, i), &log.prefix, &acked) {
+                Ok(l) => report.push(format!("  host {i}'s Redis lacks {} of them", l.len())),
+                Err(e) => report.push(format!("  host {i}'s Redis unreadable: {e}")),
+            }
+        }
+        if let Some(t) = isolated_last {
+            report.push(format!(
+                "  {who}, on the isolated side: last write acknowledged during the split \
+                 {t:.2} s after it began"
+            ));
+        }
+        outs.push(ClientOutcome {
+            host: log.client_host,
+            gap,
+            gap_open,
+            lost,
+            acked: acked.len(),
+            saved: None,
+            isolated_last,
+        });
+    }
+
+    // redha: which of the lost writes are in a dataset it saved before resyncing.
+    let mut saved_files_n = None;
+    if c.system == System::Redha {
+        let files = saved_files(lab);
+        saved_files_n = Some(files.len());
+        let mut found: Vec<Vec<u64>> = vec![Vec::new(); lost_keys.len()];
+        let mut readable = true;
+        let anything = lost_keys.iter().any(|(_, l)| !l.is_empty());
+        for (k, f) in files.iter().enumerate() {
+            report.push(format!("saved dataset {}", f.display()));
+            if !anything {
+                continue;
+            }
+            match in_snapshot(lab, SCRATCH_PORT + k as u16, f, &lost_keys) {
+                Ok(present) => {
+                    for (acc, p) in found.iter_mut().zip(present) {
+                        acc.extend(p);
+                    }
+                }
+                Err(e) => {
+                    readable = false;
+                    report.push(format!("  unreadable: {e}"));
+                }
+            }
+        }
+        for (o, f) in outs.iter_mut().zip(&mut found) {
+            f.sort_unstable();
+            f.dedup();
+            o.saved = readable.then_some(f.len());
+        }
+        for ((prefix, l), f) in lost_keys.iter().zip(&found) {
+            if !l.is_empty() {
+                report.push(format!(
+                    "{prefix}*: {} of the {} lost writes are in a saved dataset",
+                    f.len(),
+                    l.len()
+                ));
+            }
+        }
+        if !files.is_empty() {
+            let _ = write!(
+                detail,
+                "; saved {}",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
 
@@ -816,17 +1355,20 @@ fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
     for (t, l) in &lines {
         let _ = writeln!(text, "      {:+7.2} s  {l}", t.as_secs_f64());
     }
-    let _ = writeln!(
-        text,
-        "      writes: {}; errors first/last: {:?} / {:?}",
-        log.summary(),
-        log.errors
-            .first()
-            .map(|(n, t, e)| format!("#{n} at {:.2} s: {e}", t.as_secs_f64())),
-        log.errors
-            .last()
-            .map(|(n, t, e)| format!("#{n} at {:.2} s: {e}", t.as_secs_f64())),
-    );
+    for log in &logs {
+        let _ = writeln!(
+            text,
+            "      writes of host {}: {}; errors first/last: {:?} / {:?}",
+            log.client_host,
+            log.summary(),
+            log.errors
+                .first()
+                .map(|(n, t, e)| format!("#{n} at {:.2} s: {e}", t.as_secs_f64())),
+            log.errors
+                .last()
+                .map(|(n, t, e)| format!("#{n} at {:.2} s: {e}", t.as_secs_f64())),
+        );
+    }
     for r in &report {
         let _ = writeln!(text, "      {r}");
     }
@@ -836,7 +1378,8 @@ fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
     }
     let _ = write!(detail, " [lab {}]", lab.name());
     let _ = fs::write(lab.dir().join("bench-timeline.txt"), &text);
-    if c.system == System::Redha && (lost.unwrap_or(1) > 0 || settled_at.is_none()) {
+    let lost_any = outs.iter().any(|o| o.lost.unwrap_or(1) > 0);
+    if c.system == System::Redha && (lost_any || settled_at.is_none()) {
         for i in 1..=2 {
             let path = lab.dir().join(format!("state-h{i}.log"));
             let text = fs::read_to_string(&path).unwrap_or_default();
@@ -849,15 +1392,20 @@ fn run_cell(c: &Cell<'_>, advert_int: u64) -> Result<Outcome, String> {
     }
     drop(d);
     Ok(Outcome {
-        gap,
-        gap_open,
-        lost,
-        acked: acked.len(),
+        clients: outs,
+        saved_files: saved_files_n,
         both,
         settled: settled_at,
         watched,
         detail,
     })
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "panic".into())
 }
 
 type Results = Vec<(System, Scenario, Result<Outcome, String>)>;
@@ -876,7 +1424,61 @@ fn outcomes(results: &Results, sys: System, scen: Scenario) -> (Vec<Outcome>, Ve
     (ok, failed)
 }
 
-fn metric_cell(os: &[Outcome], failed: usize, metric: usize, system: System) -> String {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Metric {
+    Gap,
+    Lost,
+    Saved,
+    Both,
+    Settled,
+    Isolated,
+}
+
+impl Metric {
+    fn rows(scenario: Scenario) -> Vec<Metric> {
+        let mut v = vec![
+            Metric::Gap,
+            Metric::Lost,
+            Metric::Saved,
+            Metric::Both,
+            Metric::Settled,
+        ];
+        if scenario == Scenario::Split {
+            v.push(Metric::Isolated);
+        }
+        v
+    }
+
+    fn label(self, scenario: Scenario) -> &'static str {
+        match self {
+            Metric::Gap => "longest gap between acknowledged writes",
+            Metric::Lost => "acknowledged writes lost (missing on the final master)",
+            Metric::Saved => "of them, in a dataset saved before a resync (redha only)",
+            Metric::Both => "both hosts held the VIP",
+            Metric::Settled => scenario.settle_label(),
+            Metric::Isolated => {
+                "isolated side (host 1 + client 4): split → its last acknowledged write"
+            }
+        }
+    }
+}
+
+/// One value per client: "x" for one client, "host 3: x; host 4: y" for several.
+fn per_client(os: &[Outcome], f: impl Fn(&[&ClientOutcome]) -> String) -> String {
+    let n = os.iter().map(|o| o.clients.len()).max().unwrap_or(0);
+    let mut parts = Vec::new();
+    for k in 0..n {
+        let cs: Vec<&ClientOutcome> = os.iter().filter_map(|o| o.clients.get(k)).collect();
+        let v = f(&cs);
+        if n == 1 {
+            return v;
+        }
+        parts.push(format!("host {}: {v}", cs[0].host));
+    }
+    parts.join("; ")
+}
+
+fn metric_cell(os: &[Outcome], failed: usize, metric: Metric, system: System) -> String {
     if os.is_empty() {
         return if failed > 0 {
             "run failed".into()
@@ -885,27 +1487,27 @@ fn metric_cell(os: &[Outcome], failed: usize, metric: usize, system: System) -> 
         };
     }
     let mut s = match metric {
-        0 => {
-            let v: Vec<f64> = os.iter().map(|o| o.gap).collect();
+        Metric::Gap => per_client(os, |cs| {
+            let v: Vec<f64> = cs.iter().map(|o| o.gap).collect();
             let mut s = spread(&v, |x| format!("{x:.2} s"));
-            let open = os.iter().filter(|o| o.gap_open).count();
+            let open = cs.iter().filter(|o| o.gap_open).count();
             if open > 0 {
                 let _ = write!(
                     s,
                     " (no write acknowledged since{})",
-                    if os.len() > 1 {
-                        format!(" in {open} of {} runs", os.len())
+                    if cs.len() > 1 {
+                        format!(" in {open} of {} runs", cs.len())
                     } else {
                         String::new()
                     }
                 );
             }
             s
-        }
-        1 => {
-            let v: Vec<f64> = os.iter().filter_map(|o| o.lost.map(|l| l as f64)).collect();
-            let unreadable = os.len() - v.len();
-            let acked: Vec<f64> = os.iter().map(|o| o.acked as f64).collect();
+        }),
+        Metric::Lost => per_client(os, |cs| {
+            let v: Vec<f64> = cs.iter().filter_map(|o| o.lost.map(|l| l as f64)).collect();
+            let unreadable = cs.len() - v.len();
+            let acked: Vec<f64> = cs.iter().map(|o| o.acked as f64).collect();
             let mut s = if v.is_empty() {
                 "final master unreadable".into()
             } else {
@@ -919,8 +1521,36 @@ fn metric_cell(os: &[Outcome], failed: usize, metric: usize, system: System) -> 
                 let _ = write!(s, "; unreadable in {unreadable} runs");
             }
             s
+        }),
+        Metric::Saved => {
+            if system != System::Redha {
+                return "n/a".into();
+            }
+            let v: Vec<f64> = os
+                .iter()
+                .filter_map(|o| {
+                    o.clients
+                        .iter()
+                        .map(|c| c.saved)
+                        .sum::<Option<usize>>()
+                        .map(|n| n as f64)
+                })
+                .collect();
+            let files: Vec<f64> = os
+                .iter()
+                .filter_map(|o| o.saved_files.map(|n| n as f64))
+                .collect();
+            let mut s = if v.is_empty() {
+                "unreadable".into()
+            } else {
+                spread(&v, |x| format!("{x:.0}"))
+            };
+            if !files.is_empty() && files.iter().any(|&f| f > 0.0) {
+                let _ = write!(s, " ({} files)", spread(&files, |x| format!("{x:.0}")));
+            }
+            s
         }
-        2 => {
+        Metric::Both => {
             if !system.has_vip() {
                 return "n/a".into();
             }
@@ -940,7 +1570,7 @@ fn metric_cell(os: &[Outcome], failed: usize, metric: usize, system: System) -> 
             }
             s
         }
-        _ => {
+        Metric::Settled => {
             let done: Vec<f64> = os.iter().filter_map(|o| o.settled).collect();
             let watched = os.iter().map(|o| o.watched).fold(f64::INFINITY, f64::min);
             if done.len() * 2 > os.len() || (done.len() * 2 == os.len() && !done.is_empty()) {
@@ -962,6 +1592,17 @@ fn metric_cell(os: &[Outcome], failed: usize, metric: usize, system: System) -> 
                 s
             }
         }
+        Metric::Isolated => {
+            let v: Vec<f64> = os
+                .iter()
+                .filter_map(|o| o.clients.iter().find_map(|c| c.isolated_last))
+                .collect();
+            if v.is_empty() {
+                "—".into()
+            } else {
+                spread(&v, |x| format!("{x:.2} s"))
+            }
+        }
     };
     if failed > 0 {
         let _ = write!(s, "; {failed} run(s) failed");
@@ -969,6 +1610,46 @@ fn metric_cell(os: &[Outcome], failed: usize, metric: usize, system: System) -> 
     s
 }
 
+/// The Markdown table of `results` and the failed runs.
+fn render_table(args: &Args, results: &Results) -> (String, Vec<String>) {
+    let mut table = Table::new(
+        ["scenario", "metric"]
+            .into_iter()
+            .chain(args.systems.iter().map(|s| match s {
+                System::Redha => "redha",
+                System::Keepalived => "keepalived + classic notify scripts",
+                System::Sentinel => "Redis Sentinel",
+            })),
+    );
+    let mut failures = Vec::new();
+    for &scenario in &args.scenarios {
+        for (mi, metric) in Metric::rows(scenario).into_iter().enumerate() {
+            let label = if mi == 0 {
+                format!("{}. {}", scenario.id(), scenario.title())
+            } else {
+                String::new()
+            };
+            let mut cells = vec![label, metric.label(scenario).to_owned()];
+            for &system in &args.systems {
+                let (os, failed) = outcomes(results, system, scenario);
+                if mi == 0 {
+                    for f in &failed {
+                        failures.push(format!(
+                            "scenario {} × {}: {f}",
+                            scenario.id(),
+                            system.name()
+                        ));
+                    }
+                }
+                cells.push(metric_cell(&os, failed.len(), metric, system));
+            }
+            table.row(cells);
+        }
+    }
+    (table.text().to_owned(), failures)
+}
+
+#[derive(Clone)]
 struct Args {
     advert_int: u64,
     runs: usize,
@@ -997,7 +1678,7 @@ fn default_cap(advert_int: u64) -> Duration {
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         advert_int: 1,
-        runs: 1,
+        runs: 3,
         systems: Vec::new(),
         scenarios: Vec::new(),
         cap: None,
@@ -1029,23 +1710,27 @@ fn parse_args() -> Result<Args, String> {
                     }
                 }
             }
-            "--scenario" => {
-                for v in flags.value("--scenario")?.split(',') {
-                    let s = v
-                        .parse::<usize>()
-                        .ok()
-                        .and_then(|n| Scenario::ALL.get(n.wrapping_sub(1)).copied())
-                        .ok_or_else(|| format!("--scenario: `{v}` is not 1 to 5"))?;
-                    if !a.scenarios.contains(&s) {
-                        a.scenarios.push(s);
+            "--scenario" | "--scenarios" => {
+                for v in flags.value("--scenarios")?.split(',') {
+                    let found = Scenario::parse(v.trim()).ok_or_else(|| {
+                        format!(
+                            "--scenarios: `{v}` is not 1 to 5, a to d, e (e1 and e2), e1, e2 or all"
+                        )
+                    })?;
+                    for s in found {
+                        if !a.scenarios.contains(&s) {
+                            a.scenarios.push(s);
+                        }
                     }
                 }
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: bench_redis [--advert-int SECONDS (default 1)] [--runs N \
-                     (default 1)] [--only redha|keepalived|sentinel[,...]] [--scenario \
-                     1-5[,...]] [--cap SECONDS (default 40, more with a long advert_int)]"
+                    "usage: bench_redis [--scenarios 1,2,3,4,5,a,b,c,d,e1,e2 (e = e1,e2; \
+                     default: all)] [--runs N (default 3)] [--advert-int SECONDS (default \
+                     1)] [--only redha|keepalived|sentinel[,...]] [--cap SECONDS (default \
+                     40, more with a long advert_int; for a to e2 counted from the last \
+                     injected step)]"
                         .into(),
                 );
             }
@@ -1061,7 +1746,7 @@ fn parse_args() -> Result<Args, String> {
     if a.scenarios.is_empty() {
         a.scenarios = Scenario::ALL.to_vec();
     } else {
-        a.scenarios.sort_by_key(|s| s.number());
+        a.scenarios.sort_by_key(|s| s.order());
     }
     Ok(a)
 }
@@ -1105,10 +1790,7 @@ fn main() -> ExitCode {
             .map(|s| s.name())
             .collect::<Vec<_>>()
             .join(", "),
-        args.scenarios
-            .iter()
-            .map(|s| s.number())
-            .collect::<Vec<_>>(),
+        args.scenarios.iter().map(|s| s.id()).collect::<Vec<_>>(),
         args.runs,
         args.advert_int,
         cap.as_secs_f64(),
@@ -1117,7 +1799,33 @@ fn main() -> ExitCode {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "-".into()),
     );
-    let mut results: Results = Vec::new();
+    let results: Arc<Mutex<Results>> = Arc::new(Mutex::new(Vec::new()));
+    // The watchdog: a cell that outlives every bounded wait by CELL_SLACK ends the
+    // benchmark, after printing what was measured.
+    let current: Arc<Mutex<Option<(Instant, String)>>> = Arc::new(Mutex::new(None));
+    {
+        let current = Arc::clone(&current);
+        let results = Arc::clone(&results);
+        let args = args.clone();
+        thread::spawn(move || {
+            loop {
+                sleep(Duration::from_secs(1));
+                let over = lock(&current)
+                    .as_ref()
+                    .filter(|(deadline, _)| Instant::now() >= *deadline)
+                    .map(|(_, what)| what.clone());
+                if let Some(what) = over {
+                    eprintln!("bench_redis: {what} is hung (past every bounded wait): aborting");
+                    let (text, failures) = render_table(&args, &lock(&results));
+                    println!("{text}");
+                    println!("(aborted: {what} hung; the table holds the cells finished before)");
+                    measure::print_list("Failed runs", &failures);
+                    std::process::exit(3);
+                }
+            }
+        });
+    }
+    let cell_limit = SETUP_TIMEOUT + STEADY + TAKEOVER_TIMEOUT + SPLIT + cap + CELL_SLACK;
     let mut n = 0;
     for run in 1..=args.runs {
         for (si, &scenario) in args.scenarios.iter().enumerate() {
@@ -1128,41 +1836,56 @@ fn main() -> ExitCode {
                 .collect();
             for system in order {
                 n += 1;
-                let tag = format!("br{}{}{run}", system.tag(), scenario.number());
+                let tag = format!("br{}{}{run}", system.tag(), scenario.id());
                 eprintln!(
                     "[{n}/{total}] scenario {} × {}, run {run} ({:.0} s elapsed): {}",
-                    scenario.number(),
+                    scenario.id(),
                     system.name(),
                     began.elapsed().as_secs_f64(),
                     scenario.title()
                 );
+                *lock(&current) = Some((
+                    Instant::now() + cell_limit,
+                    format!(
+                        "cell {n} (scenario {} × {}, run {run})",
+                        scenario.id(),
+                        system.name()
+                    ),
+                ));
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    let lab = Lab::new(&tag, 3);
+                    let lab = Lab::new(&tag, scenario.hosts());
                     eprintln!("    lab {}", lab.dir().display());
                     let cell = Cell {
                         lab: &lab,
                         system,
                         scenario,
+                        advert_int: args.advert_int,
                         cap,
                         min_watch: min_watch(system, args.advert_int),
                     };
-                    run_cell(&cell, args.advert_int)
+                    run_cell(&cell)
                 }))
-                .unwrap_or_else(|p| {
-                    Err(p
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_else(|| "panic".into()))
-                });
+                .unwrap_or_else(|p| Err(panic_text(p)));
+                *lock(&current) = None;
                 match &result {
                     Ok(o) => eprintln!(
-                        "    => gap {:.2} s{}, lost {}, both held the VIP {}, settled {}",
-                        o.gap,
-                        if o.gap_open { " (open)" } else { "" },
-                        o.lost
-                            .map(|l| format!("{l} of {}", o.acked))
-                            .unwrap_or_else(|| "?".into()),
+                        "    => {}; both held the VIP {}, settled {}{}",
+                        o.clients
+                            .iter()
+                            .map(|c| format!(
+                                "host {}: gap {:.2} s{}, lost {}{}",
+                                c.host,
+                                c.gap,
+                                if c.gap_open { " (open)" } else { "" },
+                                c.lost
+                                    .map(|l| format!("{l} of {}", c.acked))
+                                    .unwrap_or_else(|| "?".into()),
+                                c.saved
+                                    .map(|s| format!(" ({s} in saved datasets)"))
+                                    .unwrap_or_default()
+                            ))
+                            .collect::<Vec<_>>()
+                            .join("; "),
                         o.both
                             .map(|(b, end)| format!(
                                 "{b:.2} s{}",
@@ -1172,57 +1895,30 @@ fn main() -> ExitCode {
                         o.settled
                             .map(|s| format!("after {s:.1} s"))
                             .unwrap_or_else(|| format!("not by {:.0} s", o.watched)),
+                        o.clients
+                            .iter()
+                            .find_map(|c| c.isolated_last)
+                            .map(|t| format!("; isolated side's last ack {t:.2} s into the split"))
+                            .unwrap_or_default(),
                     ),
                     Err(e) => eprintln!("    => FAILED: {e}"),
                 }
-                results.push((system, scenario, result));
+                lock(&results).push((system, scenario, result));
             }
+        }
+        if run < args.runs {
+            let (text, _) = render_table(&args, &lock(&results));
+            eprintln!(
+                "bench_redis: the table after {run} of {} runs ({:.0} s elapsed):\n{text}",
+                args.runs,
+                began.elapsed().as_secs_f64()
+            );
         }
     }
     let elapsed = began.elapsed().as_secs_f64();
-
-    // The table.
-    let mut table = Table::new(
-        ["scenario", "metric"]
-            .into_iter()
-            .chain(args.systems.iter().map(|s| match s {
-                System::Redha => "redha",
-                System::Keepalived => "keepalived + classic notify scripts",
-                System::Sentinel => "Redis Sentinel",
-            })),
-    );
-    let metrics = [
-        "longest gap between acknowledged writes",
-        "acknowledged writes lost (missing on the final master)",
-        "both hosts held the VIP",
-        "time to a settled pair",
-    ];
-    let mut failures = Vec::new();
-    for &scenario in &args.scenarios {
-        for (mi, metric) in metrics.iter().enumerate() {
-            let label = if mi == 0 {
-                format!("{}. {}", scenario.number(), scenario.title())
-            } else {
-                String::new()
-            };
-            let mut cells = vec![label, (*metric).to_owned()];
-            for &system in &args.systems {
-                let (os, failed) = outcomes(&results, system, scenario);
-                if mi == 0 {
-                    for f in &failed {
-                        failures.push(format!(
-                            "scenario {} × {}: {f}",
-                            scenario.number(),
-                            system.name()
-                        ));
-                    }
-                }
-                cells.push(metric_cell(&os, failed.len(), mi, system));
-            }
-            table.row(cells);
-        }
-    }
-    println!("{}", table.text());
+    let results = lock(&results).clone();
+    let (text, failures) = render_table(&args, &results);
+    println!("{text}");
 
     let ka_version = measure::version(
         keepalived::binary()
@@ -1297,11 +1993,40 @@ fn main() -> ExitCode {
         min_watch(System::Sentinel, args.advert_int).as_secs_f64(),
         cap.as_secs_f64(),
     );
+    println!(
+        "\nScenarios a to e2 (issue 7): every new scenario runs with the persistence or sync \
+         settings users run: a, b and d with Redis 7's default RDB snapshots (no `save` \
+         line), c with `appendonly yes` and `appendfsync always`, e1 with \
+         `repl-diskless-sync no`, e2 with `repl-diskless-sync yes` and \
+         `repl-diskless-sync-delay 0`; their watch, cap and time to a settled pair count \
+         from the last injected step. a: {:.0} s into the steady writes the master's Redis \
+         takes a snapshot (`SAVE`, standing in for the save points), so the dump.rdb it \
+         restarts from is older than its data; it is SIGKILLed, and once host 2 holds the \
+         VIP (Sentinel: host 3's sentinel names it) with its Redis a master (at most {:.0} \
+         s), restarted from its files. b: as 5, with RDB snapshots on. c: the agents \
+         (keepalived and its notify scripts; Sentinel: the sentinels on hosts 1 and 2) \
+         and both redis-server SIGKILLed together, the VIP deleted from both hosts, {:.0} \
+         s off, both Redis started from their files, then both agents started at once \
+         (keepalived without the manual ritual; sentinels from the configuration they \
+         rewrote). d: a fourth host, a second client on host 4 (keys c4:<n>, the first \
+         writes c3:<n>); the switch is cut in two (hosts 1 + 4 and 2 + 3, every link \
+         keeps its carrier) for {} s; redha with `isolation_timeout = \"{ISOLATION_TIMEOUT}\"` \
+         and `witnesses = [\"<host 3>:{WITNESS_PORT}\"]` (nothing listens there: a refused \
+         connection is an answer); the Sentinel client on host 4 asks the sentinel on host \
+         1; \"isolated side\" = the time from the split to the last write the host-4 client \
+         had acknowledged before the heal. Saved datasets (redha): every RDB file in \
+         `<state_dir>/saved/` of both hosts is loaded into a scratch redis-server and the \
+         writes missing on the final master are looked up in it.",
+        SNAPSHOT_AFTER.as_secs_f64(),
+        TAKEOVER_TIMEOUT.as_secs_f64(),
+        POWER_OFF.as_secs_f64(),
+        SPLIT.as_secs(),
+    );
     println!("\nPer cell (lab directories under /tmp/redha-netns keep every log):");
     for (system, scenario, r) in &results {
         match r {
-            Ok(o) => println!("- {}. {}: {}", scenario.number(), system.name(), o.detail),
-            Err(e) => println!("- {}. {}: failed: {e}", scenario.number(), system.name()),
+            Ok(o) => println!("- {}. {}: {}", scenario.id(), system.name(), o.detail),
+            Err(e) => println!("- {}. {}: failed: {e}", scenario.id(), system.name()),
         }
     }
     measure::print_list("Failed runs", &failures);
