@@ -1,15 +1,23 @@
 //! Wiring: the configuration goes in; the VRRP instance, the coordinator, the control
 //! socket and the metrics listener run; signals stop or reload them.
+//!
+//! Every task is supervised: one that ends without being asked to (it panicked, it
+//! returned, or, for the control socket, its path was taken by another file) is
+//! logged at ERROR, the agent steps down (priority 0, VIPs removed, for a VRRP loop
+//! that is gone too) and `run` returns an error, so that the process exits non-zero
+//! and the service manager restarts it. A control socket whose path was deleted is
+//! created again instead.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tracing::{error, info, warn};
 use vrrp::{InstanceConfig, InstanceHandle};
 
@@ -21,7 +29,19 @@ use crate::state::Shared;
 use crate::statelog::StateLog;
 use crate::{control, metrics, status};
 
+/// How often the control socket's path is looked at.
+const CONTROL_CHECK: Duration = Duration::from_secs(1);
+
+/// How long a live VRRP loop gets to step down before it is stepped down for.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
+
+/// Debug builds only: the environment variable naming a task (`vrrp`,
+/// `coordinator`, `control`, `metrics`) that SIGUSR2 cancels, so that tests can see
+/// what supervision does with a task that nothing real ends.
+pub const DEBUG_ABORT_ENV: &str = "REDHA_DEBUG_ABORT_ON_USR2";
+
 /// Runs the agent until SIGTERM or SIGINT, then hands over, steps down and returns.
+/// A task that ends unexpectedly makes it step down and return an error.
 pub async fn run(path: PathBuf, config: Config) -> Result<()> {
     let statelog = match &config.state_log {
         Some(s) => StateLog::open(&s.path, s.format)
@@ -35,6 +55,7 @@ pub async fn run(path: PathBuf, config: Config) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut debug_abort = debug_abort_hook()?;
 
     loop {
         tokio::select! {
@@ -44,19 +65,161 @@ pub async fn run(path: PathBuf, config: Config) -> Result<()> {
                 info!(instance = %running.instance.name, counters = %running.handle.stats().snapshot(), "counters");
             }
             _ = hup.recv() => running = reload(running, &path, &shared).await?,
-            result = &mut running.task => {
-                let result = result.context("the VRRP task panicked")?;
-                if let Err(e) = &result {
-                    error!(instance = %running.instance.name, error = %e, "VRRP instance stopped");
+            task = next_debug_abort(&mut debug_abort) => running.abort_task(task),
+            ended = running.ended() => {
+                if ended.task == Task::Control && ended.path_gone {
+                    let path = running.config.control.socket.clone();
+                    warn!(socket = %path.display(), "the control socket was deleted: creating it again");
+                    match running.open_control(&path, &shared) {
+                        Ok(server) => {
+                            running.control = Some(server);
+                            continue;
+                        }
+                        Err(e) => {
+                            let why = format!("{e:#}");
+                            return fail(running, &shared, Ended { task: Task::Control, why, path_gone: false }).await;
+                        }
+                    }
                 }
-                flush_statelog(&shared).await;
-                return result.with_context(|| format!("VRRP instance {}", running.instance.name));
+                return fail(running, &shared, ended).await;
             }
         }
     }
     running.stop().await;
     flush_statelog(&shared).await;
     Ok(())
+}
+
+/// A task ended unexpectedly: say so loudly, step down, and return the error that
+/// makes the process exit non-zero.
+async fn fail(running: Running, shared: &Shared, ended: Ended) -> Result<()> {
+    let task = ended.task.name();
+    error!(
+        task, why = %ended.why,
+        "a task of the agent ENDED unexpectedly: stepping down (priority 0, VIPs removed) and exiting non-zero, so that the service manager restarts the agent"
+    );
+    shared.event(
+        "supervision",
+        &[
+            ("task", task.to_string()),
+            ("why", ended.why.clone()),
+            ("action", "step down and exit".into()),
+        ],
+    );
+    running.step_down().await;
+    flush_statelog(shared).await;
+    anyhow::bail!("the {task} ended unexpectedly: {}", ended.why)
+}
+
+/// `notify_stop` and `notify ... STOP`, then the queued hooks, bounded.
+async fn notify_stop(hooks: Arc<HookRunner>, config: &Config) {
+    hooks.notify(HookState::Stop, config.vrrp.priority.0);
+    let bound = config.vrrp.notify_timeout * 2 + Duration::from_secs(1);
+    if let Ok(hooks) = Arc::try_unwrap(hooks)
+        && tokio::time::timeout(bound, hooks.shutdown()).await.is_err()
+    {
+        warn!("notify hooks still running at exit; not waiting longer");
+    }
+}
+
+/// A task of the agent, as supervision names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Task {
+    Vrrp,
+    Coordinator,
+    Control,
+    Metrics,
+}
+
+impl Task {
+    fn name(self) -> &'static str {
+        match self {
+            Task::Vrrp => "VRRP instance",
+            Task::Coordinator => "coordinator (Redis health monitor and replication)",
+            Task::Control => "control socket",
+            Task::Metrics => "metrics listener",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Task> {
+        match text {
+            "vrrp" => Some(Task::Vrrp),
+            "coordinator" => Some(Task::Coordinator),
+            "control" => Some(Task::Control),
+            "metrics" => Some(Task::Metrics),
+            _ => None,
+        }
+    }
+}
+
+/// A task that ended without being asked to, and why.
+#[derive(Debug)]
+struct Ended {
+    task: Task,
+    why: String,
+    /// The control socket's path is gone (deleted): it is created again.
+    path_gone: bool,
+}
+
+/// Why a listener task ended.
+#[derive(Debug)]
+enum ServerEnd {
+    /// Its socket's path no longer exists.
+    PathGone,
+    /// Anything else, in words.
+    Other(String),
+}
+
+fn join_outcome<T>(result: Result<T, JoinError>, returned: &str) -> String {
+    match result {
+        Ok(_) => returned.to_string(),
+        Err(e) if e.is_panic() => "it panicked (see the panic message above)".into(),
+        Err(_) => "it was cancelled".into(),
+    }
+}
+
+/// Aborts a task when dropped (a dropped `JoinHandle` lets its task run on).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The SIGUSR2 hook of [`DEBUG_ABORT_ENV`]; `None` unless set, and always in
+/// release builds.
+fn debug_abort_hook() -> Result<Option<(Signal, Task)>> {
+    if !cfg!(debug_assertions) {
+        return Ok(None);
+    }
+    let Some(name) = std::env::var_os(DEBUG_ABORT_ENV) else {
+        return Ok(None);
+    };
+    let name = name.to_string_lossy();
+    let task = Task::parse(&name).with_context(|| {
+        format!("{DEBUG_ABORT_ENV}={name}: name vrrp, coordinator, control or metrics")
+    })?;
+    warn!(
+        task = task.name(),
+        "debug build: SIGUSR2 will cancel this task ({DEBUG_ABORT_ENV})"
+    );
+    let usr2 = signal(SignalKind::user_defined2()).context("installing the SIGUSR2 handler")?;
+    Ok(Some((usr2, task)))
+}
+
+async fn next_debug_abort(hook: &mut Option<(Signal, Task)>) -> Task {
+    match hook {
+        Some((usr2, task)) => {
+            usr2.recv().await;
+            warn!(
+                task = task.name(),
+                "SIGUSR2 ({DEBUG_ABORT_ENV}): cancelling the task"
+            );
+            *task
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// On the way out: lets the state log's writer write what is queued, for at most a
@@ -74,7 +237,8 @@ async fn flush_statelog(shared: &Shared) {
 
 /// SIGHUP: read the file again. A bad file is refused and the running configuration
 /// kept; the same instance (interface and VRID) is reconfigured in place, keeping
-/// its VIPs; another instance replaces this one.
+/// its VIPs; another instance replaces this one (an error then means that nothing
+/// runs any more: the old instance has stepped down).
 async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Running> {
     let new = match Config::load(path) {
         Ok(new) => new,
@@ -109,7 +273,11 @@ async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Ru
         running.update_servers(&new, shared).await;
         running.config = new;
         let in_fault = running.handle.status().borrow().state == vrrp::State::Fault;
-        running.start_coordinator(shared.clone(), in_fault)?;
+        if let Err(e) = running.start_coordinator(shared.clone(), in_fault) {
+            // Without a coordinator Redis health no longer gates the VIP:
+            // supervision steps down at once.
+            running.failed = Some(format!("it could not be started again: {e:#}"));
+        }
         Ok(running)
     } else {
         warn!(
@@ -136,9 +304,13 @@ struct Running {
     /// an in-place reload, so that listeners kept across it show the new one.
     view: Arc<Mutex<InstanceConfig>>,
     handle: InstanceHandle,
-    task: JoinHandle<Result<(), vrrp::driver::DriverError>>,
+    /// The VRRP loop; `None` once it has ended.
+    task: Option<JoinHandle<Result<(), vrrp::driver::DriverError>>>,
     requests: Option<mpsc::Sender<Request>>,
     coordinator: Option<JoinHandle<()>>,
+    /// The coordinator could not be started (on a reload): supervision takes it
+    /// as a coordinator that ended.
+    failed: Option<String>,
     control: Option<Server<PathBuf>>,
     metrics: Option<Server<SocketAddr>>,
     hooks: Arc<HookRunner>,
@@ -147,15 +319,24 @@ struct Running {
 /// A listener task and where it listens.
 struct Server<A> {
     at: A,
-    task: JoinHandle<()>,
+    task: JoinHandle<ServerEnd>,
+    /// For a Unix socket: its file, device and inode, to tell it from a file that
+    /// replaced it.
+    file: Option<(PathBuf, (u64, u64))>,
 }
 
 impl<A> Server<A> {
     /// Ends the task and waits until it has ended, so that its socket is closed
-    /// (the address can be bound again) when this returns.
+    /// (the address can be bound again) when this returns. A Unix socket's file is
+    /// removed if it is still ours (not one that replaced it).
     async fn stop(self) {
         self.task.abort();
         let _ = self.task.await;
+        if let Some((path, id)) = self.file
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| (m.dev(), m.ino()) == id)
+        {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 
@@ -186,20 +367,157 @@ impl Running {
             config,
             instance,
             handle,
-            task,
+            task: Some(task),
             requests: None,
             coordinator: None,
+            failed: None,
             control: None,
             metrics: None,
             hooks: Arc::new(HookRunner::spawn(instance_name, hooks)),
         };
-        running.start_coordinator(shared.clone(), in_fault)?;
-        let socket = running.config.control.socket.clone();
-        running.control = Some(running.open_control(&socket, &shared)?);
-        if let Some(listen) = running.config.metrics.as_ref().map(|m| m.listen) {
-            running.metrics = Some(running.open_metrics(listen, &shared)?);
+        match running.start_rest(&shared, in_fault) {
+            Ok(()) => Ok(running),
+            Err(e) => {
+                // The instance runs already: it steps down before we give up.
+                running.step_down().await;
+                Err(e)
+            }
         }
-        Ok(running)
+    }
+
+    /// Everything after the VRRP instance: coordinator, control socket, metrics.
+    fn start_rest(&mut self, shared: &Shared, in_fault: bool) -> Result<()> {
+        self.start_coordinator(shared.clone(), in_fault)?;
+        let socket = self.config.control.socket.clone();
+        self.control = Some(self.open_control(&socket, shared)?);
+        if let Some(listen) = self.config.metrics.as_ref().map(|m| m.listen) {
+            self.metrics = Some(self.open_metrics(listen, shared)?);
+        }
+        Ok(())
+    }
+
+    /// The first task that ended without being asked to. Cancel-safe: a task that
+    /// has not ended is waited for again next time.
+    async fn ended(&mut self) -> Ended {
+        if let Some(why) = self.failed.take() {
+            return Ended {
+                task: Task::Coordinator,
+                why,
+                path_gone: false,
+            };
+        }
+        async fn wait<T>(handle: &mut Option<JoinHandle<T>>) -> Result<T, JoinError> {
+            match handle {
+                Some(h) => h.await,
+                None => std::future::pending().await,
+            }
+        }
+        async fn wait_server<A>(server: &mut Option<Server<A>>) -> Result<ServerEnd, JoinError> {
+            match server {
+                Some(s) => (&mut s.task).await,
+                None => std::future::pending().await,
+            }
+        }
+        let server_ended = |task, result: Result<ServerEnd, JoinError>| match result {
+            Ok(ServerEnd::PathGone) => Ended {
+                task,
+                why: "its path was deleted".into(),
+                path_gone: true,
+            },
+            Ok(ServerEnd::Other(why)) => Ended {
+                task,
+                why,
+                path_gone: false,
+            },
+            Err(e) => Ended {
+                task,
+                why: join_outcome(Err::<(), _>(e), ""),
+                path_gone: false,
+            },
+        };
+        tokio::select! {
+            r = wait(&mut self.task) => {
+                self.task = None;
+                let why = match r {
+                    Ok(Err(e)) => format!("it failed: {e}"),
+                    r => join_outcome(r, "its loop returned"),
+                };
+                Ended { task: Task::Vrrp, why, path_gone: false }
+            }
+            r = wait(&mut self.coordinator) => {
+                self.coordinator = None;
+                let why = join_outcome(r, "it returned (its Redis health monitor ended, or the VRRP instance's status channel closed)");
+                Ended { task: Task::Coordinator, why, path_gone: false }
+            }
+            r = wait_server(&mut self.control) => {
+                self.control = None;
+                server_ended(Task::Control, r)
+            }
+            r = wait_server(&mut self.metrics) => {
+                self.metrics = None;
+                server_ended(Task::Metrics, r)
+            }
+        }
+    }
+
+    /// Debug builds: cancels one task (see [`DEBUG_ABORT_ENV`]).
+    fn abort_task(&self, task: Task) {
+        match task {
+            Task::Vrrp => self.task.as_ref().map(JoinHandle::abort),
+            Task::Coordinator => self.coordinator.as_ref().map(JoinHandle::abort),
+            Task::Control => self.control.as_ref().map(|s| s.task.abort()),
+            Task::Metrics => self.metrics.as_ref().map(|s| s.task.abort()),
+        };
+    }
+
+    /// Steps down after a task ended: the coordinator is stopped first (nothing
+    /// may act on Redis or on the instance meanwhile); a live VRRP loop steps down
+    /// (priority 0 if master, VIPs removed), and one that is gone, or does not
+    /// within [`SHUTDOWN_BOUND`], is stepped down for ([`vrrp::driver::release`]).
+    /// Then the listeners close and `notify_stop` runs.
+    async fn step_down(mut self) {
+        self.requests = None;
+        if let Some(c) = self.coordinator.take() {
+            c.abort();
+            let _ = c.await;
+        }
+        let stepped_down = match self.task.take() {
+            Some(mut task) => {
+                let done = tokio::time::timeout(SHUTDOWN_BOUND, async {
+                    self.handle.shutdown().await;
+                    (&mut task).await
+                })
+                .await;
+                match done {
+                    Ok(Ok(Ok(()))) => true,
+                    Ok(Ok(Err(e))) => {
+                        error!(instance = %self.instance.name, error = %e, "stepping down failed");
+                        false
+                    }
+                    Ok(Err(e)) => {
+                        error!(instance = %self.instance.name, why = %join_outcome(Err::<(), _>(e), ""), "the VRRP task ended while stepping down");
+                        false
+                    }
+                    Err(_) => {
+                        error!(instance = %self.instance.name, "the VRRP instance did not step down within {SHUTDOWN_BOUND:?}");
+                        task.abort();
+                        let _ = task.await;
+                        false
+                    }
+                }
+            }
+            None => false,
+        };
+        if !stepped_down {
+            let was_master = self.handle.status().borrow().state == vrrp::State::Master;
+            info!(instance = %self.instance.name, was_master, "stepping down for the VRRP instance: removing its addresses{}", if was_master { " and sending priority 0" } else { "" });
+            if let Err(e) = vrrp::driver::release(&self.instance, was_master).await {
+                error!(instance = %self.instance.name, error = %e, "stepping down for the VRRP instance failed");
+            }
+        }
+        self.stop_servers().await;
+        notify_stop(self.hooks, &self.config).await;
+        info!(instance = %self.instance.name, counters = %self.handle.stats().snapshot(), "stopped");
     }
 
     /// The coordinator: Redis health and replication, gating the VRRP instance.
@@ -217,18 +535,46 @@ impl Running {
         Ok(())
     }
 
-    /// Binds the control socket at `path` and serves `redha status` on it.
+    /// Binds the control socket at `path` and serves `redha status` on it. The task
+    /// also looks at the path every [`CONTROL_CHECK`]: it ends when the path is
+    /// gone ([`ServerEnd::PathGone`]: created again) or holds another file (a
+    /// second agent with the same configuration took it: supervision steps down).
     fn open_control(&self, path: &Path, shared: &Shared) -> Result<Server<PathBuf>> {
         let (view, handle, state) = (self.view.clone(), self.handle.clone(), shared.clone());
-        let task = control::serve(path, move |request| {
+        let serving = control::serve(path, move |request| {
             let instance = view.lock().unwrap_or_else(|e| e.into_inner()).clone();
             (request == "status").then(|| status::document(&instance, &handle, &state))
         })
         .with_context(|| format!("opening the control socket {}", path.display()))?;
+        let serving = AbortOnDrop(serving);
+        let meta = std::fs::symlink_metadata(path)
+            .with_context(|| format!("looking at the control socket {}", path.display()))?;
+        let file = (meta.dev(), meta.ino());
+        let watched = path.to_path_buf();
+        let task = tokio::spawn(async move {
+            let mut serving = serving;
+            let mut tick = tokio::time::interval(CONTROL_CHECK);
+            loop {
+                tokio::select! {
+                    r = &mut serving.0 => return ServerEnd::Other(join_outcome(r, "its loop returned")),
+                    _ = tick.tick() => match std::fs::symlink_metadata(&watched) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ServerEnd::PathGone,
+                        Ok(m) if (m.dev(), m.ino()) != file => {
+                            return ServerEnd::Other(format!(
+                                "{} is another file now (a second agent with the same configuration?)",
+                                watched.display()
+                            ));
+                        }
+                        _ => {}
+                    },
+                }
+            }
+        });
         info!(socket = %path.display(), "control socket ready (redha status)");
         Ok(Server {
             at: path.to_path_buf(),
             task,
+            file: Some((path.to_path_buf(), file)),
         })
     }
 
@@ -237,13 +583,21 @@ impl Running {
         let (view, handle, state) = (self.view.clone(), self.handle.clone(), shared.clone());
         let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("opening the metrics listener on {listen}"))?;
-        let task = metrics::serve(listener, move || {
+        let serving = metrics::serve(listener, move || {
             let instance = view.lock().unwrap_or_else(|e| e.into_inner()).clone();
             metrics::render(&instance, &handle, &state)
         })
         .with_context(|| format!("serving metrics on {listen}"))?;
+        let mut serving = AbortOnDrop(serving);
+        let task = tokio::spawn(async move {
+            ServerEnd::Other(join_outcome((&mut serving.0).await, "its loop returned"))
+        });
         info!(listen = %listen, "metrics on http://{listen}/metrics");
-        Ok(Server { at: listen, task })
+        Ok(Server {
+            at: listen,
+            task,
+            file: None,
+        })
     }
 
     /// An in-place reload: a listener whose address is unchanged is kept as it is
@@ -257,7 +611,6 @@ impl Running {
             match self.open_control(socket, shared) {
                 Ok(server) => {
                     if let Some(old) = self.control.replace(server) {
-                        let _ = std::fs::remove_file(&old.at);
                         info!(old = %old.at.display(), new = %socket.display(), "SIGHUP: control socket moved");
                         old.stop().await;
                     }
@@ -330,7 +683,6 @@ impl Running {
     /// closed.
     async fn stop_servers(&mut self) {
         if let Some(control) = self.control.take() {
-            let _ = std::fs::remove_file(&control.at);
             control.stop().await;
         }
         if let Some(metrics) = self.metrics.take() {
@@ -351,22 +703,18 @@ impl Running {
         }
         self.handle.shutdown().await;
         self.stop_servers().await;
-        // notify_stop and `notify ... STOP`, then the queued hooks, bounded.
-        let priority = self.config.vrrp.priority.0;
-        self.hooks.notify(HookState::Stop, priority);
-        let bound = self.config.vrrp.notify_timeout * 2 + Duration::from_secs(1);
-        if let Ok(hooks) = Arc::try_unwrap(self.hooks)
-            && tokio::time::timeout(bound, hooks.shutdown()).await.is_err()
-        {
-            warn!("notify hooks still running at exit; not waiting longer");
-        }
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                error!(instance = %self.instance.name, error = %e, "stepping down failed")
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    error!(instance = %self.instance.name, error = %e, "stepping down failed")
+                }
+                Err(e) => {
+                    error!(instance = %self.instance.name, error = %e, "the VRRP task panicked")
+                }
             }
-            Err(e) => error!(instance = %self.instance.name, error = %e, "the VRRP task panicked"),
         }
+        notify_stop(self.hooks, &self.config).await;
         info!(instance = %self.instance.name, counters = %self.handle.stats().snapshot(), "stopped");
     }
 }

@@ -230,6 +230,64 @@ pub async fn spawn(
     ))
 }
 
+/// Steps down for an instance whose loop is gone (it panicked, or its task was
+/// cancelled), with a fresh netlink connection and socket: removes its virtual
+/// addresses and, if it was master, sends one priority-0 advert, so that a backup
+/// takes over after Skew_Time instead of Master_Down_Interval. Best effort: every
+/// step is tried; the first failure is returned.
+pub async fn release(config: &InstanceConfig, was_master: bool) -> Result<(), DriverError> {
+    let netlink = Netlink::connect()?;
+    let interface = netlink.interface(&config.interface).await?;
+    let mut first_error = None;
+    for vip in &config.virtual_addresses {
+        match netlink.remove_address(interface.index, *vip).await {
+            Ok(true) => {
+                info!(instance = %config.name, address = %vip, "virtual address removed (stepping down for a stopped instance)")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                error!(instance = %config.name, address = %vip, error = %e, "removing a virtual address failed");
+                first_error.get_or_insert(DriverError::Netlink(e));
+            }
+        }
+    }
+    if was_master {
+        let source = config
+            .unicast_src_ip
+            .or_else(|| interface.primary_address(&config.virtual_addresses))
+            .ok_or_else(|| NetlinkError::NoPrimaryAddress(config.interface.clone()))?;
+        let destination = if config.unicast_peers.is_empty() {
+            Destination::Multicast
+        } else {
+            Destination::Unicast(config.unicast_peers.clone())
+        };
+        let socket = VrrpSocket::open(&config.interface, interface.index, source, destination)
+            .map_err(|source| DriverError::Socket {
+                what: "opening the raw VRRP socket to step down",
+                source,
+            })?;
+        let advert = Advert::new(
+            config.vrid,
+            0,
+            config.advert_int_secs(),
+            &config.auth,
+            &config.addresses(),
+        );
+        match socket.send(&advert.encode()).await {
+            Ok(()) => {
+                info!(instance = %config.name, source = %source, "priority-0 advert sent (stepping down for a stopped instance)")
+            }
+            Err(source) => {
+                first_error.get_or_insert(DriverError::Socket {
+                    what: "sending the priority-0 advert",
+                    source,
+                });
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 struct Driver {
     config: InstanceConfig,
     router: Router,
