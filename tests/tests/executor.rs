@@ -30,6 +30,7 @@ fn planner_config(local: &RedisServer, peer: &RedisServer) -> PlannerConfig {
         fast_poll: Duration::from_millis(20),
         slow_poll: Duration::from_millis(200),
         isolation_timeout: None,
+        yield_after: Duration::from_millis(2500),
     }
 }
 

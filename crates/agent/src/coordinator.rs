@@ -226,6 +226,7 @@ impl Coordinator {
                         fast_poll: Duration::from_millis(20),
                         slow_poll: redis.check_interval,
                         isolation_timeout: rep.isolation_timeout,
+                        yield_after: config.vrrp.advert_int.0 * 2 + Duration::from_millis(500),
                     }),
                     executor,
                     catch_up_timeout: rep.catch_up_timeout,
@@ -533,6 +534,7 @@ impl Coordinator {
     async fn context(
         rep: &mut Replication,
         me: Option<Claim>,
+        master_for: Duration,
         local: &mut Option<Snapshot>,
         peer: &mut Result<Snapshot, PeerFailure>,
     ) -> Context {
@@ -599,6 +601,7 @@ impl Coordinator {
             }
         }
         ctx.me = me;
+        ctx.master_for = master_for;
         ctx
     }
 
@@ -668,7 +671,14 @@ impl Coordinator {
                 next_check: Duration::from_millis(100),
             };
         };
-        let ctx = Self::context(rep, me, &mut local, &mut peer).await;
+        let master_for = {
+            let status = self.vrrp_status.borrow();
+            match status.state {
+                State::Master => status.since.elapsed().unwrap_or_default(),
+                _ => Duration::ZERO,
+            }
+        };
+        let ctx = Self::context(rep, me, master_for, &mut local, &mut peer).await;
         self.local_follows = local.as_ref().is_some_and(Snapshot::is_replica);
         let peer = peer.ok();
         {
@@ -744,6 +754,13 @@ impl Coordinator {
             let reason = plan.rule.to_string();
             if self.vrrp.command(VrrpCommand::EnterFault(reason)).await {
                 self.in_fault = true;
+            }
+            // And say so at once: the peer must not wait for our claim to change.
+            if let Some(mut claim) = ctx.me.clone() {
+                claim.state = ClaimState::Fault;
+                if rep.executor.publish_claim(&claim).await.is_ok() {
+                    rep.published = Some((claim, Instant::now()));
+                }
             }
         }
         for command in &plan.commands {

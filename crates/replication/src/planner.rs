@@ -53,11 +53,14 @@ pub struct PlannerConfig {
     /// With `Some`, the isolation fence is managed: a master whose replica has
     /// been gone this long refuses writes unless the peer is known to be down.
     pub isolation_timeout: Option<Duration>,
+    /// How long two VRRP masters are left to VRRP (a healed split settles within
+    /// an advert interval) before the one that loses the tie-break yields.
+    pub yield_after: Duration,
 }
 
 /// How long a node that yielded to another VRRP master stays out of the election
 /// before it tries again.
-const YIELD_HOLD: Duration = Duration::from_secs(30);
+const YIELD_HOLD: Duration = Duration::from_secs(10);
 
 /// How long after a refused fence the planner tries it again.
 const FENCE_RETRY: Duration = Duration::from_secs(1);
@@ -100,6 +103,8 @@ pub struct Context {
     pub peer_dropped: bool,
     /// This agent's claim (its priority and address, for the tie-break).
     pub me: Option<Claim>,
+    /// How long this node has been VRRP master (zero when it is not).
+    pub master_for: Duration,
     /// The peer's agent's claim, read from the peer's Redis; `None`: no agent runs
     /// there.
     pub peer_agent: Option<Claim>,
@@ -333,6 +338,12 @@ impl Planner {
         // yet), so it counts only while the peer's Redis is a master too.
         if them.state != ClaimState::Master || !them.outranks(me) || !peer.is_master() {
             return None;
+        }
+        if ctx.master_for < self.config.yield_after {
+            // A healed split: VRRP settles it within an advert interval. Touch
+            // nothing meanwhile (a promotion now would be undone).
+            let why = "the peer's agent claims master too: leaving it to VRRP";
+            return Some(self.plan_of(Vec::new(), true, Rule::Wait { why }, false));
         }
         self.yielded = Some(now + YIELD_HOLD);
         let commands = self.abandon_catch_up();
