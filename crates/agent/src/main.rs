@@ -1,13 +1,12 @@
 //! `redha`: the agent binary.
 
 mod cli;
-mod config;
-mod control;
+// Compiled once, in the library (src/lib.rs): the configuration, the control
+// socket, the notify hooks and the keepalived.conf migrator.
+use redha::{config, control, hooks, migrate};
 mod coordinator;
 mod durable;
-mod hooks;
 mod metrics;
-mod migrate;
 mod preflight;
 mod run;
 mod state;
