@@ -993,6 +993,14 @@ fn inject(
                 System::Keepalived => {
                     for (i, p) in d.agents.iter().enumerate() {
                         keepalived::crash(lab, i + 1, p);
+                        // A reboot clears /run: without this, the new keepalived finds
+                        // the pid file of its killed VRRP child (a zombie until reaped)
+                        // and exits with "daemon is already running".
+                        for suffix in ["", "-vrrp", "-checkers"] {
+                            let _ = fs::remove_file(
+                                lab.dir().join(format!("keepalived-h{}{suffix}.pid", i + 1)),
+                            );
+                        }
                     }
                     for (pid, _) in classic::running_scripts(lab) {
                         // SAFETY: kill(2) on a pid just read from /proc; at worst ESRCH.
