@@ -32,6 +32,7 @@ mod netns;
 mod process;
 pub mod redha;
 pub mod redis;
+pub mod saved;
 pub mod sentinel;
 pub mod timeline;
 mod wait;
