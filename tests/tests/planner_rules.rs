@@ -1130,3 +1130,55 @@ fn a_replica_resyncing_after_a_healed_split_is_not_detached_again() {
         plan.rule
     );
 }
+
+#[test]
+fn a_resync_we_started_is_not_undone_while_it_waits_for_its_full_sync() {
+    use replication::vouch;
+    // Our Redis came back from its AOF (fresh id, offset 0); we vouch for the
+    // recorded history, lose to the peer, save and follow it.
+    let live = master("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 253);
+    let recorded = vouch::record(&replica_of(master(R1, 4_468, 253), PEER_HOST, true));
+    let vouched = vouch::vouched(&live, &recorded);
+    let peer = promoted(R2, R1, 4_000, 9_000, 400);
+    let ctx = Context {
+        local_vouched: true,
+        ..Context::default()
+    };
+    let mut planner = Planner::new(config());
+    let t0 = Instant::now();
+    let plan = planner.plan(t0, Role::Fault, Some(&vouched), Some(&peer), &ctx);
+    assert_eq!(
+        plan.commands,
+        [
+            Command::SaveDataset(Target::Local),
+            Command::ReplicaOf(Target::Local)
+        ]
+    );
+    for command in &plan.commands {
+        planner.record(t0, command, Ok(()));
+    }
+    // Now a replica waiting for its full sync, with an id of its own that relates
+    // to nothing (the save's SYNC gave it a new one): it stays.
+    let waiting = replica_of(
+        master("cccccccccccccccccccccccccccccccccccccccc", 0, 253),
+        PEER_HOST,
+        false,
+    );
+    for ms in [2, 1_000, 5_000] {
+        let plan = planner.plan(
+            t0 + Duration::from_millis(ms),
+            Role::Fault,
+            Some(&waiting),
+            Some(&peer),
+            &Context::default(),
+        );
+        assert!(plan.commands.is_empty(), "{ms} ms: {plan:?}");
+    }
+    // But the peer's Redis dropping still detaches it (it may come back empty).
+    let dropped = Context {
+        peer_dropped: true,
+        ..Context::default()
+    };
+    let plan = planner.plan(t0, Role::Fault, Some(&waiting), None, &dropped);
+    assert_eq!(plan.commands, [Command::ReplicaOfNoOne(Target::Local)]);
+}

@@ -168,6 +168,11 @@ pub struct Planner {
     /// (as backup: if the one-way loss is over, it hears the master and stays
     /// backup; if not, it becomes master again and yields again).
     yielded: Option<Instant>,
+    /// Our Redis was told to follow the peer's (by this planner) and has not had
+    /// its link up since: the full sync it waits for is ours, not a history to
+    /// detach from (its own id may look unrelated meanwhile: a Redis back from its
+    /// AOF, or one whose dataset was just saved over SYNC).
+    resyncing: bool,
     /// The isolation fence as Redis last confirmed it: (run id, on).
     isolation: Option<(String, bool)>,
     /// The isolation fence command sent and not yet confirmed.
@@ -183,6 +188,7 @@ impl Planner {
             fence_refused: None,
             wait_for_link: false,
             yielded: None,
+            resyncing: false,
             isolation: None,
             isolation_sent: None,
         }
@@ -255,7 +261,11 @@ impl Planner {
                 self.isolation = None;
                 self.isolation_sent = None;
             }
-            (Command::ReplicaOfNoOne(Target::Local), Ok(())) => self.fence_refused = None,
+            (Command::ReplicaOfNoOne(Target::Local), Ok(())) => {
+                self.fence_refused = None;
+                self.resyncing = false;
+            }
+            (Command::ReplicaOf(Target::Local), Ok(())) => self.resyncing = true,
             _ => {}
         }
     }
@@ -635,8 +645,9 @@ impl Planner {
         peer: Option<&Snapshot>,
         ctx: &Context,
     ) -> Plan {
-        if self.wait_for_link && local.link_up() {
+        if local.link_up() {
             self.wait_for_link = false;
+            self.resyncing = false;
         }
         let eligible = !self.wait_for_link;
         if local.link_up() && !ctx.peer_dropped {
@@ -664,9 +675,12 @@ impl Planner {
             return detach(self, commands, "the peer's Redis is unreachable");
         };
         // While the link is down (a full sync under way, or a blip), stay only if
-        // the peer holds everything we hold, or won the split we were resynced for.
+        // we started this resync, or the peer holds everything we hold, or won the
+        // split we were resynced for.
         let (_, standing) = compare(local, peer);
-        let stays = standing.loses_nothing(Target::Local) || standing.must_keep(Target::Peer);
+        let stays = self.resyncing
+            || standing.loses_nothing(Target::Local)
+            || standing.must_keep(Target::Peer);
         if stays && !peer.is_fresh_empty() {
             return self.plan_of(commands, eligible, Rule::LinkDownSameHistory, false);
         }
