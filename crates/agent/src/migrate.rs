@@ -799,8 +799,20 @@ impl Mapper<'_> {
                 "garp_master_refresh" => out.garp.master_refresh_ms = self.secs(it),
                 "garp_master_refresh_repeat" => out.garp.master_refresh_repeat = self.count(it),
                 "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
-                    let hook = self.hook(it, &mut out);
-                    out.hooks.push(hook);
+                    // keepalived keeps the first of a repeated notify line and
+                    // ignores the others ("script already specified - ignoring").
+                    if out.hooks.iter().any(|h| h.key == it.key()) {
+                        self.note(
+                            it.line,
+                            format!(
+                                "{}: given again: ignored, as keepalived ignores it (the first one counts)",
+                                it.key()
+                            ),
+                        );
+                    } else {
+                        let hook = self.hook(it, &mut out);
+                        out.hooks.push(hook);
+                    }
                 }
                 "smtp_alert" => self.note(
                     it.line,
@@ -2841,6 +2853,21 @@ mod tests {
     /// Mangled fixtures never panic and never yield a TOML the loader refuses. (Hook
     /// programs are renamed so that none exists here: whether the loader takes a hook
     /// is the hook check's business.)
+    /// Found by fuzzing (fuzz/regressions/migrate): a repeated notify line was
+    /// written twice, and the loader refused the duplicate key.
+    #[test]
+    fn a_repeated_notify_line_keeps_the_first_like_keepalived() {
+        let text = "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {\n        192.0.2.100/24\n    }\n    notify \"/usr/bin/logger -t first\"\n    notify \"/usr/bin/logger -t second\"\n    notify_master /nonexistent/a.sh\n    notify_master /nonexistent/b.sh\n}\n";
+        let m = migrate_with(text, "dup.conf", None, &|_: &Path| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Config::parse(Path::new("x.toml"), &m.toml).unwrap();
+        assert!(m.toml.contains("first"), "{}", m.toml);
+        assert!(!m.toml.contains("second"), "{}", m.toml);
+        assert!(!m.toml.contains("b.sh"), "{}", m.toml);
+        has_note(&m, 8, &["notify", "given again", "ignored"]);
+        has_note(&m, 10, &["notify_master", "given again"]);
+    }
+
     #[test]
     fn mangled_files_never_yield_a_refused_config() {
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
