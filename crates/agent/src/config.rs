@@ -766,7 +766,9 @@ fn locate(text: &str, offset: usize) -> (usize, String) {
 fn table_header(line: &str) -> Option<String> {
     let t = line.trim();
     let inner = t.strip_prefix('[')?.split(']').next()?;
-    Some(inner.trim_matches('[').trim().to_string())
+    // `[]` or `[[]]` names no table: not a header (an error then names the
+    // enclosing table, or the top level, never an empty key).
+    Some(inner.trim_matches('[').trim().to_string()).filter(|name| !name.is_empty())
 }
 
 /// The line on which `key` is set inside `[table]`, or the table's header line.
@@ -948,6 +950,25 @@ virtual_ipaddresses = ["10.20.112.100/24"]
         let (line, key, message) = error(&text);
         assert_eq!((line, key.as_str()), (8, "vrrp.allowed_sources"));
         assert!(message.contains("10.20.112.27"), "{message}");
+    }
+
+    /// Found by fuzzing (fuzz/regressions/config_parse): a `[]` line gave an error
+    /// with an empty key.
+    #[test]
+    fn an_empty_table_header_is_named_by_its_place_not_an_empty_key() {
+        for (text, want) in [
+            ("[]]\n", "(top level)"),
+            ("[]\n", "(top level)"),
+            ("[[]]\n", "(top level)"),
+            ("[vrrp]\ninterface = \"eth0\"\n[]]\n", "vrrp"),
+        ] {
+            let (line, key, _) = error(text);
+            assert_eq!(key, want, "{text:?}");
+            assert!(
+                line >= 1 && line <= text.lines().count() + 1,
+                "{text:?}: {line}"
+            );
+        }
     }
 
     #[test]
