@@ -933,7 +933,6 @@ fn master_restarted_from_rdb_with_preempt_stays_replica() {
 }
 
 #[test]
-#[ignore = "issue 7: a Redis back from its AOF is saved and told REPLICAOF, then detached by the next plan (\"the peer's Redis holds another history\") and left in SPLIT BRAIN"]
 fn master_restarted_from_aof_is_saved_and_rejoins() {
     master_restarted_from_files(
         "master_restarted_from_aof_is_saved_and_rejoins",
@@ -1030,7 +1029,6 @@ fn replica_restarted_from_rdb_resyncs() {
 }
 
 #[test]
-#[ignore = "issue 7: a Redis back from its AOF is saved and told REPLICAOF, then detached by the next plan (\"the peer's Redis holds another history\") and left in SPLIT BRAIN"]
 fn replica_restarted_from_aof_resyncs() {
     replica_restarted_from_files("replica_restarted_from_aof_resyncs", "raof", true);
 }
@@ -1189,13 +1187,11 @@ fn power_cycle(test: &'static str, tag: &str, first: usize) {
 }
 
 #[test]
-#[ignore = "issue 7: a Redis back from its AOF is saved and told REPLICAOF, then detached by the next plan (\"the peer's Redis holds another history\") and left in SPLIT BRAIN"]
 fn power_cycle_host1_agent_first() {
     power_cycle("power_cycle_host1_agent_first", "pwr1", 1);
 }
 
 #[test]
-#[ignore = "issue 7: a Redis back from its AOF is saved and told REPLICAOF, then detached by the next plan (\"the peer's Redis holds another history\") and left in SPLIT BRAIN"]
 fn power_cycle_host2_agent_first() {
     power_cycle("power_cycle_host2_agent_first", "pwr2", 2);
 }
