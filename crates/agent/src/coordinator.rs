@@ -54,6 +54,8 @@ struct Replication {
     witness_seen: Option<(bool, Instant)>,
     /// The claim last published, and when.
     published: Option<(Claim, Instant)>,
+    /// The run of our Redis whose full syncs were told not to wait.
+    tuned: Option<String>,
 }
 
 /// How often a peer that did not answer is tried again: in between, a decision
@@ -241,6 +243,7 @@ impl Coordinator {
                     witness_timeout: redis.check_timeout,
                     witness_seen: None,
                     published: None,
+                    tuned: None,
                 })
             }
         };
@@ -678,6 +681,20 @@ impl Coordinator {
                 _ => Duration::ZERO,
             }
         };
+        if let Some(l) = local.as_ref()
+            && rep.tuned.as_deref() != Some(l.run_id.as_str())
+        {
+            match rep.executor.start_full_syncs_at_once().await {
+                Ok(true) => {
+                    info!(redis = %side.address, "set repl-diskless-sync-max-replicas 1: a full sync to the one replica of a pair starts at once instead of after repl-diskless-sync-delay")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(redis = %side.address, error = %e, "could not set repl-diskless-sync-max-replicas; full syncs wait repl-diskless-sync-delay")
+                }
+            }
+            rep.tuned = Some(l.run_id.clone());
+        }
         let ctx = Self::context(rep, me, master_for, &mut local, &mut peer).await;
         self.local_follows = local.as_ref().is_some_and(Snapshot::is_replica);
         let peer = peer.ok();

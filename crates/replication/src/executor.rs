@@ -164,6 +164,21 @@ impl Executor {
         tokio::join!(self.local.info(), peer)
     }
 
+    /// In a pair there is one replica at a time: a full sync need not wait
+    /// `repl-diskless-sync-delay` for more. Sets `repl-diskless-sync-max-replicas
+    /// 1` on our Redis when it is at Redis's default (0, wait the whole delay);
+    /// returns whether it changed anything. A value an operator set is left alone.
+    pub async fn start_full_syncs_at_once(&mut self) -> Result<bool, ClientError> {
+        const KEY: &str = "repl-diskless-sync-max-replicas";
+        match self.local.config_get(KEY).await? {
+            Some(value) if value == "0" => {
+                self.local.config_set(KEY, "1").await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// A fresh snapshot of our Redis alone (the peer's is known unreachable and not
     /// worth waiting for again yet).
     pub async fn observe_local(&mut self) -> Result<Snapshot, ClientError> {
