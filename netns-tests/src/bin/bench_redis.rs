@@ -1553,8 +1553,18 @@ fn metric_cell(os: &[Outcome], failed: usize, metric: Metric, system: System) ->
             } else {
                 spread(&v, |x| format!("{x:.0}"))
             };
-            if !files.is_empty() && files.iter().any(|&f| f > 0.0) {
-                let _ = write!(s, " ({} files)", spread(&files, |x| format!("{x:.0}")));
+            if files.iter().any(|&f| f > 0.0) {
+                let same = files.iter().all(|&f| f == files[0]);
+                let _ = write!(
+                    s,
+                    " ({} saved file{})",
+                    if same {
+                        format!("{:.0}", files[0])
+                    } else {
+                        spread(&files, |x| format!("{x:.0}"))
+                    },
+                    if same && files[0] == 1.0 { "" } else { "s" }
+                );
             }
             s
         }
