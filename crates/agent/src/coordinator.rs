@@ -106,6 +106,8 @@ pub struct Coordinator {
     local_follows: bool,
     /// Whether preemption is held back now.
     preempt_held: bool,
+    /// The VRRP instance's count of conflicting adverts at the last look.
+    conflicts: u64,
     /// The local Redis's version and ACL, once checked (with `[replication]`):
     /// `Some(Err(why))` keeps the instance out of the election.
     preflight: Option<Result<(), String>>,
@@ -150,6 +152,7 @@ impl Coordinator {
                 .map_or(Duration::from_millis(500), |r| r.check_timeout),
             local_follows: false,
             preempt_held: false,
+            conflicts: 0,
             preflight: None,
         })
     }
@@ -285,7 +288,20 @@ impl Coordinator {
                         rep.peer_failed = None;
                     }
                 }
-                changed = self.vrrp_status.changed() => if changed.is_err() { return },
+                changed = self.vrrp_status.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // Another router claimed the VIP (a healed split): read the peer
+                    // now, even if it was silent a moment ago.
+                    let conflicts = self.vrrp_status.borrow().conflicts;
+                    if conflicts != self.conflicts {
+                        self.conflicts = conflicts;
+                        if let Some(rep) = self.redis.as_mut().and_then(|s| s.replication.as_mut()) {
+                            rep.peer_failed = None;
+                        }
+                    }
+                }
                 () = tokio::time::sleep(next_check) => {}
                 request = requests.recv() => {
                     match request {
