@@ -104,6 +104,18 @@ impl<'lab> ScratchRedis<'lab> {
     /// never answered: its log is in the message), so that a test can report a
     /// snapshot that does not load.
     pub fn load(lab: &'lab Lab, host: usize, port: u16, rdb: &Path) -> Result<Self, String> {
+        Self::load_within(lab, host, port, rdb, LOAD_TIMEOUT)
+    }
+
+    /// Like [`ScratchRedis::load`], waiting up to `timeout` for the server to
+    /// answer.
+    pub fn load_within(
+        lab: &'lab Lab,
+        host: usize,
+        port: u16,
+        rdb: &Path,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let dir = lab.dir().join(format!("scratch-{port}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -130,7 +142,7 @@ impl<'lab> ScratchRedis<'lab> {
             proc,
         };
         let mut last = String::new();
-        let up = wait_until(LOAD_TIMEOUT, Duration::from_millis(20), || {
+        let up = wait_until(timeout, Duration::from_millis(20), || {
             if !scratch.proc.is_running() {
                 return true;
             }

@@ -22,18 +22,17 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use netns_tests::redha::{self, MARGIN, Node, RedisSettings, VIP};
-use netns_tests::redis::{
-    AclUser, REDIS_SERVER, RedisNode, RedisOpts, Reply, Resp, lab_connect, require_redis,
-};
+use netns_tests::redis::{AclUser, RedisNode, RedisOpts, Reply, Resp, lab_connect, require_redis};
+use netns_tests::saved::{SAVED_MESSAGE, ScratchRedis};
 use netns_tests::timeline::{Timeline, line_time, utc};
-use netns_tests::writer::{WriteLog, Writer, account, missing_prefixed_keys, ranges};
+use netns_tests::writer::{WriteLog, Writer, account, ranges};
 use netns_tests::{Lab, Proc, redha_bin, require_netns, wait_until};
 
 /// One write every this long, per client.
@@ -49,11 +48,10 @@ const DISKLESS_SYNC_DELAY: Duration = Duration::from_secs(5);
 /// How long after a refused fence the planner asks again (planner.rs).
 const FENCE_RETRY: Duration = Duration::from_secs(1);
 
-/// What redha logs (at WARN) when it saved a dataset before a resync.
-const SAVED_MESSAGE: &str = "dataset saved before it is resynced over";
-
 /// Port of the scratch `redis-server` that loads a saved dataset.
 const SCRATCH_PORT: u16 = 6390;
+/// How long a scratch `redis-server` may take to answer with its dataset loaded.
+const SCRATCH_LOAD: Duration = Duration::from_secs(10);
 
 fn require(test: &str) -> bool {
     require_netns(test) && require_redis(test)
@@ -256,79 +254,6 @@ fn lines_after<'a>(text: &'a str, since: SystemTime, needles: &[&str]) -> Vec<&'
             line_time(l).is_some_and(|t| t >= since) && needles.iter().all(|n| l.contains(n))
         })
         .collect()
-}
-
-/// A `redis-server` on loopback in a lab host that loads a copy of a saved
-/// dataset, to look at what the saved side had acknowledged. Killed with the lab
-/// (or when dropped).
-struct Scratch {
-    proc: Proc,
-    host: usize,
-    addr: SocketAddrV4,
-}
-
-impl Scratch {
-    /// Copies `file` into a directory of its own in the lab directory and starts a
-    /// Redis on `127.0.0.1:SCRATCH_PORT` in host `host` that loads it
-    /// (`--dbfilename`, `--dir`, nothing saved back); waits until it answers `PING`
-    /// with the dataset loaded.
-    fn load(lab: &Lab, host: usize, file: &Path, n: usize) -> Scratch {
-        let dir = lab.dir().join(format!("scratch-{n}"));
-        std::fs::create_dir_all(&dir).expect("create the scratch Redis's directory");
-        let name = file
-            .file_name()
-            .expect("a saved dataset's file name")
-            .to_string_lossy()
-            .into_owned();
-        std::fs::copy(file, dir.join(&name))
-            .unwrap_or_else(|e| panic!("copying {}: {e}", file.display()));
-        let port = SCRATCH_PORT.to_string();
-        let dir_arg = dir.display().to_string();
-        let proc = lab.spawn(
-            host,
-            &format!("scratch-redis-{n}"),
-            REDIS_SERVER,
-            [
-                "--port",
-                port.as_str(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                dir_arg.as_str(),
-                "--dbfilename",
-                name.as_str(),
-            ],
-        );
-        let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, SCRATCH_PORT);
-        let up = wait_until(Duration::from_secs(10), POLL, || {
-            lab_connect(lab, host, addr, Duration::from_secs(1))
-                .and_then(|mut c| c.ping())
-                .is_ok()
-        });
-        assert!(
-            up.is_some() && proc.is_running(),
-            "the scratch Redis did not load {}: {}",
-            file.display(),
-            proc.log()
-        );
-        Scratch { proc, host, addr }
-    }
-
-    fn dbsize(&self, lab: &Lab) -> Option<u64> {
-        lab_connect(lab, self.host, self.addr, Duration::from_secs(2))
-            .and_then(|mut c| c.dbsize())
-            .ok()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        self.proc.kill();
-    }
 }
 
 /// The two Redis hosts with their redha agents, and what the test saw.
@@ -884,16 +809,19 @@ fn split_with_a_client_on_each_side() {
     let mut lost_total = 0;
     for (a, log) in on_master.iter().zip(log_refs) {
         let mut left = a.missing.clone();
-        for (n, file) in files.iter().enumerate() {
+        for file in &files {
             if left.is_empty() {
                 break;
             }
-            let scratch = Scratch::load(&lab, 4, file, n);
-            let still = missing_prefixed_keys(&lab, 4, scratch.addr, &a.prefix, &left);
+            let scratch = ScratchRedis::load_within(&lab, 4, SCRATCH_PORT, file, SCRATCH_LOAD)
+                .unwrap_or_else(|e| {
+                    panic!("the scratch Redis did not load {}: {e}", file.display())
+                });
+            let still = scratch.missing(&a.prefix, &left);
             eprintln!(
                 "{test}: {} ({} keys) holds {} of client {}'s {} writes missing on the master",
                 file.display(),
-                scratch.dbsize(&lab).map_or("?".into(), |k| k.to_string()),
+                scratch.dbsize().map_or("?".into(), |k| k.to_string()),
                 left.len() - still.len(),
                 a.client_host,
                 left.len()
