@@ -29,6 +29,7 @@ pub mod keepalived;
 mod lab;
 pub mod measure;
 mod netns;
+pub mod pair;
 mod process;
 pub mod redha;
 pub mod redis;

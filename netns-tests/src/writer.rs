@@ -576,6 +576,27 @@ pub fn account(
         .collect()
 }
 
+/// The kind of a write error (an entry of [`WriteLog::errors`]), without the
+/// details that change every time: `READONLY`, `NOREPLICAS`, `timeout`,
+/// `refused`, `connection lost`, `unreachable`, or else the error itself.
+pub fn error_kind(e: &str) -> &str {
+    if e.starts_with("-READONLY") {
+        "READONLY"
+    } else if e.starts_with("-NOREPLICAS") {
+        "NOREPLICAS"
+    } else if e.contains("timed out") || e.contains("temporarily unavailable") {
+        "timeout"
+    } else if e.contains("refused") {
+        "refused"
+    } else if e.contains("reset") || e.contains("closed") {
+        "connection lost"
+    } else if e.contains("unreachable") {
+        "unreachable"
+    } else {
+        e
+    }
+}
+
 /// A compact list of numbers: `1-5, 9, 12-13`.
 pub fn ranges(ns: &[u64]) -> String {
     let mut out = String::new();

@@ -20,16 +20,18 @@
 //!
 //! plus [`MARGIN`] for process start-up, netlink and polling.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddrV4;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netns_tests::redha::{self, MARGIN, Node, RedisSettings, VIP};
-use netns_tests::redis::{RedisNode, RedisOpts, Reply, require_redis};
-use netns_tests::writer::{WriteLog, Writer, missing_keys};
-use netns_tests::{Lab, Proc, require_netns, wait_until};
+use netns_tests::pair::{
+    self, CATCH_UP_TIMEOUT, DISKLESS_SYNC_DELAY, FALL, FAST_RECHECK, dbsize, election_bound, other,
+    replication, require, sync_bound, vip_addr,
+};
+use netns_tests::redha::{self, MARGIN, Node, VIP};
+use netns_tests::redis::{RedisNode, RedisOpts, Reply};
+use netns_tests::writer::{WriteLog, Writer, missing_keys, missing_prefixed_keys, ranges};
+use netns_tests::{Lab, Proc, wait_until};
 
 /// The client host.
 const CLIENT: usize = 3;
@@ -37,113 +39,6 @@ const CLIENT: usize = 3;
 const WRITE_INTERVAL: Duration = Duration::from_millis(10);
 /// Polling period of the waits.
 const POLL: Duration = Duration::from_millis(20);
-
-/// redha's defaults for the `[redis]` checks (config/reference.toml).
-const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-const RISE: u32 = 2;
-const FALL: u32 = 2;
-/// The health monitor's recheck after a lost or refused connection.
-const FAST_RECHECK: Duration = Duration::from_millis(100);
-/// `[replication] catch_up_timeout` default.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Redis 7's `repl-diskless-sync-delay` default.
-const DISKLESS_SYNC_DELAY: Duration = Duration::from_secs(5);
-
-fn require(test: &str) -> bool {
-    require_netns(test) && require_redis(test)
-}
-
-fn vip_addr() -> SocketAddrV4 {
-    SocketAddrV4::new(VIP.parse().expect("VIP"), 6379)
-}
-
-/// The other Redis host.
-fn other(host: usize) -> usize {
-    3 - host
-}
-
-/// Host 1: priority 150; host 2: priority 100; both nopreempt.
-fn node(lab: &Lab, host: usize) -> Node {
-    let priority = if host == 1 { 150 } else { 100 };
-    Node {
-        preempt: false,
-        redis: Some(RedisSettings::pair(
-            lab.addr(other(host)),
-            lab.dir().join(format!("state-h{host}.log")),
-        )),
-        ..Node::with_priority(priority)
-    }
-}
-
-/// How long a node needs from start to its first VIP: `rise` healthy checks, then
-/// Master_Down_Interval as a backup hearing no master.
-fn election_bound(node: &Node) -> Duration {
-    CHECK_INTERVAL * RISE + node.master_down_interval() + MARGIN
-}
-
-/// How long a pair needs to settle once the roles are decided: the new replica's
-/// node sees its Redis healthy (`rise`), its planner decides (one check), the
-/// master waits the diskless-sync delay before the full sync, and a catch-up may
-/// run first on the other side.
-fn sync_bound() -> Duration {
-    CHECK_INTERVAL * (RISE + 1) + DISKLESS_SYNC_DELAY + MARGIN * 4
-}
-
-/// `INFO replication` of a Redis, or why it could not be read.
-fn replication(redis: &RedisNode<'_>) -> Result<BTreeMap<String, String>, String> {
-    redis
-        .client()
-        .and_then(|mut c| c.info_map("replication"))
-        .map_err(|e| e.to_string())
-}
-
-fn dbsize(redis: &RedisNode<'_>) -> Option<u64> {
-    redis.client().and_then(|mut c| c.dbsize()).ok()
-}
-
-/// Keys `prefix<n>` (value `n`) for `n` in `1..=count` that `redis` lacks.
-fn missing_prefixed(redis: &RedisNode<'_>, prefix: &str, count: u64) -> Vec<u64> {
-    let mut conn = redis.client().expect("connect for MGET");
-    let mut missing = Vec::new();
-    let all: Vec<u64> = (1..=count).collect();
-    for batch in all.chunks(500) {
-        let mut cmd = vec!["MGET".to_owned()];
-        cmd.extend(batch.iter().map(|n| format!("{prefix}{n}")));
-        let Ok(Reply::Array(values)) = conn.command(&cmd) else {
-            panic!("MGET on host {} failed", redis.host());
-        };
-        for (&n, v) in batch.iter().zip(&values) {
-            if v.text() != Some(n.to_string()) {
-                missing.push(n);
-            }
-        }
-    }
-    missing
-}
-
-/// A compact list of numbers: `1-5, 9, 12-13`.
-fn ranges(ns: &[u64]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < ns.len() {
-        let start = ns[i];
-        let mut end = start;
-        while i + 1 < ns.len() && ns[i + 1] == end + 1 {
-            i += 1;
-            end = ns[i];
-        }
-        if !out.is_empty() {
-            out.push_str(", ");
-        }
-        if start == end {
-            let _ = write!(out, "{start}");
-        } else {
-            let _ = write!(out, "{start}-{end}");
-        }
-        i += 1;
-    }
-    out
-}
 
 /// The two Redis hosts with their redha agents, and the client.
 struct Pair<'lab> {
@@ -159,10 +54,7 @@ struct Pair<'lab> {
 impl<'lab> Pair<'lab> {
     /// Starts Redis on hosts 1 and 2 (no redha yet).
     fn new(test: &'static str, lab: &'lab Lab, opts: RedisOpts) -> Self {
-        let redis = vec![
-            RedisNode::start(lab, 1, opts.clone()),
-            RedisNode::start(lab, 2, opts),
-        ];
+        let redis = pair::start_redis(lab, opts);
         Pair {
             test,
             lab,
@@ -176,8 +68,9 @@ impl<'lab> Pair<'lab> {
         &self.redis[host - 1]
     }
 
+    /// Host 1: priority 150; host 2: priority 100; both nopreempt.
     fn node(&self, host: usize) -> Node {
-        node(self.lab, host)
+        pair::node(self.lab, host, false)
     }
 
     fn start_redha(&mut self, host: usize) {
@@ -188,12 +81,7 @@ impl<'lab> Pair<'lab> {
 
     /// The latest redha started on `host`.
     fn agent(&self, host: usize) -> &Proc {
-        self.agents
-            .iter()
-            .rev()
-            .find(|(h, _)| *h == host)
-            .map(|(_, p)| p)
-            .unwrap_or_else(|| panic!("no redha on host {host}"))
+        pair::latest_agent(&self.agents, host)
     }
 
     fn note(&self, what: &str) {
@@ -206,33 +94,7 @@ impl<'lab> Pair<'lab> {
 
     /// Each Redis's role, master, link, offset and keys, in one line each.
     fn redis_state(&self) -> String {
-        let mut out = String::new();
-        for r in &self.redis {
-            let info = match replication(r) {
-                Ok(m) => {
-                    let get = |k: &str| m.get(k).map_or("-", String::as_str).to_owned();
-                    format!(
-                        "role={} master_host={} link={} offset={} replid={} replid2={} second_offset={}",
-                        get("role"),
-                        get("master_host"),
-                        get("master_link_status"),
-                        get("master_repl_offset"),
-                        get("master_replid"),
-                        get("master_replid2"),
-                        get("second_repl_offset"),
-                    )
-                }
-                Err(e) => format!("unreachable: {e}"),
-            };
-            let _ = writeln!(
-                out,
-                "  redis host {}: {info} keys={:?}",
-                r.host(),
-                dbsize(r)
-            );
-        }
-        let _ = writeln!(out, "  VIP holders: {:?}", self.lab.holders(VIP));
-        out
+        pair::redis_state(self.lab, &self.redis)
     }
 
     /// Both redha logs (every agent ever started; DEBUG lines left out) and both
@@ -240,30 +102,13 @@ impl<'lab> Pair<'lab> {
     fn diagnostics(&self) -> String {
         let mut out = format!("--- lab dir {}\n", self.lab.dir().display());
         out.push_str(&self.redis_state());
-        for (host, proc) in &self.agents {
-            let log = proc.log();
-            let lines: Vec<&str> = log.lines().filter(|l| !l.contains(" DEBUG ")).collect();
-            let _ = writeln!(
-                out,
-                "--- redha on host {host} (pid {}, {} lines without DEBUG; full log {}):\n{}",
-                proc.pid(),
-                lines.len(),
-                proc.log_path().display(),
-                lines.join("\n")
-            );
-        }
-        for host in 1..=2 {
-            let path = self.lab.dir().join(format!("state-h{host}.log"));
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| format!("({e})"));
-            let _ = writeln!(out, "--- state log of host {host}:\n{text}");
-        }
+        out.push_str(&pair::agent_logs(self.lab, &self.agents));
         out
     }
 
     /// The state log of `host` so far.
     fn state_log(&self, host: usize) -> String {
-        std::fs::read_to_string(self.lab.dir().join(format!("state-h{host}.log")))
-            .unwrap_or_default()
+        pair::state_log(self.lab, host)
     }
 
     /// Panics with `msg` and the diagnostics.
@@ -287,39 +132,7 @@ impl<'lab> Pair<'lab> {
 
     /// Is the pair settled? Returns the master host, or what is missing.
     fn settled(&self) -> Result<usize, String> {
-        let holders = self.lab.holders(VIP);
-        let &[master] = holders.as_slice() else {
-            return Err(format!("VIP holders {holders:?}"));
-        };
-        if master == CLIENT {
-            return Err("the client holds the VIP".into());
-        }
-        let m = replication(self.redis(master))?;
-        if m.get("role").map(String::as_str) != Some("master") {
-            return Err(format!(
-                "host {master} holds the VIP but its Redis is {:?}",
-                m.get("role")
-            ));
-        }
-        let replica = other(master);
-        let r = replication(self.redis(replica))?;
-        let want_host = self.lab.addr(master).to_string();
-        if r.get("role").map(String::as_str) != Some("slave")
-            || r.get("master_host") != Some(&want_host)
-        {
-            return Err(format!(
-                "host {replica}'s Redis is role {:?} master_host {:?}, not a replica of host {master}",
-                r.get("role"),
-                r.get("master_host")
-            ));
-        }
-        if r.get("master_link_status").map(String::as_str) != Some("up") {
-            return Err(format!(
-                "host {replica}'s Redis follows host {master}, link {:?}",
-                r.get("master_link_status")
-            ));
-        }
-        Ok(master)
+        pair::settled(self.lab, &self.redis)
     }
 
     /// Waits until the pair is settled with `master` (if given) holding the VIP;
@@ -330,25 +143,14 @@ impl<'lab> Pair<'lab> {
         within: Duration,
         writer: Option<&Writer>,
     ) -> (usize, Duration) {
-        let mut last = String::new();
-        let took = wait_until(within, POLL, || match self.settled() {
-            Ok(m) if master.is_none_or(|want| want == m) => true,
-            Ok(m) => {
-                last = format!("settled with host {m} as master, not {master:?}");
-                false
-            }
-            Err(e) => {
-                last = e;
-                false
-            }
-        });
-        match took {
-            Some(d) => (self.settled().expect("just settled"), d),
-            None => self.fail(&format!(
-                "the pair did not settle (master {master:?}) within {within:?}; last: {last}{}",
-                writer.map_or(String::new(), |w| self.writes_report(&w.snapshot()))
-            )),
-        }
+        pair::wait_settled(self.lab, &self.redis, master, within, POLL, || {}).unwrap_or_else(
+            |last| {
+                self.fail(&format!(
+                    "the pair did not settle (master {master:?}) within {within:?}; last: {last}{}",
+                    writer.map_or(String::new(), |w| self.writes_report(&w.snapshot()))
+                ))
+            },
+        )
     }
 
     /// For a failure message: which acknowledged writes each Redis lacks.
@@ -373,14 +175,9 @@ impl<'lab> Pair<'lab> {
 
     /// Asserts that the pair stays settled with `master` for `period`.
     fn assert_stays_settled(&self, master: usize, period: Duration) {
-        let end = Instant::now() + period;
-        while Instant::now() < end {
-            match self.settled() {
-                Ok(m) if m == master => {}
-                Ok(m) => self.fail(&format!("the master moved to host {m}")),
-                Err(e) => self.fail(&format!("the settled pair came apart: {e}")),
-            }
-            thread::sleep(Duration::from_millis(100));
+        let every = Duration::from_millis(100);
+        if let Err(e) = pair::stays_settled(self.lab, &self.redis, master, period, every, || {}) {
+            self.fail(&e);
         }
     }
 
@@ -390,6 +187,14 @@ impl<'lab> Pair<'lab> {
         if !r.wait_caught_up(m, Duration::from_secs(5)) {
             self.fail("the replica did not catch up with the master within 5 s");
         }
+    }
+
+    /// Keys `prefix<n>` (value `n`) for `n` in `1..=count` that `host`'s Redis
+    /// lacks.
+    fn missing_prefixed(&self, host: usize, prefix: &str, count: u64) -> Vec<u64> {
+        let all: Vec<u64> = (1..=count).collect();
+        let redis = self.redis(host);
+        missing_prefixed_keys(self.lab, host, redis.addr(), prefix, &all)
     }
 
     /// Acknowledged writes missing on `host`'s Redis.
@@ -572,7 +377,7 @@ fn startup_data_on_one_side_survives() {
     pair.note(&format!("settled with host {master} master after {took:?}"));
     // Whoever is master, it must hold host 2's data, and must not have been
     // serving an empty dataset: every acknowledged write is there too.
-    let missing = missing_prefixed(pair.redis(master), "pre:", PRE);
+    let missing = pair.missing_prefixed(master, "pre:", PRE);
     pair.check(missing.is_empty(), || {
         format!(
             "{} of the {PRE} keys host 2 held at start-up are missing on the master (host {master}): {}",
@@ -584,7 +389,7 @@ fn startup_data_on_one_side_survives() {
     let log = writer.stop();
     pair.note(&format!("writer: {}", log.summary()));
     pair.assert_no_write_lost(master, &log);
-    let missing = missing_prefixed(pair.redis(other(master)), "pre:", PRE);
+    let missing = pair.missing_prefixed(other(master), "pre:", PRE);
     pair.check(missing.is_empty(), || {
         format!(
             "{} pre-existing keys missing on the replica: {}",

@@ -8,18 +8,20 @@
 //! VIP, the client's writes) with wall-clock times, and the matching window of
 //! host 2's redha log and state log, so that where the time goes can be read off.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read as _};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use netns_tests::redha::{self, MARGIN, Node, RedisSettings, VIP};
-use netns_tests::redis::{RedisNode, RedisOpts, require_redis};
+use netns_tests::pair::{
+    self, CATCH_UP_TIMEOUT, CHECK_INTERVAL, DISKLESS_SYNC_DELAY, RISE, require, role, vip_addr,
+};
+use netns_tests::redha::{self, MARGIN, Node, VIP};
+use netns_tests::redis::{RedisNode, RedisOpts};
 use netns_tests::timeline::{Timeline, log_window, utc};
-use netns_tests::writer::{WriteLog, Writer};
-use netns_tests::{Lab, Proc, require_netns};
+use netns_tests::writer::{WriteLog, Writer, error_kind};
+use netns_tests::{Lab, Proc};
 
 /// The client host, on host 2's side of the cut.
 const CLIENT: usize = 3;
@@ -27,60 +29,11 @@ const CLIENT: usize = 3;
 const WRITE_INTERVAL: Duration = Duration::from_millis(10);
 /// Polling period of the waits (each sample takes a few `ip` calls on top).
 const POLL: Duration = Duration::from_millis(10);
-/// redha's defaults for the `[redis]` checks (config/reference.toml).
-const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-const RISE: u32 = 2;
-/// `[replication] catch_up_timeout` default.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Redis 7's `repl-diskless-sync-delay` default.
-const DISKLESS_SYNC_DELAY: Duration = Duration::from_secs(5);
-
-fn require(test: &str) -> bool {
-    require_netns(test) && require_redis(test)
-}
-
-fn vip_addr() -> SocketAddrV4 {
-    SocketAddrV4::new(VIP.parse().expect("VIP"), 6379)
-}
 
 /// Host 1: priority 150; host 2: priority 100; both nopreempt, each replicating
 /// with the other.
 fn node(lab: &Lab, host: usize) -> Node {
-    let priority = if host == 1 { 150 } else { 100 };
-    Node {
-        preempt: false,
-        redis: Some(RedisSettings::pair(
-            lab.addr(3 - host),
-            lab.dir().join(format!("state-h{host}.log")),
-        )),
-        ..Node::with_priority(priority)
-    }
-}
-
-/// `INFO replication` of a Redis, or why it could not be read.
-fn replication(redis: &RedisNode<'_>) -> Result<BTreeMap<String, String>, String> {
-    redis
-        .client()
-        .and_then(|mut c| c.info_map("replication"))
-        .map_err(|e| e.to_string())
-}
-
-/// A Redis's role in a few words: `master`, `slave of 192.0.2.11 link up`, ...
-fn role(redis: &RedisNode<'_>) -> String {
-    match replication(redis) {
-        Ok(m) => {
-            let get = |k: &str| m.get(k).map_or("-", String::as_str);
-            match get("role") {
-                "slave" => format!(
-                    "replica of {} link {}",
-                    get("master_host"),
-                    get("master_link_status")
-                ),
-                r => r.to_owned(),
-            }
-        }
-        Err(e) => format!("unreachable ({e})"),
-    }
+    pair::node(lab, host, false)
 }
 
 /// The two Redis hosts with their agents, the client's writer, and what was seen.
@@ -97,10 +50,7 @@ struct Scene<'lab> {
 impl<'lab> Scene<'lab> {
     /// Starts Redis on hosts 1 and 2, then redha on host 1 and host 2.
     fn start(test: &'static str, lab: &'lab Lab, opts: RedisOpts) -> Self {
-        let redis = vec![
-            RedisNode::start(lab, 1, opts.clone()),
-            RedisNode::start(lab, 2, opts),
-        ];
+        let redis = pair::start_redis(lab, opts);
         let mut scene = Scene {
             test,
             lab,
@@ -179,31 +129,15 @@ impl<'lab> Scene<'lab> {
     /// Exactly one VIP holder, host `master`, its Redis master, the other Redis its
     /// replica with the link up.
     fn settled_with(&self, master: usize) -> bool {
-        if self.lab.holders(VIP) != [master] {
-            return false;
-        }
-        let m = replication(&self.redis[master - 1]);
-        let r = replication(&self.redis[2 - master]);
-        let want = self.lab.addr(master).to_string();
-        m.is_ok_and(|m| m.get("role").is_some_and(|r| r == "master"))
-            && r.is_ok_and(|r| {
-                r.get("role").is_some_and(|v| v == "slave")
-                    && r.get("master_host") == Some(&want)
-                    && r.get("master_link_status").is_some_and(|v| v == "up")
-            })
+        pair::settled(self.lab, &self.redis) == Ok(master)
     }
 
     fn agent_log(&self, host: usize) -> String {
-        self.agents
-            .iter()
-            .filter(|(h, _)| *h == host)
-            .map(|(_, p)| p.log())
-            .collect()
+        pair::agent_log(&self.agents, host)
     }
 
     fn state_log(&self, host: usize) -> String {
-        std::fs::read_to_string(self.lab.dir().join(format!("state-h{host}.log")))
-            .unwrap_or_default()
+        pair::state_log(self.lab, host)
     }
 
     fn fail(&self, msg: &str) -> ! {
@@ -251,21 +185,6 @@ fn next_advert(socket: &Socket, from: Ipv4Addr, within: Duration) -> bool {
             Ok(_) => {}
             Err(_) => return false,
         }
-    }
-}
-
-/// The kind of a write error, without the details that change every time.
-fn error_kind(e: &str) -> &str {
-    if e.starts_with("-READONLY") {
-        "READONLY"
-    } else if e.contains("timed out") || e.contains("temporarily unavailable") {
-        "timeout"
-    } else if e.contains("refused") {
-        "refused"
-    } else if e.contains("reset") || e.contains("closed") {
-        "connection lost"
-    } else {
-        e
     }
 }
 

@@ -27,21 +27,23 @@
 //!
 //! plus [`MARGIN`] for process start-up, netlink and polling.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, Scope};
 use std::time::{Duration, Instant};
 
-use netns_tests::redha::{self, MARGIN, Node, RedisSettings, VIP};
-use netns_tests::redis::{RedisNode, RedisOpts, require_redis};
+use netns_tests::pair::{
+    self, CATCH_UP_TIMEOUT, CHECK_INTERVAL, DISKLESS_SYNC_DELAY, FALL, FAST_RECHECK, RISE, dbsize,
+    describe, election_bound, info, other, replication, require, vip_addr,
+};
+use netns_tests::redha::{self, MARGIN, Node, VIP};
+use netns_tests::redis::{RedisNode, RedisOpts};
 use netns_tests::saved::{SavedSnapshot, ScratchRedis, saved_snapshots};
 use netns_tests::timeline::{Timeline, utc};
 use netns_tests::writer::{WriteLog, Writer, missing_keys, ranges};
-use netns_tests::{Lab, Proc, require_netns, wait_until};
+use netns_tests::{Lab, Proc, wait_until};
 
 /// The client host.
 const CLIENT: usize = 3;
@@ -52,54 +54,12 @@ const POLL: Duration = Duration::from_millis(20);
 /// Polling period of the VIP watch.
 const WATCH_POLL: Duration = Duration::from_millis(50);
 
-/// redha's defaults for the `[redis]` checks (config/reference.toml).
-const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-const RISE: u32 = 2;
-const FALL: u32 = 2;
-/// The health monitor's recheck after a lost or refused connection.
-const FAST_RECHECK: Duration = Duration::from_millis(100);
-/// `[replication] catch_up_timeout` default.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Redis 7's `repl-diskless-sync-delay` default.
-const DISKLESS_SYNC_DELAY: Duration = Duration::from_secs(5);
 /// The asynchronous tail: writes a master acknowledged at most this long before
 /// its Redis was SIGKILLed may be missing on its replica (replication runs behind
 /// by milliseconds; this is the bound the tests allow).
 const TAIL: Duration = Duration::from_secs(1);
 /// First port of the scratch Redis servers (in the client host, on its loopback).
 const SCRATCH_PORT: u16 = 6390;
-
-fn require(test: &str) -> bool {
-    require_netns(test) && require_redis(test)
-}
-
-fn vip_addr() -> SocketAddrV4 {
-    SocketAddrV4::new(VIP.parse().expect("VIP"), 6379)
-}
-
-/// The other Redis host.
-fn other(host: usize) -> usize {
-    3 - host
-}
-
-/// Host 1: priority 150; host 2: priority 100; `preempt` as given.
-fn node(lab: &Lab, host: usize, preempt: bool) -> Node {
-    let priority = if host == 1 { 150 } else { 100 };
-    Node {
-        preempt,
-        redis: Some(RedisSettings::pair(
-            lab.addr(other(host)),
-            lab.dir().join(format!("state-h{host}.log")),
-        )),
-        ..Node::with_priority(priority)
-    }
-}
-
-/// How long a node needs from start to its first VIP: `rise` healthy checks, then
-/// Master_Down_Interval as a backup hearing no master.
-fn election_bound(node: &Node) -> Duration {
-    CHECK_INTERVAL * RISE + node.master_down_interval() + MARGIN
-}
 
 /// How long a Redis back from its files needs to be a replica with its link up:
 /// its node sees it healthy (`rise`), plans (one check), the source waits the
@@ -112,43 +72,6 @@ fn full_sync_bound() -> Duration {
 /// own, which waits the diskless-sync delay too.
 fn save_bound() -> Duration {
     DISKLESS_SYNC_DELAY + MARGIN
-}
-
-/// A section of `INFO` of a Redis, or why it could not be read.
-fn info(redis: &RedisNode<'_>, section: &str) -> Result<BTreeMap<String, String>, String> {
-    redis
-        .client()
-        .and_then(|mut c| c.info_map(section))
-        .map_err(|e| e.to_string())
-}
-
-fn replication(redis: &RedisNode<'_>) -> Result<BTreeMap<String, String>, String> {
-    info(redis, "replication")
-}
-
-fn dbsize(redis: &RedisNode<'_>) -> Option<u64> {
-    redis.client().and_then(|mut c| c.dbsize()).ok()
-}
-
-/// `role`, ids, offset and keys of a Redis in one line.
-fn describe(redis: &RedisNode<'_>) -> String {
-    match replication(redis) {
-        Ok(m) => {
-            let get = |k: &str| m.get(k).map_or("-", String::as_str).to_owned();
-            format!(
-                "role={} master_host={} link={} offset={} replid={} replid2={} second_offset={} keys={:?}",
-                get("role"),
-                get("master_host"),
-                get("master_link_status"),
-                get("master_repl_offset"),
-                get("master_replid"),
-                get("master_replid2"),
-                get("second_repl_offset"),
-                dbsize(redis)
-            )
-        }
-        Err(e) => format!("unreachable: {e}"),
-    }
 }
 
 /// `sync_full`, `sync_partial_ok` and `sync_partial_err` of a Redis (as a source).
@@ -296,10 +219,7 @@ struct Pair<'lab> {
 impl<'lab> Pair<'lab> {
     /// Starts Redis on hosts 1 and 2 (no redha yet).
     fn new(test: &'static str, lab: &'lab Lab, opts: RedisOpts) -> Self {
-        let redis = vec![
-            RedisNode::start(lab, 1, opts.clone()),
-            RedisNode::start(lab, 2, opts),
-        ];
+        let redis = pair::start_redis(lab, opts);
         Pair {
             test,
             lab,
@@ -314,8 +234,9 @@ impl<'lab> Pair<'lab> {
         &self.redis[host - 1]
     }
 
+    /// Host 1: priority 150; host 2: priority 100; `preempt` as set for host 1.
     fn node(&self, host: usize) -> Node {
-        node(self.lab, host, host == 1 && self.preempt1)
+        pair::node(self.lab, host, host == 1 && self.preempt1)
     }
 
     fn start_redha(&mut self, host: usize) {
@@ -326,12 +247,7 @@ impl<'lab> Pair<'lab> {
 
     /// The latest redha started on `host`.
     fn agent(&self, host: usize) -> &Proc {
-        self.agents
-            .iter()
-            .rev()
-            .find(|(h, _)| *h == host)
-            .map(|(_, p)| p)
-            .unwrap_or_else(|| panic!("no redha on host {host}"))
+        pair::latest_agent(&self.agents, host)
     }
 
     fn note(&self, what: &str) {
@@ -344,12 +260,7 @@ impl<'lab> Pair<'lab> {
     }
 
     fn redis_state(&self) -> String {
-        let mut out = String::new();
-        for r in &self.redis {
-            let _ = writeln!(out, "  redis host {}: {}", r.host(), describe(r));
-        }
-        let _ = writeln!(out, "  VIP holders: {:?}", self.lab.holders(VIP));
-        out
+        pair::redis_state(self.lab, &self.redis)
     }
 
     /// Both redha logs (every agent ever started; DEBUG lines left out) and both
@@ -357,31 +268,12 @@ impl<'lab> Pair<'lab> {
     fn diagnostics(&self) -> String {
         let mut out = format!("--- lab dir {}\n", self.lab.dir().display());
         out.push_str(&self.redis_state());
-        for (host, proc) in &self.agents {
-            let log = proc.log();
-            let lines: Vec<&str> = log.lines().filter(|l| !l.contains(" DEBUG ")).collect();
-            let _ = writeln!(
-                out,
-                "--- redha on host {host} (pid {}, {} lines without DEBUG; full log {}):\n{}",
-                proc.pid(),
-                lines.len(),
-                proc.log_path().display(),
-                lines.join("\n")
-            );
-        }
-        for host in 1..=2 {
-            let _ = writeln!(
-                out,
-                "--- state log of host {host}:\n{}",
-                self.state_log(host)
-            );
-        }
+        out.push_str(&pair::agent_logs(self.lab, &self.agents));
         out
     }
 
     fn state_log(&self, host: usize) -> String {
-        std::fs::read_to_string(self.lab.dir().join(format!("state-h{host}.log")))
-            .unwrap_or_default()
+        pair::state_log(self.lab, host)
     }
 
     /// `<state_dir>/state.json` of `host`, if written.
@@ -457,61 +349,12 @@ impl<'lab> Pair<'lab> {
         }
     }
 
-    /// Is the pair settled? Returns the master host, or what is missing.
-    fn settled(&self) -> Result<usize, String> {
-        let holders = self.lab.holders(VIP);
-        let &[master] = holders.as_slice() else {
-            return Err(format!("VIP holders {holders:?}"));
-        };
-        if master == CLIENT {
-            return Err("the client holds the VIP".into());
-        }
-        let m = replication(self.redis(master))?;
-        if m.get("role").map(String::as_str) != Some("master") {
-            return Err(format!(
-                "host {master} holds the VIP but its Redis is {:?}",
-                m.get("role")
-            ));
-        }
-        let replica = other(master);
-        let r = replication(self.redis(replica))?;
-        let want_host = self.lab.addr(master).to_string();
-        if r.get("role").map(String::as_str) != Some("slave")
-            || r.get("master_host") != Some(&want_host)
-        {
-            return Err(format!(
-                "host {replica}'s Redis is role {:?} master_host {:?}, not a replica of host {master}",
-                r.get("role"),
-                r.get("master_host")
-            ));
-        }
-        if r.get("master_link_status").map(String::as_str) != Some("up") {
-            return Err(format!(
-                "host {replica}'s Redis follows host {master}, link {:?}",
-                r.get("master_link_status")
-            ));
-        }
-        Ok(master)
-    }
-
     /// Waits until the pair is settled with `master` holding the VIP; returns how
     /// long it took.
     fn wait_settled(&self, master: usize, within: Duration, writer: Option<&Writer>) -> Duration {
-        let mut last = String::new();
-        let took = wait_until(within, POLL, || match self.settled() {
-            Ok(m) if m == master => true,
-            Ok(m) => {
-                last = format!("settled with host {m} as master, not host {master}");
-                false
-            }
-            Err(e) => {
-                last = e;
-                false
-            }
-        });
-        match took {
-            Some(d) => d,
-            None => self.fail(&format!(
+        match pair::wait_settled(self.lab, &self.redis, Some(master), within, POLL, || {}) {
+            Ok((_, d)) => d,
+            Err(last) => self.fail(&format!(
                 "the pair did not settle with host {master} as master within {within:?}; last: \
                  {last}{}",
                 writer.map_or(String::new(), |w| self.writes_report(&w.snapshot()))
@@ -538,14 +381,9 @@ impl<'lab> Pair<'lab> {
 
     /// Asserts that the pair stays settled with `master` for `period`.
     fn assert_stays_settled(&self, master: usize, period: Duration) {
-        let end = Instant::now() + period;
-        while Instant::now() < end {
-            match self.settled() {
-                Ok(m) if m == master => {}
-                Ok(m) => self.fail(&format!("the master moved to host {m}")),
-                Err(e) => self.fail(&format!("the settled pair came apart: {e}")),
-            }
-            thread::sleep(Duration::from_millis(100));
+        let every = Duration::from_millis(100);
+        if let Err(e) = pair::stays_settled(self.lab, &self.redis, master, period, every, || {}) {
+            self.fail(&e);
         }
     }
 

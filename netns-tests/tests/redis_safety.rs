@@ -20,7 +20,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::Command;
@@ -28,23 +27,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use netns_tests::pair::{
+    self, CHECK_INTERVAL, DISKLESS_SYNC_DELAY, RISE, election_bound, other, replication, require,
+    role, sync_bound, vip_addr,
+};
 use netns_tests::redha::{self, MARGIN, Node, RedisSettings, VIP};
-use netns_tests::redis::{AclUser, RedisNode, RedisOpts, Reply, Resp, lab_connect, require_redis};
+use netns_tests::redis::{AclUser, RedisNode, RedisOpts, Reply, Resp, lab_connect};
 use netns_tests::saved::{SAVED_MESSAGE, ScratchRedis};
 use netns_tests::timeline::{Timeline, line_time, utc};
-use netns_tests::writer::{WriteLog, Writer, account, ranges};
-use netns_tests::{Lab, Proc, redha_bin, require_netns, wait_until};
+use netns_tests::writer::{WriteLog, Writer, account, error_kind, ranges};
+use netns_tests::{Lab, Proc, redha_bin, wait_until};
 
 /// One write every this long, per client.
 const WRITE_INTERVAL: Duration = Duration::from_millis(10);
 /// Polling period of the waits.
 const POLL: Duration = Duration::from_millis(20);
 
-/// redha's defaults for the `[redis]` checks (config/reference.toml).
-const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-const RISE: u32 = 2;
-/// Redis 7's `repl-diskless-sync-delay` default.
-const DISKLESS_SYNC_DELAY: Duration = Duration::from_secs(5);
 /// How long after a refused fence the planner asks again (planner.rs).
 const FENCE_RETRY: Duration = Duration::from_secs(1);
 
@@ -52,19 +50,6 @@ const FENCE_RETRY: Duration = Duration::from_secs(1);
 const SCRATCH_PORT: u16 = 6390;
 /// How long a scratch `redis-server` may take to answer with its dataset loaded.
 const SCRATCH_LOAD: Duration = Duration::from_secs(10);
-
-fn require(test: &str) -> bool {
-    require_netns(test) && require_redis(test)
-}
-
-fn vip_addr() -> SocketAddrV4 {
-    SocketAddrV4::new(VIP.parse().expect("VIP"), 6379)
-}
-
-/// The other Redis host.
-fn other(host: usize) -> usize {
-    3 - host
-}
 
 /// What the nodes are configured with beyond the pair's defaults.
 #[derive(Clone, Debug, Default)]
@@ -75,51 +60,8 @@ struct Setup {
     user: Option<AclUser>,
 }
 
-/// How long a node needs from start to its first VIP: `rise` healthy checks, then
-/// Master_Down_Interval as a backup hearing no master.
-fn election_bound(node: &Node) -> Duration {
-    CHECK_INTERVAL * RISE + node.master_down_interval() + MARGIN
-}
-
-/// How long a pair needs to settle once the roles are decided: the new replica's
-/// node sees its Redis healthy (`rise`), its planner decides (one check), the
-/// master waits the diskless-sync delay before the full sync.
-fn sync_bound() -> Duration {
-    CHECK_INTERVAL * (RISE + 1) + DISKLESS_SYNC_DELAY + MARGIN * 4
-}
-
-/// `INFO replication` of a Redis, or why it could not be read.
-fn replication(redis: &RedisNode<'_>) -> Result<BTreeMap<String, String>, String> {
-    redis
-        .client()
-        .and_then(|mut c| c.info_map("replication"))
-        .map_err(|e| e.to_string())
-}
-
-/// A Redis's role in a few words: `master`, `replica of 192.0.2.11 link up`, ...
-fn role(redis: &RedisNode<'_>) -> String {
-    match replication(redis) {
-        Ok(m) => {
-            let get = |k: &str| m.get(k).map_or("-", String::as_str);
-            match get("role") {
-                "slave" => format!(
-                    "replica of {} link {}",
-                    get("master_host"),
-                    get("master_link_status")
-                ),
-                r => r.to_owned(),
-            }
-        }
-        Err(e) => format!("unreachable ({e})"),
-    }
-}
-
 fn is_master(redis: &RedisNode<'_>) -> bool {
     replication(redis).is_ok_and(|m| m.get("role").is_some_and(|r| r == "master"))
-}
-
-fn dbsize(redis: &RedisNode<'_>) -> Option<u64> {
-    redis.client().and_then(|mut c| c.dbsize()).ok()
 }
 
 /// `CONFIG GET key` on a Redis (as the default user).
@@ -146,25 +88,6 @@ fn status(lab: &Lab, i: usize) -> (Option<String>, Option<String>) {
     };
     let state = field("state").and_then(|s| s.split_whitespace().next().map(str::to_owned));
     (state, field("replication"))
-}
-
-/// The kind of a write error, without the details that change every time.
-fn error_kind(e: &str) -> &str {
-    if e.starts_with("-READONLY") {
-        "READONLY"
-    } else if e.starts_with("-NOREPLICAS") {
-        "NOREPLICAS"
-    } else if e.contains("timed out") || e.contains("temporarily unavailable") {
-        "timeout"
-    } else if e.contains("refused") {
-        "refused"
-    } else if e.contains("reset") || e.contains("closed") {
-        "connection lost"
-    } else if e.contains("unreachable") {
-        "unreachable"
-    } else {
-        e
-    }
 }
 
 /// How many of a log's failures there were of each kind, within `[from, to]`.
@@ -271,10 +194,7 @@ struct Pair<'lab> {
 impl<'lab> Pair<'lab> {
     /// Starts Redis on hosts 1 and 2 (no redha yet).
     fn new(test: &'static str, lab: &'lab Lab, opts: RedisOpts, setup: Setup) -> Self {
-        let redis = vec![
-            RedisNode::start(lab, 1, opts.clone()),
-            RedisNode::start(lab, 2, opts),
-        ];
+        let redis = pair::start_redis(lab, opts);
         Pair {
             test,
             lab,
@@ -289,16 +209,14 @@ impl<'lab> Pair<'lab> {
         &self.redis[host - 1]
     }
 
-    fn state_log_path(&self, host: usize) -> PathBuf {
-        self.lab.dir().join(format!("state-h{host}.log"))
-    }
-
     /// Host 1: priority 150; host 2: priority 100; both nopreempt, with the setup's
     /// extra lines and user.
     fn node(&self, host: usize) -> Node {
         let priority = if host == 1 { 150 } else { 100 };
-        let mut settings =
-            RedisSettings::pair(self.lab.addr(other(host)), self.state_log_path(host));
+        let mut settings = RedisSettings::pair(
+            self.lab.addr(other(host)),
+            pair::state_log_path(self.lab, host),
+        );
         settings
             .replication_extra
             .push_str(&self.setup.replication_extra);
@@ -320,25 +238,16 @@ impl<'lab> Pair<'lab> {
 
     /// The latest redha started on `host`.
     fn agent(&self, host: usize) -> &Proc {
-        self.agents
-            .iter()
-            .rev()
-            .find(|(h, _)| *h == host)
-            .map(|(_, p)| p)
-            .unwrap_or_else(|| panic!("no redha on host {host}"))
+        pair::latest_agent(&self.agents, host)
     }
 
     /// Every log of the redha agents on `host`, in order.
     fn agent_log(&self, host: usize) -> String {
-        self.agents
-            .iter()
-            .filter(|(h, _)| *h == host)
-            .map(|(_, p)| p.log())
-            .collect()
+        pair::agent_log(&self.agents, host)
     }
 
     fn state_log(&self, host: usize) -> String {
-        std::fs::read_to_string(self.state_log_path(host)).unwrap_or_default()
+        pair::state_log(self.lab, host)
     }
 
     fn note(&self, what: &str) {
@@ -364,32 +273,7 @@ impl<'lab> Pair<'lab> {
 
     /// Each Redis's role, master, link, offset and keys, in one line each.
     fn redis_state(&self) -> String {
-        let mut out = String::new();
-        for r in &self.redis {
-            let info = match replication(r) {
-                Ok(m) => {
-                    let get = |k: &str| m.get(k).map_or("-", String::as_str).to_owned();
-                    format!(
-                        "role={} master_host={} link={} offset={} replid={} replid2={}",
-                        get("role"),
-                        get("master_host"),
-                        get("master_link_status"),
-                        get("master_repl_offset"),
-                        get("master_replid"),
-                        get("master_replid2"),
-                    )
-                }
-                Err(e) => format!("unreachable: {e}"),
-            };
-            let _ = writeln!(
-                out,
-                "  redis host {}: {info} keys={:?}",
-                r.host(),
-                dbsize(r)
-            );
-        }
-        let _ = writeln!(out, "  VIP holders: {:?}", self.lab.holders(VIP));
-        out
+        pair::redis_state(self.lab, &self.redis)
     }
 
     /// The timeline, both Redis, the redha logs (DEBUG lines left out) and both
@@ -401,25 +285,7 @@ impl<'lab> Pair<'lab> {
             self.lab.dir().display()
         );
         out.push_str(&self.redis_state());
-        for (host, proc) in &self.agents {
-            let log = proc.log();
-            let lines: Vec<&str> = log.lines().filter(|l| !l.contains(" DEBUG ")).collect();
-            let _ = writeln!(
-                out,
-                "--- redha on host {host} (pid {}, {} lines without DEBUG; full log {}):\n{}",
-                proc.pid(),
-                lines.len(),
-                proc.log_path().display(),
-                lines.join("\n")
-            );
-        }
-        for host in 1..=2 {
-            let _ = writeln!(
-                out,
-                "--- state log of host {host}:\n{}",
-                self.state_log(host)
-            );
-        }
+        out.push_str(&pair::agent_logs(self.lab, &self.agents));
         out
     }
 
@@ -449,39 +315,7 @@ impl<'lab> Pair<'lab> {
 
     /// Is the pair settled? Returns the master host, or what is missing.
     fn settled(&self) -> Result<usize, String> {
-        let holders = self.lab.holders(VIP);
-        let &[master] = holders.as_slice() else {
-            return Err(format!("VIP holders {holders:?}"));
-        };
-        if master > 2 {
-            return Err(format!("client host {master} holds the VIP"));
-        }
-        let m = replication(self.redis(master))?;
-        if m.get("role").map(String::as_str) != Some("master") {
-            return Err(format!(
-                "host {master} holds the VIP but its Redis is {:?}",
-                m.get("role")
-            ));
-        }
-        let replica = other(master);
-        let r = replication(self.redis(replica))?;
-        let want_host = self.lab.addr(master).to_string();
-        if r.get("role").map(String::as_str) != Some("slave")
-            || r.get("master_host") != Some(&want_host)
-        {
-            return Err(format!(
-                "host {replica}'s Redis is role {:?} master_host {:?}, not a replica of host {master}",
-                r.get("role"),
-                r.get("master_host")
-            ));
-        }
-        if r.get("master_link_status").map(String::as_str) != Some("up") {
-            return Err(format!(
-                "host {replica}'s Redis follows host {master}, link {:?}",
-                r.get("master_link_status")
-            ));
-        }
-        Ok(master)
+        pair::settled(self.lab, &self.redis)
     }
 
     /// Waits until the pair is settled, with `master` holding the VIP if given;
@@ -492,45 +326,24 @@ impl<'lab> Pair<'lab> {
         within: Duration,
         mut watch: impl FnMut(),
     ) -> (usize, Duration) {
-        let mut last = String::new();
-        let mut found = 0;
-        let took = wait_until(within, POLL, || {
+        let each = || {
             self.sample();
             watch();
-            match self.settled() {
-                Ok(m) if master.is_none_or(|want| want == m) => {
-                    found = m;
-                    true
-                }
-                Ok(m) => {
-                    last = format!("settled with host {m} as master, not host {master:?}");
-                    false
-                }
-                Err(e) => {
-                    last = e;
-                    false
-                }
-            }
-        });
-        match took {
-            Some(d) => (found, d),
-            None => self.fail(&format!(
-                "the pair did not settle (master {master:?}) within {within:?}; last: {last}"
-            )),
-        }
+        };
+        pair::wait_settled(self.lab, &self.redis, master, within, POLL, each).unwrap_or_else(
+            |last| {
+                self.fail(&format!(
+                    "the pair did not settle (master {master:?}) within {within:?}; last: {last}"
+                ))
+            },
+        )
     }
 
     /// Asserts that the pair stays settled with `master` for `period`.
     fn assert_stays_settled(&self, master: usize, period: Duration) {
-        let end = Instant::now() + period;
-        while Instant::now() < end {
-            self.sample();
-            match self.settled() {
-                Ok(m) if m == master => {}
-                Ok(m) => self.fail(&format!("the master moved to host {m}")),
-                Err(e) => self.fail(&format!("the settled pair came apart: {e}")),
-            }
-            thread::sleep(POLL);
+        let each = || self.sample();
+        if let Err(e) = pair::stays_settled(self.lab, &self.redis, master, period, POLL, each) {
+            self.fail(&e);
         }
     }
 
