@@ -95,6 +95,18 @@ const PEER_MASTER: Role = Role::Backup {
     peer_is_master: true,
 };
 
+/// How our Redis, a master, is made to follow the peer: writes paused, dataset
+/// saved (when it may hold what the peer lacks), REPLICAOF, writes released.
+fn follow(save_first: bool) -> Vec<Command> {
+    let mut commands = vec![Command::PauseWrites(Target::Local, Duration::from_secs(12))];
+    if save_first {
+        commands.push(Command::SaveDataset(Target::Local));
+    }
+    commands.push(Command::ReplicaOf(Target::Local));
+    commands.push(Command::Unpause(Target::Local));
+    commands
+}
+
 struct Case {
     name: &'static str,
     role: Role,
@@ -165,7 +177,7 @@ fn cases() -> Vec<Case> {
             role: Role::Master,
             local: Some(master(R1, 100, 10)),
             peer: Some(promoted(R2, R1, 100, 150, 15)),
-            commands: vec![ReplicaOf(Local)],
+            commands: follow(false),
             eligible: false,
             rule: |r| matches!(r, Rule::FollowNewer { .. }),
             ctx: Context::default(),
@@ -252,7 +264,7 @@ fn cases() -> Vec<Case> {
             role: Role::Master,
             local: Some(master(R1, 50_000, 5000)),
             peer: Some(promoted(R2, R1, 100, 120, 12)),
-            commands: vec![SaveDataset(Local), ReplicaOf(Local)],
+            commands: follow(true),
             eligible: false,
             rule: |r| {
                 matches!(
@@ -271,7 +283,7 @@ fn cases() -> Vec<Case> {
             role: PEER_MASTER,
             local: Some(master(R1, 149, 15)),
             peer: Some(promoted(R2, R1, 100, 10_000, 900)),
-            commands: vec![SaveDataset(Local), ReplicaOf(Local)],
+            commands: follow(true),
             eligible: false,
             rule: |r| {
                 matches!(
@@ -290,7 +302,7 @@ fn cases() -> Vec<Case> {
             role: PEER_MASTER,
             local: Some(master(R1, 90, 9)),
             peer: Some(master(R1, 100, 10)),
-            commands: vec![ReplicaOf(Local)],
+            commands: follow(false),
             eligible: false,
             rule: |r| matches!(r, Rule::FollowNewer { .. }),
             ctx: Context::default(),
@@ -332,7 +344,7 @@ fn cases() -> Vec<Case> {
             },
             local: Some(master(R1, 90, 9)),
             peer: Some(master(R1, 100, 10)),
-            commands: vec![ReplicaOf(Local)],
+            commands: follow(false),
             eligible: false,
             rule: |r| matches!(r, Rule::FollowNewer { .. }),
             ctx: Context::default(),
@@ -1019,11 +1031,7 @@ fn a_master_restarted_from_its_rdb_rejoins_as_replica_and_never_takes_the_vip() 
             &Context::default(),
         );
         assert!(!plan.eligible, "{role:?}: {plan:?}");
-        assert_eq!(
-            plan.commands,
-            [Command::ReplicaOf(Target::Local)],
-            "{role:?}"
-        );
+        assert_eq!(plan.commands, follow(false), "{role:?}");
         assert!(
             matches!(plan.rule, Rule::FollowNewer { .. }),
             "{}",
@@ -1046,7 +1054,7 @@ fn a_replica_restarted_from_its_rdb_resyncs_from_the_master() {
         Some(&master_now),
         &Context::default(),
     );
-    assert_eq!(plan.commands, [Command::ReplicaOf(Target::Local)]);
+    assert_eq!(plan.commands, follow(false));
     assert!(!plan.eligible);
 }
 
@@ -1084,14 +1092,7 @@ fn both_restarted_from_aof_the_vouched_master_wins_and_the_other_is_saved_first(
     let mut planner = Planner::new(config());
     for role in [Role::Fault, Role::Master] {
         let plan = planner.plan(Instant::now(), role, Some(&b), Some(&a), &ctx);
-        assert_eq!(
-            plan.commands,
-            [
-                Command::SaveDataset(Target::Local),
-                Command::ReplicaOf(Target::Local)
-            ],
-            "{role:?}"
-        );
+        assert_eq!(plan.commands, follow(true), "{role:?}");
         assert!(!plan.eligible, "{role:?}");
     }
 }
@@ -1147,13 +1148,7 @@ fn a_resync_we_started_is_not_undone_while_it_waits_for_its_full_sync() {
     let mut planner = Planner::new(config());
     let t0 = Instant::now();
     let plan = planner.plan(t0, Role::Fault, Some(&vouched), Some(&peer), &ctx);
-    assert_eq!(
-        plan.commands,
-        [
-            Command::SaveDataset(Target::Local),
-            Command::ReplicaOf(Target::Local)
-        ]
-    );
+    assert_eq!(plan.commands, follow(true));
     for command in &plan.commands {
         planner.record(t0, command, Ok(()));
     }

@@ -307,24 +307,36 @@ impl Planner {
     }
 
     /// Commands that make `target` follow the other Redis, saving its dataset first
-    /// when it holds data the other may lack.
-    fn resync(target: Target, save_first: bool) -> Vec<Command> {
-        match save_first {
-            true => vec![Command::SaveDataset(target), Command::ReplicaOf(target)],
-            false => vec![Command::ReplicaOf(target)],
+    /// when it holds data the other may lack. Our own Redis, a master until then,
+    /// has its writes paused first: nothing it acknowledges between the look and
+    /// the resync is lost, none is left out of the saved dataset, and the writes
+    /// that waited fail once it is a replica (`READONLY`).
+    fn resync(&self, target: Target, save_first: bool) -> Vec<Command> {
+        let mut commands = Vec::new();
+        if target == Target::Local {
+            commands.push(Command::PauseWrites(Target::Local, self.pause_length()));
         }
+        if save_first {
+            commands.push(Command::SaveDataset(target));
+        }
+        commands.push(Command::ReplicaOf(target));
+        if target == Target::Local {
+            commands.push(Command::Unpause(Target::Local));
+        }
+        commands
     }
 
     /// Out of the election; our Redis follows the peer's (once that is a master):
     /// the peer holds writes ours lacks, or won the split.
     fn step_out(
+        &self,
         commands: &mut Vec<Command>,
         peer: &Snapshot,
         save_first: bool,
         rule: Rule,
     ) -> (bool, Rule) {
         if peer.is_master() {
-            commands.extend(Self::resync(Target::Local, save_first));
+            commands.extend(self.resync(Target::Local, save_first));
         }
         (false, rule)
     }
@@ -420,12 +432,12 @@ impl Planner {
         let mut commands = lift;
         let (eligible, rule) = match standing {
             Standing::Equal | Standing::LocalAhead => {
-                commands.extend(Self::resync(Target::Peer, ctx.peer_vouched));
+                commands.extend(self.resync(Target::Peer, ctx.peer_vouched));
                 (true, Rule::AttachPeer { relation })
             }
             Standing::PeerAhead => {
                 let rule = Rule::FollowNewer { relation };
-                Self::step_out(&mut commands, peer, ctx.local_vouched, rule)
+                self.step_out(&mut commands, peer, ctx.local_vouched, rule)
             }
             Standing::Split {
                 winner: Some(Target::Peer),
@@ -437,14 +449,14 @@ impl Planner {
                     kept: Target::Peer,
                     discarded: ours,
                 };
-                Self::step_out(&mut commands, peer, true, rule)
+                self.step_out(&mut commands, peer, true, rule)
             }
             // Promoted during the split, or no winner by history: the VIP holder's
             // side is kept.
             Standing::Split { theirs, .. } => match ctx.peer_agent {
                 Some(_) => (true, Rule::SplitPeerResyncs { relation }),
                 None => {
-                    commands.extend(Self::resync(Target::Peer, true));
+                    commands.extend(self.resync(Target::Peer, true));
                     let rule = Rule::SplitResolved {
                         relation,
                         kept: Target::Local,
@@ -607,7 +619,7 @@ impl Planner {
         let (eligible, rule) = match standing {
             Standing::PeerAhead => {
                 let rule = Rule::FollowNewer { relation };
-                Self::step_out(&mut commands, peer, ctx.local_vouched, rule)
+                self.step_out(&mut commands, peer, ctx.local_vouched, rule)
             }
             Standing::Split { winner, ours, .. }
                 if winner == Some(Target::Peer) || (winner.is_none() && peer_is_master) =>
@@ -617,7 +629,7 @@ impl Planner {
                     kept: Target::Peer,
                     discarded: ours,
                 };
-                Self::step_out(&mut commands, peer, true, rule)
+                self.step_out(&mut commands, peer, true, rule)
             }
             Standing::Equal if !peer_is_master => {
                 let why = "the peer does not hold the VIP";
@@ -628,7 +640,7 @@ impl Planner {
                 (true, Rule::Wait { why })
             }
             Standing::Equal => {
-                commands.extend(Self::resync(Target::Local, ctx.local_vouched));
+                commands.extend(self.resync(Target::Local, ctx.local_vouched));
                 (true, Rule::Follow { relation })
             }
             Standing::LocalAhead | Standing::Split { .. } => (true, Rule::LocalAhead { relation }),
