@@ -305,6 +305,7 @@ mod tests {
         );
         assert!(took < Duration::from_secs(2), "recording took {took:?}");
         let dropped = log.dropped();
+        eprintln!("{LINES} lines on a stalled pipe: {took:?}, {dropped} dropped");
         assert!(dropped > 0, "a full queue drops lines");
         assert!(
             dropped < LINES - QUEUE as u64,
