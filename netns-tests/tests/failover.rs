@@ -260,11 +260,11 @@ fn a_vip_left_by_an_earlier_run_is_removed_at_start() {
     // redha starts in Backup and must not answer for the address meanwhile.
     wait_until(Duration::from_secs(2), POLL, || !lab.has_addr(2, VIP))
         .expect("the stale VIP is removed at start");
-    assert!(
+    // The log line follows the removal: wait for it rather than race it.
+    let said = wait_until(Duration::from_secs(2), POLL, || {
         b.log()
-            .contains("removed a virtual address left on eth0 by an earlier run"),
-        "{}",
-        b.log()
-    );
+            .contains("removed a virtual address left on eth0 by an earlier run")
+    });
+    assert!(said.is_some(), "{}", b.log());
     wait_sole_holder(&lab, 1, master.master_down_interval() + MARGIN);
 }
