@@ -50,6 +50,8 @@ pub enum Command {
     /// gratuitous ARP settings and the address list (a master adds the new addresses
     /// and removes the dropped ones at once).
     Reconfigure(Box<InstanceConfig>),
+    /// Hold preemption back (`true`) or let a configured `preempt` act again.
+    HoldPreempt(bool),
 }
 
 /// What an instance shows the outside.
@@ -385,6 +387,7 @@ impl Driver {
                         }
                     }
                     Some(Command::Reconfigure(new)) => self.reconfigure(*new).await,
+                    Some(Command::HoldPreempt(hold)) => self.router.hold_preempt(hold),
                     Some(Command::Shutdown(done)) => {
                         self.router.shutdown(now());
                         let result = self.execute().await;

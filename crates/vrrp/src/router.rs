@@ -270,6 +270,9 @@ pub struct Router {
     /// When we last answered another router's advert while master.
     last_answer: Option<Instant>,
     answers_suppressed: u64,
+    /// Preemption held back from outside (the service behind us is not ready to
+    /// serve, e.g. it only copies the master's data), whatever `preempt` says.
+    preempt_held: bool,
     actions: VecDeque<Action>,
 }
 
@@ -287,8 +290,15 @@ impl Router {
             faults: BTreeMap::new(),
             last_answer: None,
             answers_suppressed: 0,
+            preempt_held: false,
             actions: VecDeque::new(),
         }
+    }
+
+    /// Holds preemption back (or lets it act again), without a transition and
+    /// whatever the configuration says; kept across [`Router::reconfigure`].
+    pub fn hold_preempt(&mut self, hold: bool) {
+        self.preempt_held = hold;
     }
 
     /// The configuration.
@@ -572,7 +582,7 @@ impl Router {
         let delay_over = self
             .started_at
             .is_none_or(|started| now >= started + self.config.preempt_delay);
-        self.config.preempt && delay_over
+        self.config.preempt && !self.preempt_held && delay_over
     }
 
     /// The earliest time at which [`Router::handle_timeout`] must be called.
@@ -781,6 +791,30 @@ mod tests {
             r.receive(now, HIGHER, 50);
             r.handle_timeout(now);
             assert!(now < t0 + Duration::from_secs(10));
+        }
+        assert_eq!(r.state(), State::Master);
+    }
+
+    #[test]
+    fn a_held_preempt_lets_a_lower_master_stay_until_released() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(100, true));
+        r.startup(t0);
+        r.hold_preempt(true);
+        r.reconfigure(config(100, true));
+        let mut now = t0;
+        for _ in 0..10 {
+            now += Duration::from_secs(1);
+            r.receive(now, HIGHER, 50);
+            r.handle_timeout(now);
+            assert_eq!(r.state(), State::Backup, "preempted while held");
+        }
+        r.hold_preempt(false);
+        while r.state() == State::Backup {
+            now += Duration::from_secs(1);
+            r.receive(now, HIGHER, 50);
+            r.handle_timeout(now);
+            assert!(now < t0 + Duration::from_secs(20));
         }
         assert_eq!(r.state(), State::Master);
     }
