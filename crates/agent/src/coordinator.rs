@@ -52,8 +52,12 @@ struct Replication {
     witness_timeout: Duration,
     /// The last answer of the witnesses, and when it came.
     witness_seen: Option<(bool, Instant)>,
-    /// The claim last published, and when.
-    published: Option<(Claim, Instant)>,
+    /// The claim last published (the client names every new connection with it
+    /// again, so an unchanged claim is not sent twice).
+    published: Option<Claim>,
+    /// The peer agent's claim as last read, and when: a look during an operation
+    /// (every 20 ms) need not list the peer's clients each time.
+    peer_claim: Option<(Option<Claim>, Instant)>,
     /// The run of our Redis whose full syncs were told not to wait.
     tuned: Option<String>,
 }
@@ -64,9 +68,8 @@ const PEER_RETRY: Duration = Duration::from_millis(500);
 /// How often the state file is rewritten for an offset change alone (a change of
 /// role or history is written at once).
 const STORE_OFFSET_EVERY: Duration = Duration::from_secs(1);
-/// How often an unchanged claim is published again (the connection may have been
-/// made afresh, without a name).
-const REPUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How long the peer agent's claim, once read, is used before it is read again.
+const PEER_CLAIM_EVERY: Duration = Duration::from_millis(250);
 /// How long a witness's answer is trusted before it is asked again.
 const WITNESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -99,13 +102,14 @@ pub struct Coordinator {
     /// The local Redis and the check deadline, for the version and ACL check.
     redis_target: Option<RedisTarget>,
     check_timeout: Duration,
-    /// The VRRP instance as configured, to hold preemption back with.
-    instance: vrrp::InstanceConfig,
+    /// Whether `preempt` is configured (for the log).
+    preempt_configured: bool,
     /// Whether our Redis follows another at the last look: then a configured
     /// preempt is held back (see [`Coordinator::hold_preempt`]).
     local_follows: bool,
-    /// Whether preemption is held back now.
-    preempt_held: bool,
+    /// Whether the router holds preemption back, as last told (`None`: not told
+    /// yet, e.g. after a reload restarted the coordinator).
+    preempt_held: Option<bool>,
     /// The VRRP instance's count of conflicting adverts at the last look.
     conflicts: u64,
     /// The local Redis's version and ACL, once checked (with `[replication]`):
@@ -141,7 +145,7 @@ impl Coordinator {
             last_health: Health::Unknown,
             hooks,
             priority: config.vrrp.priority.0,
-            instance: config.instance(),
+            preempt_configured: config.vrrp.preempt,
             redis_target: match &config.redis {
                 Some(r) => Some(config.redis_target(r)?),
                 None => None,
@@ -151,7 +155,7 @@ impl Coordinator {
                 .as_ref()
                 .map_or(Duration::from_millis(500), |r| r.check_timeout),
             local_follows: false,
-            preempt_held: false,
+            preempt_held: None,
             conflicts: 0,
             preflight: None,
         })
@@ -246,6 +250,7 @@ impl Coordinator {
                     witness_timeout: redis.check_timeout,
                     witness_seen: None,
                     published: None,
+                    peer_claim: None,
                     tuned: None,
                 })
             }
@@ -466,27 +471,22 @@ impl Coordinator {
     /// A node whose Redis follows the VIP holder's holds at most what that one holds:
     /// preempting it would only open a write gap (and, from a stale copy restarted
     /// from disk, serve old data). So a configured `preempt` applies only while our
-    /// Redis is a master: held back, through an in-place reconfiguration, while it
-    /// follows.
+    /// Redis is a master: the router holds it back while our Redis follows.
     async fn hold_preempt(&mut self) {
-        let hold = self.instance.preempt && self.local_follows;
-        if hold == self.preempt_held {
+        let hold = self.local_follows;
+        if self.preempt_held == Some(hold) {
             return;
         }
-        let mut instance = self.instance.clone();
-        instance.preempt = !hold;
-        if self
-            .vrrp
-            .command(VrrpCommand::Reconfigure(Box::new(instance)))
-            .await
-        {
-            info!(
-                held = hold,
-                "preempt {}: our Redis {} the peer's",
-                if hold { "held back" } else { "restored" },
-                if hold { "follows" } else { "no longer follows" }
-            );
-            self.preempt_held = hold;
+        if self.vrrp.command(VrrpCommand::HoldPreempt(hold)).await {
+            if self.preempt_configured {
+                info!(
+                    held = hold,
+                    "preempt {}: our Redis {} the peer's",
+                    if hold { "held back" } else { "restored" },
+                    if hold { "follows" } else { "no longer follows" }
+                );
+            }
+            self.preempt_held = Some(hold);
         }
     }
 
@@ -533,7 +533,7 @@ impl Coordinator {
     }
 
     /// This agent's claim, as the peer's agent reads it.
-    fn claim(&self, vouched: Option<&replication::Vouched>) -> Option<Claim> {
+    fn claim(&self) -> Option<Claim> {
         let status = self.vrrp_status.borrow();
         let state = match status.state {
             State::Master => ClaimState::Master,
@@ -544,7 +544,7 @@ impl Coordinator {
             state,
             priority: self.priority,
             address: status.primary_address?.into(),
-            vouched: vouched.cloned(),
+            vouched: None,
         })
     }
 
@@ -574,21 +574,25 @@ impl Coordinator {
             }
             c
         });
-        if let Some(claim) = &me {
-            let stale = rep
-                .published
-                .as_ref()
-                .is_none_or(|(c, at)| c != claim || at.elapsed() >= REPUBLISH_EVERY);
-            if stale && local.is_some() {
-                match rep.executor.publish_claim(claim).await {
-                    Ok(()) => rep.published = Some((claim.clone(), Instant::now())),
-                    Err(e) => warn!(error = %e, "publishing our claim on the local Redis failed"),
-                }
+        if let Some(claim) = &me
+            && rep.published.as_ref() != Some(claim)
+            && local.is_some()
+        {
+            match rep.executor.publish_claim(claim).await {
+                Ok(()) => rep.published = Some(claim.clone()),
+                Err(e) => warn!(error = %e, "publishing our claim on the local Redis failed"),
             }
         }
         match peer {
             Ok(p) => {
-                ctx.peer_agent = rep.executor.peer_claim().await.ok().flatten();
+                ctx.peer_agent = match &rep.peer_claim {
+                    Some((claim, at)) if at.elapsed() < PEER_CLAIM_EVERY => claim.clone(),
+                    _ => {
+                        let claim = rep.executor.peer_claim().await.ok().flatten();
+                        rep.peer_claim = Some((claim.clone(), Instant::now()));
+                        claim
+                    }
+                };
                 if let Some(v) = ctx.peer_agent.as_ref().and_then(|c| c.vouched.as_ref())
                     && vouch::needs_vouching(p, v)
                 {
@@ -597,6 +601,7 @@ impl Coordinator {
                 }
             }
             Err(failure) => {
+                rep.peer_claim = None;
                 ctx.peer_failure = *failure;
                 if *failure == PeerFailure::Silent && !rep.witnesses.is_empty() {
                     let answered = match rep.witness_seen {
@@ -668,7 +673,7 @@ impl Coordinator {
     async fn plan_and_execute(&mut self, role: Role, healthy: bool) -> Plan {
         // A node that is handing over claims no mastership: the peer, once VRRP
         // master, must promote rather than yield to it.
-        let me = self.claim(None).map(|mut c| {
+        let me = self.claim().map(|mut c| {
             if role == Role::Stopping {
                 c.state = ClaimState::Fault;
             }
@@ -792,7 +797,7 @@ impl Coordinator {
             if let Some(mut claim) = ctx.me.clone() {
                 claim.state = ClaimState::Fault;
                 if rep.executor.publish_claim(&claim).await.is_ok() {
-                    rep.published = Some((claim, Instant::now()));
+                    rep.published = Some(claim);
                 }
             }
         }
