@@ -405,6 +405,9 @@ async fn a_refused_fence_blocks_the_promotion_until_redis_allows_it() {
         Snapshot::link_up,
     )
     .await;
+    // The old master holds data before the rounds start (an empty one with no
+    // history would rightly be promoted over at once: nothing to fence).
+    set_keys(&mut old.client(), 0..50).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = start_writer(&old, stop.clone());
 
