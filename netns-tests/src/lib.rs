@@ -35,6 +35,7 @@ pub mod redha;
 pub mod redis;
 pub mod saved;
 pub mod sentinel;
+pub mod soak;
 pub mod timeline;
 mod wait;
 pub mod writer;
