@@ -1,9 +1,10 @@
 //! The coordinator: watches the local Redis's health and the VRRP state, runs the
 //! replication planner, carries out its commands, and puts the VRRP instance in and
 //! out of Fault. Every decision is logged with its rule, the ids and the offsets, in
-//! the tracing output and in the state log.
+//! the tracing output and in the state log. (The VRRP transitions themselves, with
+//! their hooks and counters, are relayed by `transitions::relay`, which sees every
+//! one; the status watch here only tells the coordinator to look again.)
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -19,7 +20,6 @@ use vrrp::{Command as VrrpCommand, InstanceHandle, State, Status};
 
 use crate::config::{Config, RedisConfig};
 use crate::durable::{Recorded, StateFile};
-use crate::hooks::{HookRunner, HookState};
 use crate::state::{HealthView, RedisView, Shared};
 
 /// What the main loop asks of the coordinator.
@@ -95,9 +95,7 @@ pub struct Coordinator {
     /// The kind of the last rule logged and its eligibility: a decision is logged
     /// when either changes, not at every offset change.
     last_rule: Option<(std::mem::Discriminant<replication::Rule>, bool)>,
-    last_state: State,
     last_health: Health,
-    hooks: Arc<HookRunner>,
     priority: u8,
     /// The local Redis and the check deadline, for the version and ACL check.
     redis_target: Option<RedisTarget>,
@@ -125,7 +123,6 @@ impl Coordinator {
         config: &Config,
         vrrp: InstanceHandle,
         shared: Shared,
-        hooks: Arc<HookRunner>,
         in_fault: bool,
     ) -> Result<Self> {
         let vrrp_status = vrrp.status();
@@ -133,7 +130,6 @@ impl Coordinator {
             None => None,
             Some(redis) => Some(Self::redis_side(config, redis, &vrrp_status)?),
         };
-        let last_state = vrrp_status.borrow().state;
         Ok(Coordinator {
             vrrp_status,
             vrrp,
@@ -141,9 +137,7 @@ impl Coordinator {
             shared,
             in_fault,
             last_rule: None,
-            last_state,
             last_health: Health::Unknown,
-            hooks,
             priority: config.vrrp.priority.0,
             preempt_configured: config.vrrp.preempt,
             redis_target: match &config.redis {
@@ -313,7 +307,6 @@ impl Coordinator {
                         Some(Request::Stop(done)) => {
                             self.hand_over().await;
                             self.vrrp.shutdown().await;
-                            self.note_vrrp_transition();
                             let _ = done.send(());
                         }
                         None => self.vrrp.shutdown().await,
@@ -321,38 +314,10 @@ impl Coordinator {
                     return;
                 }
             }
-            self.note_vrrp_transition();
+            // Whatever woke us, the status as it is now is seen: a change watched
+            // during the step (see `observe`) is one that comes after this.
+            self.vrrp_status.borrow_and_update();
             next_check = self.step().await;
-        }
-    }
-
-    fn note_vrrp_transition(&mut self) {
-        let status = self.vrrp_status.borrow_and_update().clone();
-        if status.state != self.last_state {
-            if let Some(state) = HookState::from_vrrp(status.state) {
-                // keepalived passes the configured priority, also in FAULT.
-                let priority = match status.effective_priority {
-                    0 => self.priority,
-                    p => p,
-                };
-                self.hooks.notify(state, priority);
-            }
-            self.shared.event(
-                "transition",
-                &[
-                    ("from", self.last_state.to_string()),
-                    ("to", status.state.to_string()),
-                    ("reason", status.reason.clone()),
-                    ("priority", status.effective_priority.to_string()),
-                ],
-            );
-            *self
-                .shared
-                .lock()
-                .transitions
-                .entry((status.state.to_string(), status.reason_kind.to_string()))
-                .or_default() += 1;
-            self.last_state = status.state;
         }
     }
 

@@ -12,6 +12,7 @@ mod run;
 mod state;
 mod statelog;
 mod status;
+mod transitions;
 mod witness;
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
-//! Wiring: the configuration goes in; the VRRP instance, the coordinator, the control
-//! socket and the metrics listener run; signals stop or reload them.
+//! Wiring: the configuration goes in; the VRRP instance, the relay of its
+//! transitions (hooks, counters), the coordinator, the control socket and the metrics
+//! listener run; signals stop or reload them.
 //!
 //! Every task is supervised: one that ends without being asked to (it panicked, it
 //! returned, or, for the control socket, its path was taken by another file) is
@@ -27,7 +28,7 @@ use crate::hooks::{HookRunner, HookState};
 use crate::preflight::{self, Verdict};
 use crate::state::Shared;
 use crate::statelog::StateLog;
-use crate::{control, metrics, status};
+use crate::{control, metrics, status, transitions};
 
 /// How often the control socket's path is looked at.
 const CONTROL_CHECK: Duration = Duration::from_secs(1);
@@ -35,9 +36,13 @@ const CONTROL_CHECK: Duration = Duration::from_secs(1);
 /// How long a live VRRP loop gets to step down before it is stepped down for.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 
+/// How long the transition relay gets, once the VRRP loop has ended, to relay the
+/// last transitions (it only queues hooks and records events: never near this).
+const RELAY_BOUND: Duration = Duration::from_secs(1);
+
 /// Debug builds only: the environment variable naming a task (`vrrp`,
-/// `coordinator`, `control`, `metrics`) that SIGUSR2 cancels, so that tests can see
-/// what supervision does with a task that nothing real ends.
+/// `transitions`, `coordinator`, `control`, `metrics`) that SIGUSR2 cancels, so that
+/// tests can see what supervision does with a task that nothing real ends.
 pub const DEBUG_ABORT_ENV: &str = "REDHA_DEBUG_ABORT_ON_USR2";
 
 /// Runs the agent until SIGTERM or SIGINT, then hands over, steps down and returns.
@@ -126,6 +131,7 @@ async fn notify_stop(hooks: Arc<HookRunner>, config: &Config) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Task {
     Vrrp,
+    Transitions,
     Coordinator,
     Control,
     Metrics,
@@ -135,6 +141,7 @@ impl Task {
     fn name(self) -> &'static str {
         match self {
             Task::Vrrp => "VRRP instance",
+            Task::Transitions => "transition relay (notify hooks, transition counters)",
             Task::Coordinator => "coordinator (Redis health monitor and replication)",
             Task::Control => "control socket",
             Task::Metrics => "metrics listener",
@@ -144,6 +151,7 @@ impl Task {
     fn parse(text: &str) -> Option<Task> {
         match text {
             "vrrp" => Some(Task::Vrrp),
+            "transitions" => Some(Task::Transitions),
             "coordinator" => Some(Task::Coordinator),
             "control" => Some(Task::Control),
             "metrics" => Some(Task::Metrics),
@@ -198,7 +206,7 @@ fn debug_abort_hook() -> Result<Option<(Signal, Task)>> {
     };
     let name = name.to_string_lossy();
     let task = Task::parse(&name).with_context(|| {
-        format!("{DEBUG_ABORT_ENV}={name}: name vrrp, coordinator, control or metrics")
+        format!("{DEBUG_ABORT_ENV}={name}: name vrrp, transitions, coordinator, control or metrics")
     })?;
     warn!(
         task = task.name(),
@@ -306,6 +314,9 @@ struct Running {
     handle: InstanceHandle,
     /// The VRRP loop; `None` once it has ended.
     task: Option<JoinHandle<Result<(), vrrp::driver::DriverError>>>,
+    /// The relay of every transition to the hooks, the state log and the counters
+    /// ([`transitions::relay`]); it ends after the VRRP loop has; `None` once ended.
+    relay: Option<JoinHandle<()>>,
     requests: Option<mpsc::Sender<Request>>,
     coordinator: Option<JoinHandle<()>>,
     /// The coordinator could not be started (on a reload): supervision takes it
@@ -359,21 +370,28 @@ impl Running {
             )
         });
         let in_fault = start_in_fault.is_some();
-        let (handle, task) = vrrp::driver::spawn(instance.clone(), start_in_fault)
+        let spawned = vrrp::driver::spawn(instance.clone(), start_in_fault)
             .await
             .with_context(|| format!("starting VRRP instance {}", instance.name))?;
+        let hooks = Arc::new(HookRunner::spawn(instance_name, hooks));
+        let relay = tokio::spawn(transitions::relay(
+            spawned.transitions,
+            hooks.clone(),
+            shared.clone(),
+        ));
         let mut running = Running {
             view: Arc::new(Mutex::new(instance.clone())),
             config,
             instance,
-            handle,
-            task: Some(task),
+            handle: spawned.handle,
+            task: Some(spawned.task),
+            relay: Some(relay),
             requests: None,
             coordinator: None,
             failed: None,
             control: None,
             metrics: None,
-            hooks: Arc::new(HookRunner::spawn(instance_name, hooks)),
+            hooks,
         };
         match running.start_rest(&shared, in_fault) {
             Ok(()) => Ok(running),
@@ -436,6 +454,8 @@ impl Running {
             },
         };
         tokio::select! {
+            // The relay ends when the VRRP loop has: name the loop first if both have.
+            biased;
             r = wait(&mut self.task) => {
                 self.task = None;
                 let why = match r {
@@ -443,6 +463,11 @@ impl Running {
                     r => join_outcome(r, "its loop returned"),
                 };
                 Ended { task: Task::Vrrp, why, path_gone: false }
+            }
+            r = wait(&mut self.relay) => {
+                self.relay = None;
+                let why = join_outcome(r, "it returned (the VRRP instance's transition channel closed)");
+                Ended { task: Task::Transitions, why, path_gone: false }
             }
             r = wait(&mut self.coordinator) => {
                 self.coordinator = None;
@@ -464,6 +489,7 @@ impl Running {
     fn abort_task(&self, task: Task) {
         match task {
             Task::Vrrp => self.task.as_ref().map(JoinHandle::abort),
+            Task::Transitions => self.relay.as_ref().map(JoinHandle::abort),
             Task::Coordinator => self.coordinator.as_ref().map(JoinHandle::abort),
             Task::Control => self.control.as_ref().map(|s| s.task.abort()),
             Task::Metrics => self.metrics.as_ref().map(|s| s.task.abort()),
@@ -516,20 +542,29 @@ impl Running {
             }
         }
         self.stop_servers().await;
+        self.drain_relay().await;
         notify_stop(self.hooks, &self.config).await;
         info!(instance = %self.instance.name, counters = %self.handle.stats().snapshot(), "stopped");
+    }
+
+    /// Once the VRRP loop has ended (its channel closes then): waits until the
+    /// relay has passed the last transitions on, so that their hooks are queued
+    /// before STOP and the relay's hold on the hook runner is gone.
+    async fn drain_relay(&mut self) {
+        let Some(mut relay) = self.relay.take() else {
+            return;
+        };
+        if tokio::time::timeout(RELAY_BOUND, &mut relay).await.is_err() {
+            error!(instance = %self.instance.name, "the transition relay did not end within {RELAY_BOUND:?}; its last transitions may be missing");
+            relay.abort();
+            let _ = relay.await;
+        }
     }
 
     /// The coordinator: Redis health and replication, gating the VRRP instance.
     fn start_coordinator(&mut self, shared: Shared, in_fault: bool) -> Result<()> {
         let (tx, rx) = mpsc::channel(1);
-        let coordinator = Coordinator::new(
-            &self.config,
-            self.handle.clone(),
-            shared,
-            self.hooks.clone(),
-            in_fault,
-        )?;
+        let coordinator = Coordinator::new(&self.config, self.handle.clone(), shared, in_fault)?;
         self.coordinator = Some(tokio::spawn(coordinator.run(rx)));
         self.requests = Some(tx);
         Ok(())
@@ -714,6 +749,7 @@ impl Running {
                 }
             }
         }
+        self.drain_relay().await;
         notify_stop(self.hooks, &self.config).await;
         info!(instance = %self.instance.name, counters = %self.handle.stats().snapshot(), "stopped");
     }

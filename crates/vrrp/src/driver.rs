@@ -1,6 +1,7 @@
 //! The async loop around one [`Router`]: receives adverts, runs the receive checks,
 //! fires timers, and carries out the router's actions (adverts, addresses, gratuitous
-//! ARP). Commands come in on a channel; the state goes out on a watch channel.
+//! ARP). Commands come in on a channel; the state goes out on a watch channel, and
+//! every transition, in order, on a channel of its own ([`TransitionEvent`]).
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -94,6 +95,51 @@ impl Default for Status {
     }
 }
 
+/// One transition, as it happened: [`Status`] is a watch and keeps only the latest
+/// state, so a quick BACKUP -> MASTER -> BACKUP seen through it can look like no
+/// change at all; these come one per transition, in order, none lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransitionEvent {
+    /// The state left.
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+    /// Why, in words.
+    pub reason: String,
+    /// The kind of reason ([`crate::Reason::kind`]), for metrics.
+    pub reason_kind: &'static str,
+    /// The priority advertised from then on (0 outside Backup and Master).
+    pub priority: u8,
+    /// The configured priority at the time (keepalived's hooks are told this one in
+    /// FAULT).
+    pub configured_priority: u8,
+    /// When it happened.
+    pub at: SystemTime,
+}
+
+/// The receiving end of an instance's transitions.
+///
+/// Unbounded, and that is safe here: transitions are bounded by the protocol's
+/// timers and by the rate of the events that cause them (a Master_Down_Interval or
+/// a Skew_Time to become master, one advert to step down, a fault command or a link
+/// change to enter and leave FAULT), so at most a handful per second even on a
+/// flapping link; and the consumer only queues hooks and records events, which never
+/// block, so it drains as fast as they come. A bounded channel would have to either
+/// block the protocol loop (never) or drop transitions, which is what this channel
+/// exists to avoid. They stay queued while nobody reads them.
+pub type Transitions = mpsc::UnboundedReceiver<TransitionEvent>;
+
+/// What [`spawn`] returns.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The handle (commands, status, counters).
+    pub handle: InstanceHandle,
+    /// Every transition, in order; the channel closes when the loop has returned.
+    pub transitions: Transitions,
+    /// The loop.
+    pub task: tokio::task::JoinHandle<Result<(), DriverError>>,
+}
+
 /// A handle on a running instance.
 #[derive(Debug, Clone)]
 pub struct InstanceHandle {
@@ -116,7 +162,8 @@ impl InstanceHandle {
         }
     }
 
-    /// The status, updated at every transition.
+    /// The status, updated at every transition (a watch: it keeps only the latest;
+    /// [`Spawned::transitions`] has every one).
     pub fn status(&self) -> watch::Receiver<Status> {
         self.status.clone()
     }
@@ -133,13 +180,7 @@ impl InstanceHandle {
 pub async fn spawn(
     config: InstanceConfig,
     start_in_fault: Option<String>,
-) -> Result<
-    (
-        InstanceHandle,
-        tokio::task::JoinHandle<Result<(), DriverError>>,
-    ),
-    DriverError,
-> {
+) -> Result<Spawned, DriverError> {
     let netlink = Netlink::connect()?;
     // Subscribe before the first look-up, so that no change slips in between.
     let monitor = match Netlink::monitor() {
@@ -191,6 +232,7 @@ pub async fn spawn(
         primary_address: Some(primary),
         ..Status::default()
     });
+    let (transitions_tx, transitions) = mpsc::unbounded_channel();
     let stats = Arc::new(Stats::default());
     info!(
         instance = %config.name, interface = %config.interface, vrid = config.vrid,
@@ -217,19 +259,21 @@ pub async fn spawn(
         next_refresh: None,
         stats: stats.clone(),
         status: status_tx,
+        transitions: transitions_tx,
         last_drop_log: Default::default(),
         last_probe_log: None,
         last_recv_warn: None,
     };
     let task = tokio::spawn(driver.run(commands_rx, start_in_fault));
-    Ok((
-        InstanceHandle {
+    Ok(Spawned {
+        handle: InstanceHandle {
             commands: commands_tx,
             status: status_rx,
             stats,
         },
+        transitions,
         task,
-    ))
+    })
 }
 
 /// Steps down for an instance whose loop is gone (it panicked, or its task was
@@ -313,6 +357,9 @@ struct Driver {
     expected_addresses: Vec<Ipv4Addr>,
     stats: Arc<Stats>,
     status: watch::Sender<Status>,
+    /// Every transition, in order (dropped with the driver when its loop returns,
+    /// which closes the channel).
+    transitions: mpsc::UnboundedSender<TransitionEvent>,
     last_drop_log: std::collections::HashMap<DropReason, Instant>,
     /// When a failure to add the addresses was last logged above DEBUG.
     last_probe_log: Option<Instant>,
@@ -656,14 +703,26 @@ impl Driver {
                         let old = self.status.borrow();
                         (old.transitions + 1, old.conflicts)
                     };
+                    let (at, reason) = (SystemTime::now(), t.reason.to_string());
+                    let priority = self.router.effective_priority();
+                    // Nobody listening any more (the agent is going away) is no error.
+                    let _ = self.transitions.send(TransitionEvent {
+                        from: t.from,
+                        to: t.to,
+                        reason: reason.clone(),
+                        reason_kind: t.reason.kind(),
+                        priority,
+                        configured_priority: self.router.config().priority,
+                        at,
+                    });
                     let status = Status {
                         state: t.to,
-                        since: SystemTime::now(),
-                        reason: t.reason.to_string(),
+                        since: at,
+                        reason,
                         reason_kind: t.reason.kind(),
                         transitions,
                         conflicts,
-                        effective_priority: self.router.effective_priority(),
+                        effective_priority: priority,
                         master: self.router.master(),
                         primary_address: Some(self.router.config().primary_address),
                     };

@@ -14,7 +14,7 @@ pub mod router;
 pub mod socket;
 pub mod stats;
 
-pub use driver::{Command, InstanceHandle, Status};
+pub use driver::{Command, InstanceHandle, Spawned, Status, TransitionEvent, Transitions};
 pub use instance::{GarpConfig, InstanceConfig};
 pub use netlink::VirtualAddress;
 pub use packet::{Advert, Auth};
