@@ -9,7 +9,7 @@
 //! and the service manager restarts it. A control socket whose path was deleted is
 //! created again instead.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -245,26 +245,28 @@ async fn flush_statelog(shared: &Shared) {
 
 /// SIGHUP: read the file again. A bad file is refused and the running configuration
 /// kept; the same instance (interface and VRID) is reconfigured in place, keeping
-/// its VIPs; another instance replaces this one (an error then means that nothing
-/// runs any more: the old instance has stepped down).
+/// its VIPs; another instance replaces this one, started before the old one lets
+/// anything go: if the new one cannot start (its interface is missing, its Redis is
+/// refused, a socket cannot be opened) the reload is refused and the old one runs on
+/// untouched.
 async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Running> {
+    let refused = |why: String| {
+        shared.event("reload", &[("result", "refused".into()), ("error", why)]);
+        *shared.lock().reloads.entry("refused".into()).or_default() += 1;
+    };
     let new = match Config::load(path) {
         Ok(new) => new,
         Err(e) => {
             error!("SIGHUP: REFUSED the new configuration, the running one stays: {e}");
-            shared.event(
-                "reload",
-                &[("result", "refused".into()), ("error", e.to_string())],
-            );
-            *shared.lock().reloads.entry("refused".into()).or_default() += 1;
+            refused(e.to_string());
             return Ok(running);
         }
     };
     let new_instance = new.instance();
     let same = new_instance.interface == running.instance.interface
         && new_instance.vrid == running.instance.vrid;
-    *shared.lock().reloads.entry("applied".into()).or_default() += 1;
     if same {
+        *shared.lock().reloads.entry("applied".into()).or_default() += 1;
         info!("SIGHUP: applying the new configuration to the running instance (VIPs kept)");
         shared.event(
             "reload",
@@ -286,21 +288,106 @@ async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Ru
             // supervision steps down at once.
             running.failed = Some(format!("it could not be started again: {e:#}"));
         }
-        Ok(running)
+        return Ok(running);
+    }
+    let change = format!(
+        "{} VRID {} -> {} VRID {}",
+        running.instance.interface,
+        running.instance.vrid,
+        new_instance.interface,
+        new_instance.vrid
+    );
+    warn!(
+        "SIGHUP: interface or VRID changed ({change}): starting the new instance before the old one steps down"
+    );
+    // The running instance's addresses on the same interface are its own, live:
+    // the new instance must not clean them up as left behind.
+    let held: Vec<Ipv4Addr> = if new_instance.interface == running.instance.interface {
+        running.instance.addresses()
     } else {
-        warn!(
-            "SIGHUP: interface or VRID changed ({} VRID {} -> {} VRID {}): replacing the instance",
-            running.instance.interface,
-            running.instance.vrid,
-            new_instance.interface,
-            new_instance.vrid
-        );
-        shared.event(
-            "reload",
-            &[("result", "applied".into()), ("how", "new instance".into())],
-        );
-        running.stop().await;
-        Running::start(new, shared.clone()).await
+        Vec::new()
+    };
+    let launched = match Launched::start(new, &held).await {
+        Ok(launched) => launched,
+        Err(e) => {
+            error!(
+                "SIGHUP: REFUSED the new configuration ({change}): {e:#}; the running instance stays as it was"
+            );
+            refused(format!("{change}: {e:#}"));
+            return Ok(running);
+        }
+    };
+    *shared.lock().reloads.entry("applied".into()).or_default() += 1;
+    shared.event(
+        "reload",
+        &[("result", "applied".into()), ("how", "new instance".into())],
+    );
+    info!("SIGHUP: the new instance runs ({change}): the old one hands over and steps down");
+    // Its listeners, hooks and coordinator go first: the new ones take the same
+    // socket path and port. The new instance's transitions wait in their channel
+    // meanwhile, so that its hooks run after the old one's STOP.
+    running.stop().await;
+    let (mut running, in_fault) = Running::assemble(launched, shared);
+    if let Err(e) = running.start_coordinator(shared.clone(), in_fault) {
+        running.failed = Some(format!(
+            "it could not be started for the new instance: {e:#}"
+        ));
+    }
+    // A listener that cannot be opened is an ERROR, never a reason to stop: the
+    // VIP matters more (as on an in-place reload).
+    let socket = running.config.control.socket.clone();
+    match running.open_control(&socket, shared) {
+        Ok(server) => running.control = Some(server),
+        Err(e) => error!("SIGHUP: {e:#}; no control socket until the next reload"),
+    }
+    if let Some(listen) = running.config.metrics.as_ref().map(|m| m.listen) {
+        match running.open_metrics(listen, shared) {
+            Ok(server) => running.metrics = Some(server),
+            Err(e) => error!("SIGHUP: {e:#}; metrics are off until the next reload"),
+        }
+    }
+    Ok(running)
+}
+
+/// A VRRP instance started for a configuration, before anything else of it runs.
+struct Launched {
+    config: Config,
+    instance: InstanceConfig,
+    spawned: vrrp::Spawned,
+    /// It was started in Fault (with `[redis]`), until the coordinator says otherwise.
+    in_fault: bool,
+}
+
+impl Launched {
+    /// The local Redis's preflight (with `[replication]`), then the VRRP instance,
+    /// which leaves the addresses in `held` alone (see [`vrrp::driver::spawn`]).
+    /// Nothing runs when this fails.
+    async fn start(config: Config, held: &[Ipv4Addr]) -> Result<Launched> {
+        if let (Some(redis), Some(_)) = (&config.redis, &config.replication) {
+            let target = config.redis_target(redis)?;
+            if let Verdict::Refused(why) = preflight::check(&target, redis.check_timeout).await {
+                anyhow::bail!("the local Redis cannot be used: {why}");
+            }
+        }
+        let instance = config.instance();
+        // With a Redis to watch, the instance stays out of the election until that
+        // Redis has been seen healthy.
+        let start_in_fault = config.redis.as_ref().map(|r| {
+            format!(
+                "waiting for the local Redis at {} to be seen healthy",
+                r.address
+            )
+        });
+        let in_fault = start_in_fault.is_some();
+        let spawned = vrrp::driver::spawn(instance.clone(), start_in_fault, held)
+            .await
+            .with_context(|| format!("starting VRRP instance {}", instance.name))?;
+        Ok(Launched {
+            config,
+            instance,
+            spawned,
+            in_fault,
+        })
     }
 }
 
@@ -353,33 +440,38 @@ impl<A> Server<A> {
 
 impl Running {
     async fn start(config: Config, shared: Shared) -> Result<Running> {
-        if let (Some(redis), Some(_)) = (&config.redis, &config.replication) {
-            let target = config.redis_target(redis)?;
-            if let Verdict::Refused(why) = preflight::check(&target, redis.check_timeout).await {
-                anyhow::bail!("the local Redis cannot be used: {why}");
+        let launched = Launched::start(config, &[]).await?;
+        let (mut running, in_fault) = Running::assemble(launched, &shared);
+        match running.start_rest(&shared, in_fault) {
+            Ok(()) => Ok(running),
+            Err(e) => {
+                // The instance runs already: it steps down before we give up.
+                running.step_down().await;
+                Err(e)
             }
         }
-        let instance = config.instance();
-        let (instance_name, hooks) = (instance.name.clone(), config.vrrp.hooks());
-        // With a Redis to watch, the instance stays out of the election until that
-        // Redis has been seen healthy.
-        let start_in_fault = config.redis.as_ref().map(|r| {
-            format!(
-                "waiting for the local Redis at {} to be seen healthy",
-                r.address
-            )
-        });
-        let in_fault = start_in_fault.is_some();
-        let spawned = vrrp::driver::spawn(instance.clone(), start_in_fault)
-            .await
-            .with_context(|| format!("starting VRRP instance {}", instance.name))?;
-        let hooks = Arc::new(HookRunner::spawn(instance_name, hooks));
+    }
+
+    /// A started instance with its hooks and the relay of its transitions (which
+    /// may have waited in their channel); nothing else yet. Also says whether the
+    /// instance was started in Fault.
+    fn assemble(launched: Launched, shared: &Shared) -> (Running, bool) {
+        let Launched {
+            config,
+            instance,
+            spawned,
+            in_fault,
+        } = launched;
+        let hooks = Arc::new(HookRunner::spawn(
+            instance.name.clone(),
+            config.vrrp.hooks(),
+        ));
         let relay = tokio::spawn(transitions::relay(
             spawned.transitions,
             hooks.clone(),
             shared.clone(),
         ));
-        let mut running = Running {
+        let running = Running {
             view: Arc::new(Mutex::new(instance.clone())),
             config,
             instance,
@@ -393,14 +485,7 @@ impl Running {
             metrics: None,
             hooks,
         };
-        match running.start_rest(&shared, in_fault) {
-            Ok(()) => Ok(running),
-            Err(e) => {
-                // The instance runs already: it steps down before we give up.
-                running.step_down().await;
-                Err(e)
-            }
-        }
+        (running, in_fault)
     }
 
     /// Everything after the VRRP instance: coordinator, control socket, metrics.

@@ -126,7 +126,8 @@ pub struct TransitionEvent {
 /// flapping link; and the consumer only queues hooks and records events, which never
 /// block, so it drains as fast as they come. A bounded channel would have to either
 /// block the protocol loop (never) or drop transitions, which is what this channel
-/// exists to avoid. They stay queued while nobody reads them.
+/// exists to avoid. They stay queued while nobody reads them (the agent replacing an
+/// instance reads the new one's only after the old one has stopped).
 pub type Transitions = mpsc::UnboundedReceiver<TransitionEvent>;
 
 /// What [`spawn`] returns.
@@ -177,9 +178,15 @@ impl InstanceHandle {
 /// Sets an instance up (interface, stale addresses, sockets) and spawns its loop.
 /// With `start_in_fault` the router starts in Fault, out of the election, until told
 /// otherwise (the local service has not been seen healthy yet).
+///
+/// The instance's addresses found on the interface are removed as left behind by an
+/// earlier run, except those in `held`: addresses that another instance, still
+/// running, holds (the agent starts a replacing instance before it stops the old
+/// one, and must not take the VIP from under it).
 pub async fn spawn(
     config: InstanceConfig,
     start_in_fault: Option<String>,
+    held: &[Ipv4Addr],
 ) -> Result<Spawned, DriverError> {
     let netlink = Netlink::connect()?;
     // Subscribe before the first look-up, so that no change slips in between.
@@ -199,7 +206,11 @@ pub async fn spawn(
     };
     // Addresses of this instance left behind by an earlier run go first: we start in
     // Backup and must not answer for them.
-    for vip in &config.virtual_addresses {
+    for vip in config
+        .virtual_addresses
+        .iter()
+        .filter(|v| !held.contains(&v.address))
+    {
         if netlink.remove_address(interface.index, *vip).await? {
             warn!(instance = %config.name, address = %vip, "removed a virtual address left on {} by an earlier run", config.interface);
         }
