@@ -73,6 +73,20 @@ pub enum Process {
     Running,
     /// Killed (SIGKILL): it does nothing, and what it left on its interface stays.
     Killed,
+    /// Stopped (SIGSTOP): it neither fires timers nor handles frames, which wait in
+    /// its socket until it resumes; what it left on its interface stays until the
+    /// lease runs out.
+    Paused,
+}
+
+/// What a router resumed from SIGSTOP handles first: its overdue timer, or the
+/// frames waiting in its socket (the real driver's `select!` picks either).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResumeOrder {
+    /// The overdue timer first, then the waiting frames.
+    TimersFirst,
+    /// The waiting frames first, then the timer.
+    FramesFirst,
 }
 
 struct Node {
@@ -95,6 +109,8 @@ struct Node {
     down_from: Option<Option<Segment>>,
     adverts_sent: u64,
     adverts_received: u64,
+    /// Frames that arrived while it was [`Process::Paused`].
+    backlog: Vec<Vec<u8>>,
 }
 
 impl Node {
@@ -196,6 +212,7 @@ impl Lan {
             down_from: None,
             adverts_sent: 0,
             adverts_received: 0,
+            backlog: Vec::new(),
         });
         self.nodes.len() - 1
     }
@@ -373,12 +390,55 @@ impl Lan {
     /// Kills a running router (SIGKILL): from now on it neither receives, nor fires
     /// timers, nor sends; its address stays until its lease runs out.
     pub fn kill(&mut self, id: NodeId) {
-        if !self.is_running(id) {
+        if !matches!(self.nodes[id].process, Process::Running | Process::Paused) {
             return;
         }
         self.nodes[id].process = Process::Killed;
         self.record(id, Happening::Killed);
         self.note_holders();
+    }
+
+    /// Stops a running router (SIGSTOP): until [`Lan::resume`] it fires no timer
+    /// and handles no frame; frames for it wait in its socket.
+    pub fn pause(&mut self, id: NodeId) {
+        if !self.is_running(id) {
+            return;
+        }
+        self.nodes[id].process = Process::Paused;
+        self.record(id, Happening::Paused);
+    }
+
+    /// Resumes a stopped router (SIGCONT): it handles its overdue timer and the
+    /// frames that waited, in `order`, as the real driver's first loop turns do.
+    pub fn resume(&mut self, id: NodeId, order: ResumeOrder) {
+        if self.nodes[id].process != Process::Paused {
+            return;
+        }
+        self.nodes[id].process = Process::Running;
+        let waiting = std::mem::take(&mut self.nodes[id].backlog);
+        self.record(
+            id,
+            Happening::Resumed {
+                waiting: waiting.len(),
+            },
+        );
+        let fire = |lan: &mut Lan| {
+            let now = lan.now;
+            let router = &mut lan.nodes[id].router;
+            if router.poll_timeout().is_some_and(|t| t <= now) {
+                router.handle_timeout(now);
+                lan.drain(id);
+            }
+        };
+        if order == ResumeOrder::TimersFirst {
+            fire(self);
+        }
+        for datagram in &waiting {
+            self.receive(id, datagram);
+        }
+        if order == ResumeOrder::FramesFirst {
+            fire(self);
+        }
     }
 
     /// The local service goes down: a running router enters Fault (a stopped one will
@@ -840,6 +900,7 @@ impl Lan {
                 Action::SendGratuitousArp { conflict } => {
                     self.record(id, Happening::GratuitousArp { conflict });
                 }
+                Action::Stalled { away } => self.record(id, Happening::Stalled { away }),
                 Action::Transition(t) => self.record(id, Happening::Transition(t)),
             }
         }
@@ -889,24 +950,30 @@ impl Lan {
     /// the same decode and checks as `vrrp::driver`.
     fn deliver(&mut self, frame: &Frame) {
         for id in self.ids() {
-            let node = &self.nodes[id];
-            if Some(id) == frame.sender
-                || node.process != Process::Running
-                || node.segment != Some(frame.segment)
-            {
+            let node = &mut self.nodes[id];
+            if Some(id) == frame.sender || node.segment != Some(frame.segment) {
                 continue;
             }
-            match self.check(id, &frame.datagram) {
-                Ok(Some((source, priority))) => {
-                    let now = self.now;
-                    let node = &mut self.nodes[id];
-                    node.adverts_received += 1;
-                    node.router.receive(now, source, priority);
-                    self.drain(id);
-                }
-                Ok(None) => {}
-                Err(reason) => self.record(id, Happening::Dropped(reason)),
+            match node.process {
+                Process::Running => self.receive(id, &frame.datagram),
+                Process::Paused => node.backlog.push(frame.datagram.clone()),
+                Process::Stopped | Process::Killed => {}
             }
+        }
+    }
+
+    /// A running router handles one datagram.
+    fn receive(&mut self, id: NodeId, datagram: &[u8]) {
+        match self.check(id, datagram) {
+            Ok(Some((source, priority))) => {
+                let now = self.now;
+                let node = &mut self.nodes[id];
+                node.adverts_received += 1;
+                node.router.receive(now, source, priority);
+                self.drain(id);
+            }
+            Ok(None) => {}
+            Err(reason) => self.record(id, Happening::Dropped(reason)),
         }
     }
 

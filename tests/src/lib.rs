@@ -10,6 +10,7 @@ pub mod lan;
 pub mod timeline;
 
 pub use lan::{
-    DEFAULT_LINK_DELAY, Lan, NodeId, Process, Segment, VIP, VRID, host_address, router_config,
+    DEFAULT_LINK_DELAY, Lan, NodeId, Process, ResumeOrder, Segment, VIP, VRID, host_address,
+    router_config,
 };
 pub use timeline::{Happening, HolderChange, Record};

@@ -30,6 +30,18 @@ pub enum Happening {
     ShutDown,
     /// The process was killed (SIGKILL): it does nothing from now on.
     Killed,
+    /// The process was stopped (SIGSTOP): nothing until it resumes.
+    Paused,
+    /// The router noticed it had not run for `away` (`Action::Stalled`).
+    Stalled {
+        /// How long.
+        away: Duration,
+    },
+    /// The stopped process resumed (SIGCONT), with so many frames waiting.
+    Resumed {
+        /// Frames that arrived while it was stopped.
+        waiting: usize,
+    },
     /// The local service went down: the router was told to enter Fault.
     ServiceDown(String),
     /// The local service came back: the router was told to leave Fault.
@@ -75,6 +87,11 @@ impl fmt::Display for Happening {
             Happening::Started => f.write_str("process started"),
             Happening::ShutDown => f.write_str("process shut down (SIGTERM)"),
             Happening::Killed => f.write_str("process killed (SIGKILL)"),
+            Happening::Paused => f.write_str("process stopped (SIGSTOP)"),
+            Happening::Stalled { away } => write!(f, "noticed it had not run for {away:?}"),
+            Happening::Resumed { waiting } => {
+                write!(f, "process resumed (SIGCONT), {waiting} frames waiting")
+            }
             Happening::ServiceDown(why) => write!(f, "service down: {why}"),
             Happening::ServiceUp(why) => write!(f, "service up: {why}"),
             Happening::Link(Some(s)) => write!(f, "link on segment {s}"),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::subsequence;
-use redha_tests::{Happening, Lan, NodeId, Process, Segment, host_address, router_config};
+use redha_tests::{
+    Happening, Lan, NodeId, Process, ResumeOrder, Segment, host_address, router_config,
+};
 use vrrp::{RouterConfig, State};
 
 /// Slack added to protocol bounds that are exact in virtual time.
@@ -360,6 +362,106 @@ fn a_killed_master_that_restarts_takes_its_vip_back() {
     assert!(!lan.holds(0), "a restart removes the stale VIP");
     lan.run_for(lan.master_down_interval(0) + lan.link_delay() * 2);
     assert_eq!(lan.holders(), [0], "{}", lan.dump());
+}
+
+// ------------------------------------------------------------------ stopped (SIGSTOP)
+
+/// The master's process stops for `pause` and resumes, handling its overdue timer
+/// or the adverts that waited in its socket first (`order`). From the moment it
+/// resumes there is never more than one holder (but for a preemption's link
+/// delay); a stop shorter than
+/// Master_Down_Interval changes nothing; after a longer one it is a backup of the
+/// router that took over, which keeps the VIP without preempt and yields it after
+/// one Master_Down_Interval with preempt.
+fn pause_the_master(preempt: bool, pause: Duration, order: ResumeOrder) {
+    let mut lan = Lan::with_routers(with_preempt(configs(&[150, 100]), preempt));
+    let master = elect(&mut lan);
+    let backup = 1 - master;
+    lan.run_for(advert_int(&lan) * 5 + secs(0.3));
+    lan.pause(master);
+    lan.run_for(pause);
+    let resumed = lan.now();
+    lan.resume(master, order);
+    let context = |lan: &Lan| {
+        format!(
+            "preempt {preempt}, pause {pause:?}, {order:?}\n{}",
+            lan.dump()
+        )
+    };
+    assert!(lan.holders().len() <= 1, "{}", context(&lan));
+    let mdi = lan.master_down_interval(master);
+    let end = resumed + mdi * 3;
+    // Without preempt, never two holders; with preempt, the taking back overlaps
+    // for one link delay as every preemption does (the old master yields when our
+    // advert reaches it).
+    lan.run_until_with(end, |lan| {
+        assert!(preempt || lan.holders().len() <= 1, "{}", context(lan));
+    });
+    let overlap = lan.time_with_several_holders(resumed, end);
+    assert!(
+        overlap <= lan.link_delay(),
+        "{overlap:?}\n{}",
+        context(&lan)
+    );
+    let taken_over = lan.first_transition_to(State::Master, resumed - pause);
+    if pause < mdi {
+        assert_eq!(taken_over, None, "{}", context(&lan));
+        assert_eq!(lan.holders(), [master], "{}", context(&lan));
+        return;
+    }
+    let since_resume: Vec<_> = lan.transitions_to(State::Master, resumed);
+    if preempt {
+        assert_eq!(lan.holders(), [master], "{}", context(&lan));
+        let &[(at, who)] = since_resume.as_slice() else {
+            panic!("one takeover after the resume expected\n{}", context(&lan));
+        };
+        assert_eq!(who, master);
+        assert!(at >= resumed + mdi, "{}", context(&lan));
+    } else {
+        assert_eq!(lan.holders(), [backup], "{}", context(&lan));
+        assert!(since_resume.is_empty(), "{}", context(&lan));
+    }
+    assert!(
+        lan.timeline()
+            .iter()
+            .any(|r| r.node == master && matches!(r.what, Happening::Stalled { .. })),
+        "{}",
+        context(&lan)
+    );
+}
+
+#[test]
+fn a_stopped_master_resumes_without_a_second_holder() {
+    for preempt in [false, true] {
+        for pause in [secs(2.0), secs(3.9), secs(10.0), secs(60.0)] {
+            for order in [ResumeOrder::TimersFirst, ResumeOrder::FramesFirst] {
+                pause_the_master(preempt, pause, order);
+            }
+        }
+    }
+}
+
+/// A stopped backup that resumes while the master still runs stays a backup,
+/// whichever it handles first.
+#[test]
+fn a_stopped_backup_resumes_as_a_backup() {
+    for order in [ResumeOrder::TimersFirst, ResumeOrder::FramesFirst] {
+        let mut lan = Lan::with_routers(configs(&[150, 100]));
+        let master = elect(&mut lan);
+        let backup = 1 - master;
+        lan.pause(backup);
+        lan.run_for(secs(30.0));
+        let resumed = lan.now();
+        lan.resume(backup, order);
+        lan.run_for_with(secs(20.0), |lan| {
+            assert_eq!(lan.holders(), [master], "{order:?}\n{}", lan.dump());
+        });
+        assert!(
+            lan.transitions_to(State::Master, resumed).is_empty(),
+            "{order:?}\n{}",
+            lan.dump()
+        );
+    }
 }
 
 // ------------------------------------------------------------------ graceful stop

@@ -702,6 +702,12 @@ impl Driver {
                     }
                     self.schedule_garps(conflict);
                 }
+                Action::Stalled { away } => {
+                    warn!(
+                        instance = %self.config.name, away = ?away, state = %self.router.state(),
+                        "this agent did not run for {away:?} (stopped, its machine paused, or starved): listening for a whole Master_Down_Interval before claiming the addresses"
+                    );
+                }
                 Action::Transition(t) => {
                     if t.to == State::Master {
                         self.stats.became_master();

@@ -147,6 +147,13 @@ pub enum Reason {
     LinkDown(String),
     /// We were told to leave Fault, with the teller's reason.
     FaultCleared(String),
+    /// As master we did not run for a while (the process was stopped, its machine
+    /// paused, or it starved): no advert went out for Master_Down_Interval or
+    /// longer, so the backups have taken over by now.
+    Stalled {
+        /// How long since our last advert.
+        away: Duration,
+    },
 }
 
 impl Reason {
@@ -170,6 +177,7 @@ impl Reason {
             Reason::AddressesFailed(_) => "addresses_failed",
             Reason::LinkDown(_) => "link_down",
             Reason::FaultCleared(_) => "fault_cleared",
+            Reason::Stalled { .. } => "stalled",
         }
     }
 }
@@ -209,6 +217,10 @@ impl fmt::Display for Reason {
             }
             Reason::LinkDown(why) => write!(f, "interface unusable: {why}"),
             Reason::FaultCleared(why) => write!(f, "fault cleared: {why}"),
+            Reason::Stalled { away } => write!(
+                f,
+                "stalled: no advert sent for {away:?}, longer than Master_Down_Interval; a backup has taken over by now, listening before claiming again"
+            ),
         }
     }
 }
@@ -249,6 +261,14 @@ pub enum Action {
         /// True when another master claimed the addresses and we keep them.
         conflict: bool,
     },
+    /// We did not run for `away` (see [`Router::receive`]): for the log. A master
+    /// also leaves for Backup ([`Reason::Stalled`]); a backup listens for a whole
+    /// Master_Down_Interval before it takes over.
+    Stalled {
+        /// How long the router was not fed: since our last advert (master), or past
+        /// the due Master_Down_Timer (backup).
+        away: Duration,
+    },
     /// The state changed.
     Transition(Transition),
 }
@@ -269,6 +289,8 @@ pub struct Router {
     faults: BTreeMap<FaultCause, String>,
     /// When we last answered another router's advert while master.
     last_answer: Option<Instant>,
+    /// When we last sent an advert with our priority as master.
+    last_advert: Option<Instant>,
     answers_suppressed: u64,
     /// Preemption held back from outside (the service behind us is not ready to
     /// serve, e.g. it only copies the master's data), whatever `preempt` says.
@@ -289,6 +311,7 @@ impl Router {
             master: None,
             faults: BTreeMap::new(),
             last_answer: None,
+            last_advert: None,
             answers_suppressed: 0,
             preempt_held: false,
             actions: VecDeque::new(),
@@ -483,7 +506,13 @@ impl Router {
     }
 
     /// A valid advert (it passed every receive check) from `source`.
+    ///
+    /// Like [`Router::handle_timeout`], it first looks whether the router was fed
+    /// at all for a while (see [`Router::notice_stall`]): after a stop, every timer
+    /// is overdue and the socket holds adverts from the whole pause, and whichever
+    /// comes first must not act on a world that has moved on.
     pub fn receive(&mut self, now: Instant, source: Ipv4Addr, priority: u8) {
+        self.notice_stall(now);
         match self.state {
             State::Backup => self.receive_as_backup(now, source, priority),
             State::Master => self.receive_as_master(now, source, priority),
@@ -590,8 +619,56 @@ impl Router {
         self.deadline
     }
 
-    /// Fires the timer that is due at `now`, if any.
+    /// Notices that the router was not fed for a while (the process was stopped,
+    /// its machine paused, or the runtime starved; time is monotonic, so a jump of
+    /// the wall clock is no such thing):
+    /// - a master that sent no advert for Master_Down_Interval or longer has been
+    ///   taken over by now (the backups' timers ran out, and its addresses' lease
+    ///   in the kernel with them). Renewing the addresses and advertising would
+    ///   make two holders and pull the LAN's neighbour tables back to a router
+    ///   whose service may have been taken over meanwhile: it goes to Backup
+    ///   instead ([`Reason::Stalled`]), removes what is left of its addresses and
+    ///   listens for a whole Master_Down_Interval, hearing the new master's adverts
+    ///   and settling by the ordinary rules (preempt or not);
+    /// - a backup whose Master_Down_Timer is due by more than an advertisement
+    ///   interval has not been listening: the adverts of its pause may be waiting
+    ///   in the socket, so it listens for a whole Master_Down_Interval again
+    ///   before it takes over.
+    fn notice_stall(&mut self, now: Instant) {
+        let away = match self.state {
+            State::Master => {
+                let Some(sent) = self.last_advert else { return };
+                let away = now.saturating_duration_since(sent);
+                if away < self.config.master_down_interval() {
+                    return;
+                }
+                away
+            }
+            State::Backup => {
+                let Some(deadline) = self.deadline else {
+                    return;
+                };
+                let late = now.saturating_duration_since(deadline);
+                if late < self.config.advert_int {
+                    return;
+                }
+                late
+            }
+            State::Initialize | State::Fault => return,
+        };
+        self.actions.push_back(Action::Stalled { away });
+        if self.state == State::Master {
+            self.actions.push_back(Action::RemoveAddresses);
+            self.master = None;
+            self.transition(now, State::Backup, Reason::Stalled { away });
+        }
+        self.arm_master_down(now, self.config.master_down_interval(), false);
+    }
+
+    /// Fires the timer that is due at `now`, if any (after looking for a stall, as
+    /// [`Router::receive`] does).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.notice_stall(now);
         let Some(deadline) = self.deadline else {
             return;
         };
@@ -640,6 +717,7 @@ impl Router {
         self.actions.push_back(Action::SendAdvert {
             priority: self.config.priority,
         });
+        self.last_advert = Some(now);
         self.deadline = Some(now + self.config.advert_int);
     }
 
@@ -877,7 +955,7 @@ mod tests {
     fn a_master_yields_to_a_higher_priority() {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
-        r.receive(t0 + Duration::from_secs(10), LOWER, 101);
+        r.receive(t0 + Duration::from_secs(4), LOWER, 101);
         assert_eq!(r.state(), State::Backup);
         let actions = drain(&mut r);
         assert_eq!(actions[0], Action::RemoveAddresses);
@@ -889,9 +967,9 @@ mod tests {
     fn equal_priority_is_broken_by_the_higher_address() {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
-        r.receive(t0 + Duration::from_secs(10), LOWER, 100);
+        r.receive(t0 + Duration::from_secs(4), LOWER, 100);
         assert_eq!(r.state(), State::Master);
-        r.receive(t0 + Duration::from_secs(10), HIGHER, 100);
+        r.receive(t0 + Duration::from_secs(4), HIGHER, 100);
         assert_eq!(r.state(), State::Backup);
     }
 
@@ -899,7 +977,7 @@ mod tests {
     fn a_master_answers_a_conflicting_master_with_advert_and_garp() {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
-        let now = t0 + Duration::from_secs(10);
+        let now = t0 + Duration::from_secs(4);
         r.receive(now, HIGHER, 50);
         assert_eq!(r.state(), State::Master);
         assert_eq!(
@@ -917,7 +995,7 @@ mod tests {
     fn a_master_answers_at_most_once_per_advert_interval() {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
-        let start = t0 + Duration::from_secs(10);
+        let start = t0 + Duration::from_secs(4);
         let mut adverts = 0;
         let mut bursts = 0;
         for i in 0..1000u32 {
@@ -946,7 +1024,7 @@ mod tests {
     fn a_master_answers_priority_zero_with_advert_and_garp() {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
-        r.receive(t0 + Duration::from_secs(10), HIGHER, 0);
+        r.receive(t0 + Duration::from_secs(4), HIGHER, 0);
         assert_eq!(r.state(), State::Master);
         assert_eq!(
             drain(&mut r),
@@ -1119,5 +1197,130 @@ mod tests {
         let actions = drain(&mut r);
         assert!(!actions.contains(&Action::RemoveAddresses));
         assert_eq!(r.state(), State::Fault);
+    }
+
+    /// A master resumed after a stop longer than Master_Down_Interval steps down to
+    /// Backup at its first event, whichever it is: no advert, no renewal, no
+    /// gratuitous ARP for addresses a backup has taken over meanwhile.
+    #[test]
+    fn a_master_that_stalled_steps_down_at_its_first_event() {
+        let t0 = Instant::now();
+        for timer_first in [true, false] {
+            let mut r = master_at(t0, 150);
+            let since_advert = |r: &Router| r.poll_timeout().unwrap() - r.config().advert_int;
+            let away = r.config().master_down_interval() + Duration::from_secs(2);
+            let resumed = since_advert(&r) + away;
+            if timer_first {
+                r.handle_timeout(resumed);
+            } else {
+                r.receive(resumed, LOWER, 100);
+            }
+            let actions = drain(&mut r);
+            assert_eq!(actions[0], Action::Stalled { away }, "{actions:?}");
+            assert!(actions.contains(&Action::RemoveAddresses), "{actions:?}");
+            assert!(
+                !actions.iter().any(|a| matches!(
+                    a,
+                    Action::SendAdvert { .. }
+                        | Action::RenewAddresses
+                        | Action::AddAddresses
+                        | Action::SendGratuitousArp { .. }
+                )),
+                "{actions:?}"
+            );
+            let Some(Action::Transition(t)) = actions.last() else {
+                panic!("no transition: {actions:?}");
+            };
+            assert_eq!((t.from, t.to), (State::Master, State::Backup));
+            assert_eq!(t.reason, Reason::Stalled { away });
+            assert_eq!(t.reason.kind(), "stalled");
+            assert_eq!(
+                r.poll_timeout(),
+                Some(resumed + r.config().master_down_interval())
+            );
+        }
+    }
+
+    /// After the stall it is an ordinary backup: without preempt it follows the
+    /// lower-priority master that took over; with preempt it takes over again only
+    /// after a whole Master_Down_Interval of listening.
+    #[test]
+    fn after_a_stall_the_protocol_settles_it() {
+        let t0 = Instant::now();
+        for preempt in [false, true] {
+            let mut r = Router::new(config(150, preempt));
+            r.startup(t0);
+            let mdi = r.config().master_down_interval();
+            r.handle_timeout(t0 + mdi);
+            assert_eq!(r.state(), State::Master);
+            drain(&mut r);
+            let resumed = t0 + mdi * 3;
+            for i in 0..3 {
+                r.receive(resumed + Duration::from_millis(i), LOWER, 100);
+            }
+            assert_eq!(r.state(), State::Backup);
+            drain(&mut r);
+            let mut now = resumed;
+            for _ in 0..5 {
+                now += r.config().advert_int;
+                r.receive(now, LOWER, 100);
+                r.handle_timeout(now);
+            }
+            let actions = drain(&mut r);
+            if preempt {
+                assert_eq!(r.state(), State::Master, "{actions:?}");
+                assert_eq!(transitions(&actions), [(State::Backup, State::Master)]);
+            } else {
+                assert_eq!(r.state(), State::Backup, "{actions:?}");
+                assert_eq!(r.master(), Some((LOWER, 100)));
+                assert!(transitions(&actions).is_empty());
+            }
+        }
+    }
+
+    /// A master whose advert timer is merely late (load) keeps its state.
+    #[test]
+    fn a_late_advert_timer_is_no_stall() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 150);
+        let late = r.poll_timeout().unwrap() + r.config().advert_int;
+        r.handle_timeout(late);
+        let actions = drain(&mut r);
+        assert_eq!(r.state(), State::Master);
+        assert!(actions.contains(&Action::SendAdvert { priority: 150 }));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Stalled { .. })));
+    }
+
+    /// A backup whose Master_Down_Timer is overdue by more than an advertisement
+    /// interval has not been listening: it listens a whole interval again first.
+    #[test]
+    fn a_backup_that_stalled_listens_before_taking_over() {
+        let t0 = Instant::now();
+        let mut r = Router::new(config(100, true));
+        r.startup(t0);
+        r.receive(t0, HIGHER, 150);
+        drain(&mut r);
+        let due = r.poll_timeout().unwrap();
+        let resumed = due + Duration::from_secs(5);
+        r.handle_timeout(resumed);
+        let actions = drain(&mut r);
+        assert_eq!(r.state(), State::Backup, "{actions:?}");
+        assert_eq!(
+            actions,
+            [Action::Stalled {
+                away: Duration::from_secs(5)
+            }]
+        );
+        let mdi = r.config().master_down_interval();
+        assert_eq!(r.poll_timeout(), Some(resumed + mdi));
+        // The adverts that waited in the socket keep it a backup.
+        r.receive(resumed, HIGHER, 150);
+        assert_eq!(r.state(), State::Backup);
+        // Late by less than an interval: an ordinary takeover.
+        let mut r = Router::new(config(100, true));
+        r.startup(t0);
+        let due = r.poll_timeout().unwrap();
+        r.handle_timeout(due + Duration::from_millis(300));
+        assert_eq!(r.state(), State::Master);
     }
 }
