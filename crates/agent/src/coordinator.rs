@@ -11,8 +11,8 @@ use anyhow::{Context as _, Result};
 use health::{CheckConfig, Client, ClientOptions, Health, Observation, RedisTarget, Snapshot};
 use replication::executor::SaveConfig;
 use replication::{
-    Claim, ClaimState, Context, Endpoint, Executor, PeerFailure, Plan, Planner, PlannerConfig,
-    Role, vouch,
+    Claim, ClaimState, Context, Endpoint, Executor, PeerClaim, PeerFailure, Plan, Planner,
+    PlannerConfig, Role, vouch,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
@@ -57,7 +57,13 @@ struct Replication {
     published: Option<Claim>,
     /// The peer agent's claim as last read, and when: a look during an operation
     /// (every 20 ms) need not list the peer's clients each time.
-    peer_claim: Option<(Option<Claim>, Instant)>,
+    peer_claim: Option<(PeerClaim, Instant)>,
+    /// How long the peer agent's claim connection may sit idle before the claim
+    /// is stale ([`PeerClaim::Stale`]): twice the check interval (a live agent
+    /// looks at its Redis at least once an interval; the pair is assumed to run
+    /// the same `check_interval`) plus one second (Redis counts idle time in
+    /// whole seconds).
+    claim_stale_after: Duration,
     /// The run of our Redis whose full syncs were told not to wait.
     tuned: Option<String>,
 }
@@ -245,6 +251,7 @@ impl Coordinator {
                     witness_seen: None,
                     published: None,
                     peer_claim: None,
+                    claim_stale_after: redis.check_interval * 2 + Duration::from_secs(1),
                     tuned: None,
                 })
             }
@@ -550,14 +557,32 @@ impl Coordinator {
         }
         match peer {
             Ok(p) => {
-                ctx.peer_agent = match &rep.peer_claim {
+                let claim = match &rep.peer_claim {
                     Some((claim, at)) if at.elapsed() < PEER_CLAIM_EVERY => claim.clone(),
                     _ => {
-                        let claim = rep.executor.peer_claim().await.ok().flatten();
+                        let claim = rep
+                            .executor
+                            .peer_claim(rep.claim_stale_after)
+                            .await
+                            .unwrap_or(PeerClaim::Absent);
+                        let was_stale =
+                            matches!(rep.peer_claim, Some((PeerClaim::Stale { .. }, _)));
+                        match &claim {
+                            PeerClaim::Stale { claim, idle } if !was_stale => warn!(
+                                peer = %rep.peer_address, claim = %claim.to_name(), idle = ?idle,
+                                "the peer's agent claim is stale (its connection idle for {idle:?}): that agent is not acting (stopped or hung); its claim is ignored"
+                            ),
+                            PeerClaim::Live(_) if was_stale => info!(
+                                peer = %rep.peer_address,
+                                "the peer's agent acts again: its claim is fresh"
+                            ),
+                            _ => {}
+                        }
                         rep.peer_claim = Some((claim.clone(), Instant::now()));
                         claim
                     }
                 };
+                ctx.peer_agent = claim.live().cloned();
                 if let Some(v) = ctx.peer_agent.as_ref().and_then(|c| c.vouched.as_ref())
                     && vouch::needs_vouching(p, v)
                 {

@@ -7,7 +7,8 @@
 //! VRRP state and priority through the Redis connection they already share, so that
 //! exactly one of two VRRP masters makes its Redis the master, by VRRP's own
 //! tie-break (higher priority, then higher address). An agent that is not running
-//! has no connection, hence no claim.
+//! has no connection, hence no claim; an agent that is stopped or hung keeps its
+//! connection but stops using it, and its claim goes stale ([`PeerClaim`]).
 //!
 //! A claim also carries the history the agent vouches for when its Redis came back
 //! from disk without its replication ids (see [`Vouched`]).
@@ -18,6 +19,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
+
+use health::ClientEntry;
 
 const PREFIX: &str = "redha/1/";
 
@@ -163,6 +167,54 @@ impl fmt::Display for Claim {
     }
 }
 
+/// The peer agent's claim as read off the peer's Redis (`CLIENT LIST`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerClaim {
+    /// No connection carries a claim: no agent of ours runs there.
+    Absent,
+    /// A claim on a connection its agent keeps using.
+    Live(Claim),
+    /// A claim on a connection idle for `idle`, at least the bound given to
+    /// [`PeerClaim::from_clients`]: the agent that made it is not acting
+    /// (stopped, hung, or its runtime stalled), so it speaks for nobody.
+    Stale {
+        /// What it claimed.
+        claim: Claim,
+        /// How long its connection has been idle (Redis counts whole seconds).
+        idle: Duration,
+    },
+}
+
+impl PeerClaim {
+    /// The claim among `clients` (the freshest, if a lingering connection carries
+    /// an older one), stale once its connection has been idle for `stale_after`
+    /// or longer. A connection without a readable `idle` counts as in use.
+    pub fn from_clients(clients: &[ClientEntry], stale_after: Duration) -> PeerClaim {
+        let idle = |c: &ClientEntry| {
+            c.field("idle")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(Duration::ZERO, Duration::from_secs)
+        };
+        let freshest = clients
+            .iter()
+            .filter_map(|c| Claim::parse(&c.name).map(|claim| (idle(c), claim)))
+            .min_by_key(|(idle, _)| *idle);
+        match freshest {
+            None => PeerClaim::Absent,
+            Some((idle, claim)) if idle >= stale_after => PeerClaim::Stale { claim, idle },
+            Some((_, claim)) => PeerClaim::Live(claim),
+        }
+    }
+
+    /// The claim, if its agent is acting on it.
+    pub fn live(&self) -> Option<&Claim> {
+        match self {
+            PeerClaim::Live(claim) => Some(claim),
+            PeerClaim::Absent | PeerClaim::Stale { .. } => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +269,47 @@ mod tests {
         assert!(claim(150, "192.0.2.11").outranks(&claim(100, "192.0.2.12")));
         assert!(claim(100, "192.0.2.12").outranks(&claim(100, "192.0.2.11")));
         assert!(!claim(100, "192.0.2.11").outranks(&claim(100, "192.0.2.11")));
+    }
+
+    #[test]
+    fn an_idle_claim_is_stale() {
+        let line = |id: u32, name: &str, idle: u64| {
+            format!(
+                "id={id} addr=192.0.2.12:4{id:04} laddr=192.0.2.11:6379 fd=8 name={name} \
+                 age=30 idle={idle} flags=N db=0 cmd=info user=default"
+            )
+        };
+        let list = |lines: &[String]| health::parse_client_list(&lines.join("\n")).unwrap();
+        let name = "redha/1/MASTER/150/192.0.2.11";
+        let stale_after = Duration::from_secs(3);
+        let live = list(&[line(1, "app", 500), line(2, name, 1)]);
+        assert_eq!(
+            PeerClaim::from_clients(&live, stale_after),
+            PeerClaim::Live(claim(150, "192.0.2.11"))
+        );
+        let stale = list(&[line(2, name, 3)]);
+        assert_eq!(
+            PeerClaim::from_clients(&stale, stale_after),
+            PeerClaim::Stale {
+                claim: claim(150, "192.0.2.11"),
+                idle: Duration::from_secs(3)
+            }
+        );
+        assert_eq!(PeerClaim::from_clients(&stale, stale_after).live(), None);
+        // A lingering older connection does not hide the one in use.
+        let both = list(&[
+            line(2, name, 40),
+            line(3, "redha/1/BACKUP/150/192.0.2.11", 0),
+        ]);
+        assert_eq!(
+            PeerClaim::from_clients(&both, stale_after)
+                .live()
+                .map(|c| c.state),
+            Some(ClaimState::Backup)
+        );
+        assert_eq!(
+            PeerClaim::from_clients(&list(&[line(1, "app", 0)]), stale_after),
+            PeerClaim::Absent
+        );
     }
 }

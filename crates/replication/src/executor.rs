@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use health::{Client, ClientError, Snapshot};
 
-use crate::claim::Claim;
+use crate::claim::{Claim, PeerClaim};
 use crate::command::{Command, Endpoint, Target};
 use crate::planner::PeerFailure;
 
@@ -107,9 +107,15 @@ impl Executor {
 
     /// The claim of the peer's agent, read from the peer's Redis (`CLIENT LIST`):
     /// `Ok(None)` when no agent claims anything there.
-    pub async fn peer_claim(&mut self) -> Result<Option<Claim>, ClientError> {
+    ///
+    /// A live agent uses its named connection at every look at its Redis (once a
+    /// `check_interval` at least), so the connection's `idle` stays below that. A
+    /// claim whose connection has been idle for `stale_after` or longer speaks for
+    /// an agent that is not acting (stopped, hung): it is returned as
+    /// [`PeerClaim::Stale`], never trusted as a live master's word.
+    pub async fn peer_claim(&mut self, stale_after: Duration) -> Result<PeerClaim, ClientError> {
         let clients = self.peer.client_list().await?;
-        Ok(clients.iter().find_map(|c| Claim::parse(&c.name)))
+        Ok(PeerClaim::from_clients(&clients, stale_after))
     }
 
     fn client(&mut self, target: Target) -> &mut Client {

@@ -21,7 +21,7 @@ pub mod rule;
 pub mod standing;
 pub mod vouch;
 
-pub use claim::{Claim, ClaimState, Vouched};
+pub use claim::{Claim, ClaimState, PeerClaim, Vouched};
 pub use command::{Command, Endpoint, Target};
 pub use executor::{Executor, ExecutorError};
 pub use planner::{Context, PeerFailure, Plan, Planner, PlannerConfig, Role};
