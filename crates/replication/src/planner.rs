@@ -168,6 +168,9 @@ pub struct Planner {
     /// (as backup: if the one-way loss is over, it hears the master and stays
     /// backup; if not, it becomes master again and yields again).
     yielded: Option<Instant>,
+    /// Since when, as master, we have seen the peer's agent claim master over us
+    /// (its Redis a master) without a break: see [`Planner::yield_to_peer`].
+    outranked_since: Option<Instant>,
     /// Our Redis was told to follow the peer's (by this planner) and has not had
     /// its link up since: the full sync it waits for is ours, not a history to
     /// detach from (its own id may look unrelated meanwhile: a Redis back from its
@@ -188,6 +191,7 @@ impl Planner {
             fence_refused: None,
             wait_for_link: false,
             yielded: None,
+            outranked_since: None,
             resyncing: false,
             isolation: None,
             isolation_sent: None,
@@ -209,6 +213,11 @@ impl Planner {
         peer: Option<&Snapshot>,
         ctx: &Context,
     ) -> Plan {
+        // Out of Master the count ends, but for the hold after a yield (out of the
+        // election while the peer claims master: it must not start again).
+        if role != Role::Master && self.yielded.is_none_or(|until| now >= until) {
+            self.outranked_since = None;
+        }
         let Some(local) = local else {
             self.operation = None;
             return self.plan_of(Vec::new(), false, Rule::LocalDown, role == Role::Stopping);
@@ -354,16 +363,30 @@ impl Planner {
 
     /// Two VRRP masters whose Redis servers reach each other: the one that loses
     /// VRRP's tie-break leaves the election.
+    ///
+    /// Only once both have lasted `yield_after`: our mastership (a healed split is
+    /// settled by VRRP within an advert interval) and the peer's claim. A claim can
+    /// be out of date for a moment: the agent of a Redis that stalled (`DEBUG
+    /// SLEEP`, SIGSTOP) could not rename its connection meanwhile, and when that
+    /// Redis wakes it still says what its agent was before; the agent says what it
+    /// is now at its next look, well within `yield_after`.
     fn yield_to_peer(&mut self, now: Instant, peer: &Snapshot, ctx: &Context) -> Option<Plan> {
-        let (me, them) = (ctx.me.as_ref()?, ctx.peer_agent.as_ref()?);
-        // A claim can be stale (an agent that just stepped down and has not said so
-        // yet), so it counts only while the peer's Redis is a master too.
-        if them.state != ClaimState::Master || !them.outranks(me) || !peer.is_master() {
+        let outranked = match (ctx.me.as_ref(), ctx.peer_agent.as_ref()) {
+            // A claim of an agent that just stepped down counts only while the
+            // peer's Redis is a master too.
+            (Some(me), Some(them)) => {
+                them.state == ClaimState::Master && them.outranks(me) && peer.is_master()
+            }
+            _ => false,
+        };
+        if !outranked {
+            self.outranked_since = None;
             return None;
         }
-        if ctx.master_for < self.config.yield_after {
-            // A healed split: VRRP settles it within an advert interval. Touch
-            // nothing meanwhile (a promotion now would be undone).
+        let them = ctx.peer_agent.as_ref()?;
+        let claimed_for = now.saturating_duration_since(*self.outranked_since.get_or_insert(now));
+        if ctx.master_for < self.config.yield_after || claimed_for < self.config.yield_after {
+            // Touch nothing meanwhile (a promotion now would be undone).
             let why = "the peer's agent claims master too: leaving it to VRRP";
             return Some(self.plan_of(Vec::new(), true, Rule::Wait { why }, false));
         }
