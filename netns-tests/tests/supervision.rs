@@ -144,7 +144,7 @@ fn a_task_that_ends_makes_the_agent_step_down_and_exit_non_zero() {
         eprintln!("skipped: the debug-only task hook needs a debug build of redha");
         return;
     }
-    for task in ["vrrp", "coordinator", "metrics"] {
+    for task in ["vrrp", "coordinator", "transitions", "metrics"] {
         let lab = Lab::new(&format!("end{task}"), 2);
         let n1 = Node {
             extra: "\n[metrics]\nlisten = \"127.0.0.1:9150\"\n".into(),
