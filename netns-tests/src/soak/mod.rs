@@ -262,15 +262,27 @@ fn soak(mut run: Run<'_, '_>, note: &PanicNote<'_>) -> Outcome {
                 since: Instant,
                 what: String| {
         run.say(&format!("VIOLATION: {what}"));
+        let text = format!(
+            "soak: VIOLATION after {}: {what}\nseed {}; schedule so far:\n{}replay: {}\n{}",
+            fault.map_or_else(|| "start-up".to_owned(), ToString::to_string),
+            cfg.seed,
+            schedule_text(&note.schedule.borrow()),
+            cfg.replay_command(),
+            run.diagnostics(since)
+        );
+        let path = run.c.lab.dir().join(format!(
+            "soak-violation-{}.txt",
+            report.violations.len() + 1
+        ));
+        let _ = std::fs::write(&path, &text);
         if failure.is_empty() {
-            let _ = write!(
+            *failure = text;
+        } else {
+            let _ = writeln!(
                 failure,
-                "soak: VIOLATION after {}: {what}\nseed {}; schedule so far:\n{}replay: {}\n{}",
+                "--- another violation, after {}: {what}\n    its diagnostics: {}",
                 fault.map_or_else(|| "start-up".to_owned(), ToString::to_string),
-                cfg.seed,
-                schedule_text(&note.schedule.borrow()),
-                cfg.replay_command(),
-                run.diagnostics(since)
+                path.display()
             );
         }
         if let Some(f) = fault {

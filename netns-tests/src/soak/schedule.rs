@@ -193,8 +193,8 @@ impl fmt::Display for Target {
     }
 }
 
-/// The loss percentages [`Kind::Loss`] draws from.
-pub const LOSS_PERCENT: [u32; 3] = [10, 30, 50];
+/// The loss percentages [`Kind::Loss`] draws from (the example is 30 %).
+pub const LOSS_PERCENT: [u32; 3] = [10, 20, 30];
 /// The link rates (kbit/s) [`Kind::Delay`] draws from; the client's writes and
 /// their replication need about 100 kbit/s, so the slower ones keep the queue
 /// full (the tbf `latency`, 200 ms, of delay) and drop what overflows it.
