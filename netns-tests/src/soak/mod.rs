@@ -30,7 +30,7 @@ use schedule::{Fault, Kind, Schedule};
 use crate::Lab;
 use crate::pair::{self, DISKLESS_SYNC_DELAY, role, vip_addr};
 use crate::redha::{MARGIN, VIP};
-use crate::timeline::{Timeline, log_window};
+use crate::timeline::{Timeline, log_window, utc};
 use crate::writer::{Writer, ranges};
 
 /// The client host.
@@ -137,7 +137,12 @@ struct Run<'lab, 'cfg> {
 
 impl Run<'_, '_> {
     fn say(&self, what: &str) {
-        println!("[{:>8.1}s] {what}", self.started.elapsed().as_secs_f64());
+        let wall = utc(SystemTime::now());
+        println!(
+            "[{:>8.1}s {}] {what}",
+            self.started.elapsed().as_secs_f64(),
+            wall.split_once('T').map_or(wall.as_str(), |(_, t)| t)
+        );
         self.timeline.borrow_mut().note(what);
     }
 
