@@ -1,7 +1,8 @@
-//! The async loop around one [`Router`]: receives adverts, runs the receive checks,
-//! fires timers, and carries out the router's actions (adverts, addresses, gratuitous
-//! ARP). Commands come in on a channel; the state goes out on a watch channel, and
-//! every transition, in order, on a channel of its own ([`TransitionEvent`]).
+//! The async loop around one [`Router`]: receives adverts and hands them to the
+//! receive checks ([`crate::receive`]) and the router, fires timers, and carries out
+//! the router's actions (adverts, addresses, gratuitous ARP). Commands come in on a
+//! channel; the state goes out on a watch channel, and every transition, in order, on
+//! a channel of its own ([`TransitionEvent`]).
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -14,7 +15,8 @@ use tracing::{debug, error, info, warn};
 use crate::garp::GarpSender;
 use crate::instance::InstanceConfig;
 use crate::netlink::{LinkMonitor, Netlink, NetlinkError};
-use crate::packet::{Advert, Expect};
+use crate::packet::Advert;
+use crate::receive::{Filter, Inbound};
 use crate::router::{Action, FaultCause, Router, RouterConfig, State};
 use crate::socket::{Destination, VrrpSocket};
 use crate::stats::{DropReason, Stats};
@@ -256,6 +258,7 @@ pub async fn spawn(
     let driver = Driver {
         lease: config.address_lease(router.config().master_down_interval()),
         expected_addresses: config.addresses(),
+        filter: Filter::new(&config),
         config,
         router,
         netlink,
@@ -365,7 +368,10 @@ struct Driver {
     garp_due: VecDeque<Instant>,
     next_refresh: Option<Instant>,
     lease: Duration,
+    /// The addresses as adverts and gratuitous ARPs carry them.
     expected_addresses: Vec<Ipv4Addr>,
+    /// The receive checks of the current configuration.
+    filter: Filter,
     stats: Arc<Stats>,
     status: watch::Sender<Status>,
     /// Every transition, in order (dropped with the driver when its loop returns,
@@ -595,31 +601,17 @@ impl Driver {
     }
 
     fn on_packet(&mut self, packet: &[u8]) {
-        let received = match Advert::decode_ipv4(packet) {
-            Ok(received) => received,
-            Err(reason) => return self.drop_packet(reason, None),
-        };
-        if received.source == self.router.config().primary_address {
-            return; // our own advert, looped back
+        match self.filter.classify(packet, self.router.config()) {
+            Inbound::Advert { source, priority } => {
+                self.stats.received(priority);
+                debug!(instance = %self.config.name, %source, priority, "advert");
+                self.router.receive(now(), source, priority);
+                self.stats
+                    .set_answers_suppressed(self.router.answers_suppressed());
+            }
+            Inbound::Own => {} // our own advert, looped back
+            Inbound::Dropped(reason, source) => self.drop_packet(reason, source),
         }
-        let expect = Expect {
-            vrid: self.config.vrid,
-            advert_int_secs: self.config.advert_int_secs(),
-            auth: &self.config.auth,
-            addresses: &self.expected_addresses,
-            we_are_owner: self.router.config().priority == 255,
-            unicast_peers: &self.config.unicast_peers,
-            allowed_sources: &self.config.allowed_sources,
-        };
-        if let Err(reason) = received.check_against(&expect) {
-            return self.drop_packet(reason, Some(received.source));
-        }
-        self.stats.received(received.advert.priority);
-        debug!(instance = %self.config.name, source = %received.source, priority = received.advert.priority, "advert");
-        self.router
-            .receive(now(), received.source, received.advert.priority);
-        self.stats
-            .set_answers_suppressed(self.router.answers_suppressed());
     }
 
     /// Counts a dropped packet; logs the first of each reason and then at most one
@@ -854,6 +846,7 @@ impl Driver {
         self.router.reconfigure(router);
         self.lease = new.address_lease(self.router.config().master_down_interval());
         self.expected_addresses = new.addresses();
+        self.filter = Filter::new(&new);
         self.config = new;
         if self.router.state() == State::Master {
             for vip in added {

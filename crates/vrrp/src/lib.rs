@@ -1,5 +1,5 @@
 //! VRRPv2 (RFC 3768) for redha: a packet codec with every receive check, a sans-IO
-//! state machine, and the I/O around them (raw socket, virtual addresses through
+//! state machine and receive path ([`receive`]), and the I/O around them (raw socket, virtual addresses through
 //! netlink, gratuitous ARP).
 //!
 //! Nothing here knows about Redis: the agent drives [`Router`] faults from outside
@@ -10,6 +10,7 @@ pub mod garp;
 pub mod instance;
 pub mod netlink;
 pub mod packet;
+pub mod receive;
 pub mod router;
 pub mod socket;
 pub mod stats;
