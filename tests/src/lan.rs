@@ -6,8 +6,9 @@
 //!
 //! * `SendAdvert` encodes a real [`Advert`], wraps it in an IPv4 datagram with
 //!   [`ipv4_datagram`] and puts it on the sender's segment; after the link delay every
-//!   other running router on that segment decodes it with [`Advert::decode_ipv4`],
-//!   checks it with [`Advert::check_against`] and feeds it to [`Router::receive`];
+//!   other running router on that segment runs it through the driver's own receive
+//!   checks ([`vrrp::receive::Filter::classify`]: decode, ignore our own, check) and
+//!   feeds what passes to [`Router::receive`];
 //! * `AddAddresses` / `RenewAddresses` give the address a lease of
 //!   [`InstanceConfig::address_lease`] (the kernel lifetime), `RemoveAddresses` removes
 //!   it; a killed router's address stays until its lease runs out (invariant 7);
@@ -26,10 +27,10 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use vrrp::packet::{Expect, MULTICAST_GROUP, TTL, ipv4_datagram};
+use vrrp::packet::{MULTICAST_GROUP, TTL, ipv4_datagram};
+use vrrp::receive::{Filter, Inbound};
 use vrrp::{
-    Action, Advert, Auth, DropReason, GarpConfig, InstanceConfig, Router, RouterConfig, State,
-    VirtualAddress,
+    Action, Advert, Auth, GarpConfig, InstanceConfig, Router, RouterConfig, State, VirtualAddress,
 };
 
 use crate::timeline::{self, Happening, HolderChange, Record};
@@ -93,6 +94,8 @@ struct Node {
     config: RouterConfig,
     /// What the real driver would run with: interval on the wire, lease, auth.
     instance: InstanceConfig,
+    /// The receive checks of `instance`, as the driver runs them.
+    filter: Filter,
     router: Router,
     process: Process,
     /// Whether the local service is up: a router started while it is down starts in
@@ -200,6 +203,7 @@ impl Lan {
             garp: GarpConfig::default(),
         };
         self.nodes.push(Node {
+            filter: Filter::new(&instance),
             router: Router::new(config.clone()),
             config,
             instance,
@@ -947,7 +951,7 @@ impl Lan {
     }
 
     /// Hands a frame to every running router on its segment but the sender, through
-    /// the same decode and checks as `vrrp::driver`.
+    /// the same receive checks as `vrrp::driver`.
     fn deliver(&mut self, frame: &Frame) {
         for id in self.ids() {
             let node = &mut self.nodes[id];
@@ -962,39 +966,18 @@ impl Lan {
         }
     }
 
-    /// A running router handles one datagram.
+    /// A running router handles one datagram, through the receive checks the driver
+    /// runs ([`Filter::classify`]).
     fn receive(&mut self, id: NodeId, datagram: &[u8]) {
-        match self.check(id, datagram) {
-            Ok(Some((source, priority))) => {
-                let now = self.now;
-                let node = &mut self.nodes[id];
+        let node = &mut self.nodes[id];
+        match node.filter.classify(datagram, node.router.config()) {
+            Inbound::Advert { source, priority } => {
                 node.adverts_received += 1;
-                node.router.receive(now, source, priority);
+                node.router.receive(self.now, source, priority);
                 self.drain(id);
             }
-            Ok(None) => {}
-            Err(reason) => self.record(id, Happening::Dropped(reason)),
+            Inbound::Own => {}
+            Inbound::Dropped(reason, _) => self.record(id, Happening::Dropped(reason)),
         }
-    }
-
-    /// The receive path of `vrrp::driver`: decode, ignore our own, check.
-    fn check(&self, id: NodeId, datagram: &[u8]) -> Result<Option<(Ipv4Addr, u8)>, DropReason> {
-        let node = &self.nodes[id];
-        let received = Advert::decode_ipv4(datagram)?;
-        if received.source == node.config.primary_address {
-            return Ok(None);
-        }
-        let addresses = node.instance.addresses();
-        let expect = Expect {
-            vrid: node.instance.vrid,
-            advert_int_secs: node.instance.advert_int_secs(),
-            auth: &node.instance.auth,
-            addresses: &addresses,
-            we_are_owner: node.router.config().priority == 255,
-            unicast_peers: &node.instance.unicast_peers,
-            allowed_sources: &node.instance.allowed_sources,
-        };
-        received.check_against(&expect)?;
-        Ok(Some((received.source, received.advert.priority)))
     }
 }
