@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use health::{LinkStatus, MasterLink, Role as RedisRole, Snapshot};
 use replication::{
-    Claim, ClaimState, Command, Context, Endpoint, PeerFailure, Plan, Planner, PlannerConfig, Role,
-    Rule, Target,
+    Claim, ClaimState, Command, Context, Endpoint, Lineage, PeerFailure, Plan, Planner,
+    PlannerConfig, Role, Rule, Target,
 };
 
 const R1: &str = "1111111111111111111111111111111111111111";
@@ -1072,6 +1072,51 @@ fn a_master_restarted_from_its_rdb_rejoins_as_replica_and_never_takes_the_vip() 
             Some(&restarted),
             Some(&new_master),
             &Context::default(),
+        );
+        assert!(!plan.eligible, "{role:?}: {plan:?}");
+        assert_eq!(plan.commands, follow(false), "{role:?}");
+        assert!(
+            matches!(plan.rule, Rule::FollowNewer { .. }),
+            "{}",
+            plan.rule
+        );
+    }
+}
+
+/// The soak's finding: two promotions happened since the master's last `dump.rdb`
+/// (R1, continued by R2, continued by R4 on the peer). Redis remembers one step, so
+/// the restarted Redis (R3 continuing R1 at its snapshot's offset) looks unrelated
+/// to the peer; the agent saw R2 continue R1 and follows the peer without saving.
+#[test]
+fn a_master_restarted_from_an_rdb_two_promotions_old_follows_the_peer() {
+    let restarted = promoted(R3, R1, 3_107, 3_107, 100);
+    let r4 = "4444444444444444444444444444444444444444";
+    let new_master = promoted(r4, R2, 5_000, 5_200, 170);
+    let mut lineage = Lineage::default();
+    lineage.observe(&promoted(R2, R1, 4_000, 4_200, 150));
+    let seen = Context {
+        lineage,
+        ..Context::default()
+    };
+    let blind = Planner::new(config()).plan(
+        Instant::now(),
+        PEER_MASTER,
+        Some(&restarted),
+        Some(&new_master),
+        &Context::default(),
+    );
+    assert!(
+        blind.commands.is_empty() && matches!(blind.rule, Rule::SplitBrain { .. }),
+        "{blind:?}"
+    );
+    let mut planner = Planner::new(config());
+    for role in [Role::Fault, PEER_MASTER, Role::Master] {
+        let plan = planner.plan(
+            Instant::now(),
+            role,
+            Some(&restarted),
+            Some(&new_master),
+            &seen,
         );
         assert!(!plan.eligible, "{role:?}: {plan:?}");
         assert_eq!(plan.commands, follow(false), "{role:?}");

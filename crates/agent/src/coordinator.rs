@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use health::{CheckConfig, Client, ClientOptions, Health, Observation, RedisTarget, Snapshot};
 use replication::executor::SaveConfig;
 use replication::{
-    Claim, ClaimState, Context, Endpoint, Executor, PeerClaim, PeerFailure, Plan, Planner,
+    Claim, ClaimState, Context, Endpoint, Executor, Lineage, PeerClaim, PeerFailure, Plan, Planner,
     PlannerConfig, Role, vouch,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -64,6 +64,9 @@ struct Replication {
     /// the same `check_interval`) plus one second (Redis counts idle time in
     /// whole seconds).
     claim_stale_after: Duration,
+    /// The steps between replication histories seen so far (see
+    /// [`replication::lineage`]).
+    lineage: Lineage,
     /// The run of our Redis whose full syncs were told not to wait.
     tuned: Option<String>,
 }
@@ -252,6 +255,7 @@ impl Coordinator {
                     published: None,
                     peer_claim: None,
                     claim_stale_after: redis.check_interval * 2 + Duration::from_secs(1),
+                    lineage: Lineage::default(),
                     tuned: None,
                 })
             }
@@ -534,6 +538,18 @@ impl Coordinator {
                 || matches!(peer, Err(PeerFailure::Refused)),
             ..Context::default()
         };
+        // Every step between histories either Redis shows, and the one recorded
+        // before a restart: Redis remembers one step only.
+        if let Some(l) = local.as_ref() {
+            rep.lineage.observe(l);
+        }
+        if let Ok(p) = peer.as_ref() {
+            rep.lineage.observe(p);
+        }
+        if let Some(r) = rep.recorded.as_ref() {
+            rep.lineage.observe_recorded(&r.history);
+        }
+        ctx.lineage = rep.lineage.clone();
         if let (Some(l), Some(r)) = (local.as_mut(), rep.recorded.as_ref())
             && vouch::needs_vouching(l, &r.history)
         {
@@ -740,6 +756,9 @@ impl Coordinator {
                     local_replid = %replid(&local), local_offset = %offsets(&local),
                     peer_replid = %replid(&peer), peer_offset = %offsets(&peer),
                     peer_agent = %peer_agent, local_vouched = ctx.local_vouched,
+                    local_replid2 = %local.as_ref().map_or("-", |s| s.master_replid2.as_str()),
+                    peer_replid2 = %peer.as_ref().map_or("-", |s| s.master_replid2.as_str()),
+                    known_steps = ?ctx.lineage.links(),
                     "replication decision"
                 );
             } else {

@@ -16,6 +16,7 @@
 pub mod claim;
 pub mod command;
 pub mod executor;
+pub mod lineage;
 pub mod planner;
 pub mod rule;
 pub mod standing;
@@ -24,6 +25,7 @@ pub mod vouch;
 pub use claim::{Claim, ClaimState, PeerClaim, Vouched};
 pub use command::{Command, Endpoint, Target};
 pub use executor::{Executor, ExecutorError};
+pub use lineage::{Lineage, Link};
 pub use planner::{Context, PeerFailure, Plan, Planner, PlannerConfig, Role};
 pub use rule::{Rule, describe};
-pub use standing::{Standing, compare};
+pub use standing::{Standing, compare, compare_known};

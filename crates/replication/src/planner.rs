@@ -34,8 +34,9 @@ use health::Snapshot;
 
 use crate::claim::{Claim, ClaimState};
 use crate::command::{Command, Endpoint, Target};
+use crate::lineage::Lineage;
 use crate::rule::Rule;
-use crate::standing::{Standing, compare};
+use crate::standing::{Standing, compare_known};
 
 /// What the planner needs to know besides the snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +117,9 @@ pub struct Context {
     pub local_vouched: bool,
     /// Likewise for the peer's Redis, as its agent vouches.
     pub peer_vouched: bool,
+    /// The steps between histories this agent has seen, for datasets that Redis
+    /// alone cannot relate (see [`crate::lineage`]).
+    pub lineage: Lineage,
 }
 
 /// What to do now.
@@ -451,7 +455,7 @@ impl Planner {
             return self.plan_of(lift, true, rule, false);
         }
         // The peer's Redis is a master (or follows a third party): the data decides.
-        let (relation, standing) = compare(local, peer);
+        let (relation, standing) = compare_known(local, peer, &ctx.lineage);
         let mut commands = lift;
         let (eligible, rule) = match standing {
             Standing::Equal | Standing::LocalAhead => {
@@ -638,7 +642,7 @@ impl Planner {
             let why = "the peer's Redis is unreachable";
             return self.plan_of(commands, true, Rule::Wait { why }, false);
         };
-        let (relation, standing) = compare(local, peer);
+        let (relation, standing) = compare_known(local, peer, &ctx.lineage);
         let (eligible, rule) = match standing {
             Standing::PeerAhead => {
                 let rule = Rule::FollowNewer { relation };
@@ -712,7 +716,7 @@ impl Planner {
         // While the link is down (a full sync under way, or a blip), stay only if
         // we started this resync, or the peer holds everything we hold, or won the
         // split we were resynced for.
-        let (_, standing) = compare(local, peer);
+        let (_, standing) = compare_known(local, peer, &ctx.lineage);
         let stays = self.resyncing
             || standing.loses_nothing(Target::Local)
             || standing.must_keep(Target::Peer);

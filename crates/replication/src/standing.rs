@@ -11,6 +11,7 @@
 use health::{Relation, Snapshot, relation};
 
 use crate::command::Target;
+use crate::lineage::Lineage;
 
 /// How the two datasets stand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +115,44 @@ pub fn compare(local: &Snapshot, peer: &Snapshot) -> (Relation, Standing) {
             _ => Standing::Unrelated,
         },
     };
+    (relation, standing)
+}
+
+/// [`compare`], with the steps the agent has seen ([`Lineage`]) for histories that
+/// Redis alone cannot relate: a dataset whose history leads through them into the
+/// other's, no further than where the other holds it, is contained in it (its Redis
+/// came back from a snapshot older than the last promotions). Anything else
+/// unrelated stays [`Standing::Unrelated`].
+pub fn compare_known(local: &Snapshot, peer: &Snapshot, lineage: &Lineage) -> (Relation, Standing) {
+    let (relation, standing) = compare(local, peer);
+    if standing != Standing::Unrelated {
+        return (relation, standing);
+    }
+    let (local_offset, peer_offset) = (local.offset(), peer.offset());
+    if let Some(fork_offset) = lineage.contained(local, peer) {
+        let standing = match peer_offset > local_offset {
+            true => Standing::PeerAhead,
+            false => Standing::Equal,
+        };
+        let relation = Relation::PeerContinuesLocal {
+            local_offset,
+            peer_offset,
+            fork_offset,
+        };
+        return (relation, standing);
+    }
+    if let Some(fork_offset) = lineage.contained(peer, local) {
+        let standing = match local_offset > peer_offset {
+            true => Standing::LocalAhead,
+            false => Standing::Equal,
+        };
+        let relation = Relation::LocalContinuesPeer {
+            local_offset,
+            peer_offset,
+            fork_offset,
+        };
+        return (relation, standing);
+    }
     (relation, standing)
 }
 
