@@ -598,6 +598,38 @@ fn kill_master_redis(pair: &Pair<'_>, writer: &Writer) -> (Duration, Instant) {
 /// but without replication ids: redha vouches for it from `state.json`, and, as
 /// it holds the asynchronous tail that host 2 lacks, saves it before resyncing.
 fn master_restarted_from_files(test: &'static str, tag: &str, aof: bool, preempt: bool) {
+    master_restarted_from_files_after(test, tag, aof, preempt, false);
+}
+
+/// Hands the VIP over with SIGTERM of `from`'s agent, starts that agent again and
+/// waits until the pair is settled with the other host as master.
+fn switch_over(pair: &mut Pair<'_>, from: usize, writer: &Writer) {
+    let to = 3 - from;
+    pair.agent(from).signal(libc::SIGTERM);
+    let bound = CATCH_UP_TIMEOUT + MARGIN * 4;
+    pair.wait(&format!("host {from}'s agent exits"), bound, || {
+        !pair.agent(from).is_running()
+    });
+    pair.start_redha(from);
+    pair.wait_settled(to, full_sync_bound(), Some(writer));
+    pair.note(&format!(
+        "switched over to host {to}: {}",
+        describe(pair.redis(to))
+    ));
+}
+
+/// [`master_restarted_from_files`]; with `two_promotions`, host 1's RDB snapshot
+/// is taken and then the VIP goes to host 2 and back by two planned switchovers
+/// before host 1's Redis is killed: its `dump.rdb` is then two promotions old,
+/// older than anything Redis remembers (one previous history), and only the steps
+/// redha saw ([`replication::lineage`]) relate it to host 2's history.
+fn master_restarted_from_files_after(
+    test: &'static str,
+    tag: &str,
+    aof: bool,
+    preempt: bool,
+    two_promotions: bool,
+) {
     if !require(test) {
         return;
     }
@@ -621,6 +653,18 @@ fn master_restarted_from_files(test: &'static str, tag: &str, aof: bool, preempt
         ));
         pair.check(pair.redis(1).files().contains(&"dump.rdb".into()), || {
             "host 1 has no dump.rdb after SAVE".into()
+        });
+    }
+    if two_promotions {
+        let dump = pair.redis(1).dir().join("dump.rdb");
+        let saved = std::fs::metadata(&dump).and_then(|m| m.modified()).ok();
+        pair.wait_more_acks(&writer, 100, Duration::from_secs(5));
+        switch_over(&mut pair, 1, &writer);
+        pair.wait_more_acks(&writer, 100, Duration::from_secs(5));
+        switch_over(&mut pair, 2, &writer);
+        let now = std::fs::metadata(&dump).and_then(|m| m.modified()).ok();
+        pair.check(saved.is_some() && saved == now, || {
+            format!("host 1's dump.rdb was rewritten meanwhile ({saved:?} -> {now:?}): the test needs the old one")
         });
     }
     // Writes after the snapshot: the restarted Redis will lack them.
@@ -757,6 +801,18 @@ fn master_restarted_from_rdb_rejoins_as_replica() {
         "prdb",
         false,
         false,
+    );
+}
+
+/// Scenario 1 with RDB after two switchovers: the snapshot is two promotions old.
+#[test]
+fn master_restarted_from_an_rdb_two_promotions_old_rejoins_as_replica() {
+    master_restarted_from_files_after(
+        "master_restarted_from_an_rdb_two_promotions_old_rejoins_as_replica",
+        "prdb2",
+        false,
+        false,
+        true,
     );
 }
 
