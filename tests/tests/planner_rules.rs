@@ -1146,6 +1146,51 @@ fn a_replica_restarted_from_its_rdb_resyncs_from_the_master() {
     assert!(!plan.eligible);
 }
 
+/// The fault soak's finding: a replica restarted from its AOF, saved and told to
+/// follow by the master's agent, served that `SYNC` and so took a fresh id of its
+/// own; until its full sync arrives it still holds the data it loaded, so its agent
+/// vouches for it as before and waits for the sync instead of detaching.
+#[test]
+fn a_replica_back_from_its_aof_and_told_to_follow_waits_for_its_full_sync() {
+    use replication::vouch;
+    let record = vouch::record(&replica_of(master(R1, 5_454, 170), LOCAL_HOST, true));
+    let waiting = replica_of(
+        master("cccccccccccccccccccccccccccccccccccccccc", 0, 170),
+        PEER_HOST,
+        false,
+    );
+    assert!(vouch::needs_vouching(&waiting, &record));
+    let synced = replica_of(master(R1, 5_600, 171), PEER_HOST, true);
+    assert!(!vouch::needs_vouching(&synced, &record));
+    let local = vouch::vouched(&waiting, &record);
+    let peer = master(R1, 5_600, 171);
+    let ctx = Context {
+        local_vouched: true,
+        ..Context::default()
+    };
+    let plan =
+        Planner::new(config()).plan(Instant::now(), PEER_MASTER, Some(&local), Some(&peer), &ctx);
+    assert!(plan.commands.is_empty(), "{plan:?}");
+    assert!(
+        matches!(plan.rule, Rule::LinkDownSameHistory),
+        "{}",
+        plan.rule
+    );
+    // Without the vouching it looked unrelated and detached.
+    let blind = Planner::new(config()).plan(
+        Instant::now(),
+        PEER_MASTER,
+        Some(&waiting),
+        Some(&peer),
+        &Context::default(),
+    );
+    assert_eq!(
+        blind.commands,
+        [Command::ReplicaOfNoOne(Target::Local)],
+        "{blind:?}"
+    );
+}
+
 #[test]
 fn both_restarted_from_aof_the_vouched_master_wins_and_the_other_is_saved_first() {
     use replication::vouch;

@@ -27,10 +27,13 @@ pub fn record(snapshot: &Snapshot) -> Vouched {
 }
 
 /// Should the agent vouch for `recorded` instead of what `live` shows? Only for a
-/// master that came back holding keys with fresh ids (no second id, offset 0) whose
-/// history does not know the recorded one, i.e. a restart from an append-only file.
+/// Redis that came back holding keys with fresh ids (no second id, offset 0) whose
+/// history does not know the recorded one, i.e. a restart from an append-only file:
+/// a master, or one already told to follow whose full sync has not replaced its
+/// data yet (its link not up; it keeps the data it loaded until the sync arrives,
+/// and a master it serves a `SYNC` to in the meantime may give itself a new id).
 pub fn needs_vouching(live: &Snapshot, recorded: &Vouched) -> bool {
-    live.is_master()
+    (live.is_master() || live.is_replica() && !live.link_up())
         && !live.loading
         && live.keys > 0
         && !live.has_history()
