@@ -25,6 +25,7 @@
 
 pub mod classic;
 mod cmd;
+pub mod holder_watch;
 pub mod keepalived;
 mod lab;
 pub mod measure;

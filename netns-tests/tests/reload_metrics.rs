@@ -5,10 +5,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use netns_tests::holder_watch::HolderWatch;
 use netns_tests::redha::{self, MARGIN, Node, VIP};
 use netns_tests::{Lab, Proc, require_netns, wait_until};
 
@@ -49,52 +49,6 @@ fn node_on(priority: u8, listen: &str) -> Node {
 
 fn transitions(proc: &Proc) -> usize {
     proc.log().matches("VRRP transition").count()
-}
-
-/// Samples in which host 1 was not the only holder: when, and who held the VIP.
-type BadSamples = Vec<(Duration, Vec<usize>)>;
-
-/// Polls the VIP's holders every 50 ms on a thread of its own until stopped, and
-/// keeps every sample in which host 1 was not the only holder.
-struct Watch {
-    stop: Arc<AtomicBool>,
-    bad: Arc<Mutex<BadSamples>>,
-    samples: Arc<Mutex<u64>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Watch {
-    fn start(lab: &Arc<Lab>) -> Watch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let bad = Arc::new(Mutex::new(Vec::new()));
-        let samples = Arc::new(Mutex::new(0));
-        let (lab, s, b, n) = (lab.clone(), stop.clone(), bad.clone(), samples.clone());
-        let thread = std::thread::spawn(move || {
-            let start = Instant::now();
-            while !s.load(Ordering::Relaxed) {
-                let holders = lab.holders(VIP);
-                *n.lock().unwrap() += 1;
-                if holders != [1] {
-                    b.lock().unwrap().push((start.elapsed(), holders));
-                }
-                std::thread::sleep(POLL);
-            }
-        });
-        Watch {
-            stop,
-            bad,
-            samples,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops polling; returns the number of samples and the bad ones.
-    fn finish(mut self) -> (u64, BadSamples) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
-        let samples = *self.samples.lock().unwrap();
-        (samples, self.bad.lock().unwrap().clone())
-    }
 }
 
 /// Sends SIGHUP to both agents after writing their new files, and waits until both
@@ -165,7 +119,7 @@ fn sighup_with_metrics_on_both_nodes_keeps_processes_vip_and_metrics() {
         [master.pid(), backup.pid()],
         [transitions(&master), transitions(&backup)],
     );
-    let watch = Watch::start(&lab);
+    let watch = HolderWatch::start(&lab, VIP, vec![1], POLL);
 
     // 1. Changed files (new priorities, same order), the metrics address unchanged.
     let (m1, m2) = (node(110, 9150), node(80, 9150));

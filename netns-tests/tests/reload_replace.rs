@@ -11,10 +11,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use netns_tests::holder_watch::HolderWatch;
 use netns_tests::redha::{self, MARGIN, Node, VIP};
 use netns_tests::{Lab, Proc, redha_bin, require_netns, wait_until};
 
@@ -99,50 +99,6 @@ fn heard(proc: &Proc, name: &str) -> usize {
         .count()
 }
 
-/// Samples in which the VIP was not held by host 1 alone: when, and by whom.
-type BadSamples = Vec<(Duration, Vec<usize>)>;
-
-/// Polls the VIP's holders every 50 ms on a thread of its own until finished.
-struct Watch {
-    stop: Arc<AtomicBool>,
-    bad: Arc<Mutex<BadSamples>>,
-    samples: Arc<Mutex<u64>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Watch {
-    fn start(lab: &Arc<Lab>) -> Watch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let bad = Arc::new(Mutex::new(Vec::new()));
-        let samples = Arc::new(Mutex::new(0));
-        let (lab, s, b, n) = (lab.clone(), stop.clone(), bad.clone(), samples.clone());
-        let thread = std::thread::spawn(move || {
-            let start = Instant::now();
-            while !s.load(Ordering::Relaxed) {
-                let holders = lab.holders(VIP);
-                *n.lock().unwrap() += 1;
-                if holders != [1] {
-                    b.lock().unwrap().push((start.elapsed(), holders));
-                }
-                std::thread::sleep(POLL);
-            }
-        });
-        Watch {
-            stop,
-            bad,
-            samples,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> (u64, BadSamples) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
-        let samples = *self.samples.lock().unwrap();
-        (samples, self.bad.lock().unwrap().clone())
-    }
-}
-
 /// Host 1 master (priority 150), host 2 backup (100), both on VRID 51 with metrics.
 fn pair(lab: &Lab) -> (Proc, Proc) {
     let n1 = node(150, 51);
@@ -167,7 +123,7 @@ fn a_replacing_reload_that_cannot_start_is_refused_and_the_master_keeps_its_vip(
     let lab = Arc::new(Lab::new("hupnoif", 2));
     let (master, backup) = pair(&lab);
     let (pid, counts) = (master.pid(), [transitions(&master), transitions(&backup)]);
-    let watch = Watch::start(&lab);
+    let watch = HolderWatch::start(&lab, VIP, vec![1], POLL);
 
     // 1. The same VRID on an interface that does not exist; 2. another VRID too.
     for (round, vrid) in [(1, 51), (2, 52)] {
