@@ -29,6 +29,7 @@ pub mod holder_watch;
 pub mod keepalived;
 mod lab;
 pub mod measure;
+pub mod metrics_page;
 mod netns;
 pub mod pair;
 mod process;

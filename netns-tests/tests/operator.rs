@@ -1,11 +1,10 @@
 //! What an operator uses at 3 a.m.: `redha status` over the control socket, the
 //! metrics page, and reload on SIGHUP (kept VIP; a bad file refused).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
+use netns_tests::metrics_page::scrape;
 use netns_tests::redha::{self, MARGIN, Node, VIP};
 use netns_tests::{Lab, redha_bin, require_netns, wait_until};
 
@@ -30,22 +29,6 @@ fn status(lab: &Lab, i: usize, json: bool) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn scrape(lab: &Lab, i: usize, port: u16) -> String {
-    lab.in_host(i, move || {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics listener");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text
-    })
 }
 
 #[test]
@@ -107,7 +90,7 @@ fn the_metrics_page_parses() {
     })
     .expect("master");
     std::thread::sleep(Duration::from_millis(1200));
-    let page = scrape(&lab, 1, 9150);
+    let page = scrape(&lab, 1, 9150).expect("the metrics page");
     let (head, body) = page.split_once("\r\n\r\n").expect("an HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");

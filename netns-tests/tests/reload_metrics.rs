@@ -3,38 +3,15 @@
 //! the metrics are served after the reload, on the old address when it is unchanged
 //! and on the new one when it changed (overlapping the old one or not).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
 use netns_tests::holder_watch::HolderWatch;
+use netns_tests::metrics_page::{sample, scrape};
 use netns_tests::redha::{self, MARGIN, Node, VIP};
 use netns_tests::{Lab, Proc, require_netns, wait_until};
 
 const POLL: Duration = Duration::from_millis(50);
-
-/// `GET /metrics` on 127.0.0.1:`port` inside host `i`; `None` if nothing answers.
-fn scrape(lab: &Lab, i: usize, port: u16) -> Option<String> {
-    lab.in_host(i, move || {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        text.starts_with("HTTP/1.1 200").then_some(text)
-    })
-}
-
-/// The value of one sample (exact name and labels) on a metrics page.
-fn sample(page: &str, name: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
 
 fn node(priority: u8, port: u16) -> Node {
     node_on(priority, &format!("127.0.0.1:{port}"))

@@ -8,13 +8,12 @@
 //! - A valid replacement (another VRID on both nodes) ends with one VIP holder, the
 //!   master, under the new VRID, both agents still running.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netns_tests::holder_watch::HolderWatch;
+use netns_tests::metrics_page::{sample, scrape};
 use netns_tests::redha::{self, MARGIN, Node, VIP};
 use netns_tests::{Lab, Proc, redha_bin, require_netns, wait_until};
 
@@ -39,27 +38,6 @@ fn write_on(lab: &Lab, i: usize, node: &Node, interface: &str) {
         1,
     );
     std::fs::write(&path, text).unwrap();
-}
-
-/// `GET /metrics` inside host `i`; `None` if nothing answers.
-fn scrape(lab: &Lab, i: usize) -> Option<String> {
-    lab.in_host(i, move || {
-        let mut stream = TcpStream::connect(("127.0.0.1", METRICS)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        text.starts_with("HTTP/1.1 200").then_some(text)
-    })
-}
-
-fn sample(page: &str, name: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// `redha status` of host `i`: (VRID, state), read off its table.
@@ -109,7 +87,7 @@ fn pair(lab: &Lab) -> (Proc, Proc) {
     .unwrap_or_else(|| panic!("host 1 is master:\n{}", master.log()));
     let backup = redha::start(lab, 2, &node(100, 51));
     wait_until(MARGIN, POLL, || backup.log().contains("to=BACKUP")).expect("host 2 is backup");
-    wait_until(MARGIN, POLL, || scrape(lab, 1).is_some()).expect("host 1 serves metrics");
+    wait_until(MARGIN, POLL, || scrape(lab, 1, METRICS).is_some()).expect("host 1 serves metrics");
     (master, backup)
 }
 
@@ -165,7 +143,7 @@ fn a_replacing_reload_that_cannot_start_is_refused_and_the_master_keeps_its_vip(
         });
     }
 
-    let page = scrape(&lab, 1).expect("the master still serves metrics");
+    let page = scrape(&lab, 1, METRICS).expect("the master still serves metrics");
     assert_eq!(
         sample(
             &page,
@@ -255,7 +233,7 @@ fn a_replacing_reload_to_another_vrid_ends_with_one_holder_under_it() {
         // The new instance, started while the old one held the VIP, left it alone.
         assert!(!p.log().contains("by an earlier run"), "{}", p.log());
     }
-    let page = scrape(&lab, 1).expect("metrics served by the new instance");
+    let page = scrape(&lab, 1, METRICS).expect("metrics served by the new instance");
     assert_eq!(
         sample(
             &page,
