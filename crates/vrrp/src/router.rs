@@ -219,7 +219,7 @@ impl fmt::Display for Reason {
             Reason::FaultCleared(why) => write!(f, "fault cleared: {why}"),
             Reason::Stalled { away } => write!(
                 f,
-                "stalled: no advert sent for {away:?}, longer than Master_Down_Interval; a backup has taken over by now, listening before claiming again"
+                "stalled: no advert sent for {away:?}, longer than Master_Down_Interval; a backup may have taken over meanwhile, listening before claiming again"
             ),
         }
     }
@@ -359,7 +359,17 @@ impl Router {
     /// Replaces the configuration of a running router (same VRID): a new priority,
     /// interval or preempt setting applies from the next event on, without a
     /// transition.
+    ///
+    /// A master whose interval shrinks sends its next advert at the new interval
+    /// from its last one, not at the old: the backups now expect adverts that often,
+    /// and a master waiting out the old interval would look stalled to itself
+    /// ([`Router::notice_stall`]) and to them.
     pub fn reconfigure(&mut self, config: RouterConfig) {
+        if self.state == State::Master
+            && let (Some(sent), Some(deadline)) = (self.last_advert, self.deadline)
+        {
+            self.deadline = Some(deadline.min(sent + config.advert_int));
+        }
         self.config = config;
     }
 
@@ -1322,5 +1332,34 @@ mod tests {
         let due = r.poll_timeout().unwrap();
         r.handle_timeout(due + Duration::from_millis(300));
         assert_eq!(r.state(), State::Master);
+    }
+
+    /// A master reloaded to a much shorter interval is no stalled master: its next
+    /// advert is due at the new interval from its last one.
+    #[test]
+    fn a_shorter_interval_by_reload_is_no_stall() {
+        let t0 = Instant::now();
+        let mut r = Router::new(RouterConfig {
+            advert_int: Duration::from_secs(5),
+            ..config(150, true)
+        });
+        r.startup(t0);
+        r.handle_timeout(r.poll_timeout().unwrap());
+        assert_eq!(r.state(), State::Master);
+        drain(&mut r);
+        let sent = r.poll_timeout().unwrap() - Duration::from_secs(5);
+        r.reconfigure(config(150, true));
+        assert_eq!(r.poll_timeout(), Some(sent + Duration::from_secs(1)));
+        r.handle_timeout(sent + Duration::from_secs(1));
+        let actions = drain(&mut r);
+        assert_eq!(r.state(), State::Master, "{actions:?}");
+        assert!(actions.contains(&Action::SendAdvert { priority: 150 }));
+        // Longer again: the advert already due stays due.
+        let due = r.poll_timeout().unwrap();
+        r.reconfigure(RouterConfig {
+            advert_int: Duration::from_secs(5),
+            ..config(150, true)
+        });
+        assert_eq!(r.poll_timeout(), Some(due));
     }
 }
