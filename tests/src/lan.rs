@@ -354,6 +354,7 @@ impl Lan {
         let node = &mut self.nodes[id];
         node.router = Router::new(node.config.clone());
         node.process = Process::Running;
+        node.backlog.clear();
         self.record(id, Happening::Started);
         if self.nodes[id].address.take().is_some() {
             self.record(id, Happening::AddressRemoved);
@@ -398,6 +399,7 @@ impl Lan {
             return;
         }
         self.nodes[id].process = Process::Killed;
+        self.nodes[id].backlog.clear();
         self.record(id, Happening::Killed);
         self.note_holders();
     }
