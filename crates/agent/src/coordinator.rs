@@ -137,7 +137,7 @@ impl Coordinator {
         let vrrp_status = vrrp.status();
         let redis = match &config.redis {
             None => None,
-            Some(redis) => Some(Self::redis_side(config, redis, &vrrp_status)?),
+            Some(redis) => Some(Self::redis_side(config, redis, &vrrp_status, &shared)?),
         };
         Ok(Coordinator {
             vrrp_status,
@@ -168,6 +168,7 @@ impl Coordinator {
         config: &Config,
         redis: &RedisConfig,
         vrrp_status: &watch::Receiver<Status>,
+        shared: &Shared,
     ) -> Result<RedisSide> {
         let target = config.redis_target(redis)?;
         let check = CheckConfig {
@@ -255,7 +256,7 @@ impl Coordinator {
                     published: None,
                     peer_claim: None,
                     claim_stale_after: redis.check_interval * 2 + Duration::from_secs(1),
-                    lineage: Lineage::default(),
+                    lineage: shared.lock().lineage.clone(),
                     tuned: None,
                 })
             }
@@ -723,6 +724,12 @@ impl Coordinator {
             rep.tuned = Some(l.run_id.clone());
         }
         let ctx = Self::context(rep, me, master_for, &mut local, &mut peer).await;
+        {
+            let mut state = self.shared.lock();
+            if state.lineage != rep.lineage {
+                state.lineage = rep.lineage.clone();
+            }
+        }
         self.local_follows = local.as_ref().is_some_and(Snapshot::is_replica);
         let peer = peer.ok();
         {

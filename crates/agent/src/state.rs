@@ -103,6 +103,9 @@ pub struct AgentState {
     pub reloads: BTreeMap<String, u64>,
     /// The last events, oldest first.
     pub events: VecDeque<Event>,
+    /// The steps between replication histories seen so far: kept here, not in the
+    /// coordinator, so that a coordinator restarted by a reload still knows them.
+    pub lineage: replication::Lineage,
 }
 
 impl AgentState {

@@ -11,9 +11,10 @@
 //!
 //! The agent sees every step as it happens: each snapshot of either Redis with a
 //! previous history says "`child` continued `parent` up to offset `fork`". A
-//! [`Lineage`] keeps the last [`Lineage::CAPACITY`] such links (in memory: after
-//! the agent restarts, the history in the state file gives one more step) and
-//! tells whether one dataset's history leads, through them, into the other's.
+//! [`Lineage`] keeps the last [`Lineage::CAPACITY`] such links (in memory, kept
+//! across reloads; after the agent restarts, the history in the state file gives
+//! one more step) and tells whether one dataset's history leads, through them, into
+//! the other's.
 
 use health::Snapshot;
 

@@ -129,7 +129,9 @@ pub fn compare_known(local: &Snapshot, peer: &Snapshot, lineage: &Lineage) -> (R
         return (relation, standing);
     }
     let (local_offset, peer_offset) = (local.offset(), peer.offset());
-    if let Some(fork_offset) = lineage.contained(local, peer) {
+    // The fork reported is where the contained side's data ends: the histories in
+    // between are the lineage's, not either Redis's.
+    if lineage.contained(local, peer).is_some() {
         let standing = match peer_offset > local_offset {
             true => Standing::PeerAhead,
             false => Standing::Equal,
@@ -137,11 +139,11 @@ pub fn compare_known(local: &Snapshot, peer: &Snapshot, lineage: &Lineage) -> (R
         let relation = Relation::PeerContinuesLocal {
             local_offset,
             peer_offset,
-            fork_offset,
+            fork_offset: local_offset,
         };
         return (relation, standing);
     }
-    if let Some(fork_offset) = lineage.contained(peer, local) {
+    if lineage.contained(peer, local).is_some() {
         let standing = match local_offset > peer_offset {
             true => Standing::LocalAhead,
             false => Standing::Equal,
@@ -149,7 +151,7 @@ pub fn compare_known(local: &Snapshot, peer: &Snapshot, lineage: &Lineage) -> (R
         let relation = Relation::LocalContinuesPeer {
             local_offset,
             peer_offset,
-            fork_offset,
+            fork_offset: peer_offset,
         };
         return (relation, standing);
     }
