@@ -9,6 +9,11 @@ use crate::claim::{Claim, PeerClaim};
 use crate::command::{Command, Endpoint, Target};
 use crate::planner::PeerFailure;
 
+/// How often the named connection to our Redis is used while a long command runs
+/// on another one: well within the two check intervals after which the peer's agent
+/// takes a claim for stale ([`PeerClaim`]).
+const CLAIM_KEEPALIVE: Duration = Duration::from_millis(500);
+
 /// A command that failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{command}: {source}")]
@@ -109,7 +114,9 @@ impl Executor {
     /// `Ok(None)` when no agent claims anything there.
     ///
     /// A live agent uses its named connection at every look at its Redis (once a
-    /// `check_interval` at least), so the connection's `idle` stays below that. A
+    /// `check_interval` at least) and every [`CLAIM_KEEPALIVE`] while it saves a
+    /// dataset over another connection, so the connection's `idle` stays below that
+    /// (the pair is assumed to run the same `check_interval`). A
     /// claim whose connection has been idle for `stale_after` or longer speaks for
     /// an agent that is not acting (stopped, hung): it is returned as
     /// [`PeerClaim::Stale`], never trusted as a live master's word.
@@ -220,9 +227,20 @@ impl Executor {
                     })
                 })?;
                 let options = health::DumpOptions::within(save.timeout);
-                let saved = health::save_rdb(&target, &save.dir, &name, &options)
-                    .await
-                    .map_err(|e| wrap(e.into()))?;
+                let saving = health::save_rdb(&target, &save.dir, &name, &options);
+                tokio::pin!(saving);
+                // The save runs on a connection of its own and may take a while:
+                // meanwhile our named connection stays in use, so that the peer's
+                // agent does not take our claim for a stalled agent's.
+                let saved = loop {
+                    tokio::select! {
+                        saved = &mut saving => break saved,
+                        () = tokio::time::sleep(CLAIM_KEEPALIVE) => {
+                            let _ = self.local.ping().await;
+                        }
+                    }
+                }
+                .map_err(|e| wrap(e.into()))?;
                 return Ok(Some(format!(
                     "saved {} ({} bytes)",
                     saved.path.display(),
