@@ -1154,11 +1154,14 @@ fn a_replica_restarted_from_its_rdb_resyncs_from_the_master() {
 fn a_replica_back_from_its_aof_and_told_to_follow_waits_for_its_full_sync() {
     use replication::vouch;
     let record = vouch::record(&replica_of(master(R1, 5_454, 170), LOCAL_HOST, true));
-    let waiting = replica_of(
-        master("cccccccccccccccccccccccccccccccccccccccc", 0, 170),
-        PEER_HOST,
-        false,
-    );
+    let waiting = Snapshot {
+        aof_enabled: true,
+        ..replica_of(
+            master("cccccccccccccccccccccccccccccccccccccccc", 0, 170),
+            PEER_HOST,
+            false,
+        )
+    };
     assert!(vouch::needs_vouching(&waiting, &record));
     let synced = replica_of(master(R1, 5_600, 171), PEER_HOST, true);
     assert!(!vouch::needs_vouching(&synced, &record));
@@ -1191,12 +1194,62 @@ fn a_replica_back_from_its_aof_and_told_to_follow_waits_for_its_full_sync() {
     );
 }
 
+/// The fault soak's finding: a master's Redis (RDB only) killed and restarted empty
+/// at once takes a few writes from clients before its agent looks: fresh ids,
+/// offset 0, keys. Under RDB alone nothing without history was loaded from disk,
+/// so its agent must not vouch for its recorded history (it would then have the
+/// peer, holding everything, resynced from these few keys).
+#[test]
+fn a_redis_restarted_empty_under_rdb_is_never_vouched_for() {
+    use replication::vouch;
+    let record = vouch::record(&master(R1, 3_122_214, 84_907));
+    let restarted = master("5555555555555555555555555555555555555555", 0, 5);
+    assert!(!vouch::needs_vouching(&restarted, &record));
+    // With the AOF on, the same looks like a restart from it.
+    let from_aof = Snapshot {
+        aof_enabled: true,
+        ..restarted
+    };
+    assert!(vouch::needs_vouching(&from_aof, &record));
+}
+
+/// Vouching is the agents' word, not Redis's: a vouched master that attaches the
+/// peer saves the peer's dataset first.
+#[test]
+fn a_vouched_master_saves_the_peer_before_attaching_it() {
+    let local = master(R1, replication::vouch::VOUCHED_MASTER_OFFSET, 170);
+    let peer = master(R1, 5_000, 170);
+    let ctx = Context {
+        local_vouched: true,
+        ..Context::default()
+    };
+    let plan = Planner::new(config()).plan(
+        Instant::now(),
+        Role::Master,
+        Some(&local),
+        Some(&peer),
+        &ctx,
+    );
+    assert_eq!(
+        plan.commands,
+        [
+            Command::SaveDataset(Target::Peer),
+            Command::ReplicaOf(Target::Peer)
+        ],
+        "{plan:?}"
+    );
+}
+
 #[test]
 fn both_restarted_from_aof_the_vouched_master_wins_and_the_other_is_saved_first() {
     use replication::vouch;
     // Both came back from their append-only files with fresh ids and offset 0.
-    let a_live = master("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 170);
-    let b_live = master("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 0, 170);
+    let aof = |s: Snapshot| Snapshot {
+        aof_enabled: true,
+        ..s
+    };
+    let a_live = aof(master("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 170));
+    let b_live = aof(master("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 0, 170));
     // A was master of R1 (recorded at 5000), B its replica (recorded at 5454: the
     // records are written at most once a second, so offsets alone would mislead).
     let a_record = vouch::record(&master(R1, 5_000, 170));

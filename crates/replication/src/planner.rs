@@ -459,7 +459,10 @@ impl Planner {
         let mut commands = lift;
         let (eligible, rule) = match standing {
             Standing::Equal | Standing::LocalAhead => {
-                commands.extend(self.resync(Target::Peer, ctx.peer_vouched));
+                // A vouched history on either side is the agents' word, not Redis's:
+                // the peer's dataset is saved before it is resynced over.
+                let save = ctx.peer_vouched || ctx.local_vouched;
+                commands.extend(self.resync(Target::Peer, save));
                 (true, Rule::AttachPeer { relation })
             }
             Standing::PeerAhead => {

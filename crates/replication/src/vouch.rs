@@ -32,8 +32,14 @@ pub fn record(snapshot: &Snapshot) -> Vouched {
 /// a master, or one already told to follow whose full sync has not replaced its
 /// data yet (its link not up; it keeps the data it loaded until the sync arrives,
 /// and a master it serves a `SYNC` to in the meantime may give itself a new id).
+///
+/// Only with the AOF on: a Redis restarted from an RDB snapshot keeps the
+/// snapshot's history (as its second id), so one without history under RDB alone
+/// loaded nothing, and its keys are writes it took since it started empty (a
+/// client that reached it before this agent looked), never a restored dataset.
 pub fn needs_vouching(live: &Snapshot, recorded: &Vouched) -> bool {
-    (live.is_master() || live.is_replica() && !live.link_up())
+    live.aof_enabled
+        && (live.is_master() || live.is_replica() && !live.link_up())
         && !live.loading
         && live.keys > 0
         && !live.has_history()
