@@ -11,8 +11,8 @@
 //!   (SIGCONT) its timers are all overdue and its socket holds the peer's
 //!   adverts; it must see that it was away (the clock) and that another master
 //!   took over (the adverts) within one advert interval, and settle with the peer
-//!   by the protocol's rules: never two VIP holders beyond that interval, nothing
-//!   acknowledged lost.
+//!   by the protocol's rules: never two VIP holders beyond that interval (redha
+//!   never makes two at all), nothing acknowledged lost.
 //! - The master's Redis stalls (SIGSTOP of redis-server, or `DEBUG SLEEP`) for
 //!   longer than `fall` x `check_timeout`: it is down, host 2 takes over; once it
 //!   resumes it must become a replica of host 2, nothing acknowledged lost.
@@ -188,26 +188,23 @@ fn agent_stopped_longer_than_its_lease() {
     scene.agent(1).signal(libc::SIGCONT);
     let resumed = Instant::now();
     scene.note("host 1's agent resumed (SIGCONT)");
-    // Within one advert interval (plus start-up slack) the resumed agent must know
-    // it is not alone: from then on, at most one VIP holder.
-    let grace = advert_int + MARGIN;
-    let watch = grace + n1.master_down_interval() * 2 + CHECK_INTERVAL * (RISE + FALL);
-    let mut worst = Vec::new();
+    // The issue allows two holders for one advert interval after the resume; redha
+    // does better: the resumed agent notices the stall at its first event and never
+    // adds the VIP again (it expired with its lease), so host 2 stays the only
+    // holder throughout.
+    let watch = advert_int + n1.master_down_interval() * 2 + CHECK_INTERVAL * (RISE + FALL);
     while resumed.elapsed() < watch {
         let holders = lab.holders(VIP);
-        if holders.len() > 1 && resumed.elapsed() > grace {
+        if holders != [2] {
             scene.fail(&format!(
-                "{:?} after SIGCONT, {holders:?} hold the VIP (allowed: one advert interval, {grace:?})",
+                "{:?} after SIGCONT, {holders:?} hold the VIP (host 2 alone should)",
                 resumed.elapsed()
             ));
-        }
-        if holders.len() > worst.len() {
-            worst = holders;
         }
         std::thread::sleep(POLL);
     }
     scene.note(&format!(
-        "after SIGCONT: at most {worst:?} held the VIP at once, and only within {grace:?}"
+        "for {watch:?} after SIGCONT host 2 alone held the VIP"
     ));
     let master = scene.wait_settled(None, sync_bound() + pair::CATCH_UP_TIMEOUT);
     scene.agents_alive();

@@ -10,10 +10,12 @@
 //!   socket hands it over, and says what it is: a peer's advert to feed to
 //!   [`Router::receive`](crate::Router::receive), our own advert looped back, or a
 //!   packet to drop and count ([`Inbound`]).
-//! * [`Demux`] maps a VRID to an instance key, for the instances that share one
-//!   receive socket (one interface and address family): it decodes a datagram once and
-//!   says which instance it is for; an advert for no configured VRID is dropped as
-//!   [`DropReason::Vrid`]. The instance then runs [`Filter::check`] on it.
+//! * [`Demux`] maps a VRID to an instance key, for instances that share one receive
+//!   socket (one interface and address family): it decodes a datagram once and says
+//!   which instance it is for; an advert for no configured VRID is dropped as
+//!   [`DropReason::Vrid`]. The instance then runs [`Filter::check`] on it. Today an
+//!   agent runs one instance with a socket of its own, so only the tests use it; it
+//!   is the sans-IO half of several instances per agent (issue 9).
 
 use std::net::Ipv4Addr;
 

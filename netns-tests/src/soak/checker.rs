@@ -52,6 +52,16 @@ pub const RSS_LIMIT_KB: u64 = 64 * 1024;
 /// How long the replica may take to reach the master's offset once settled.
 pub const CAUGHT_UP: Duration = Duration::from_secs(5);
 
+/// How long two hosts may hold the VIP at once (outside a fault that cuts the
+/// pair apart): two routers that both claim it hear each other's adverts within
+/// an advert interval and the loser yields at once; a stopped agent's address
+/// outlives its adverts by its lease at most. Master_Down_Interval and the lease,
+/// whichever is longer, plus [`MARGIN`].
+pub fn several_holders_bound(c: &Cluster<'_>) -> Duration {
+    let lease = c.node(1).address_lease().max(c.node(2).address_lease());
+    c.master_down_interval().max(lease) + MARGIN
+}
+
 /// How long after its heal a fault of `kind` may take to leave the pair settled
 /// (then [`STABLE`] more), from protocol math plus [`MARGIN`]s:
 ///

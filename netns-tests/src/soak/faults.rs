@@ -112,10 +112,12 @@ pub fn inject(
     let lab = c.lab;
     match fault.kind {
         Kind::RedisKillEmpty | Kind::RedisKillFiles => {
+            c.redis(host).kill();
+            // After the kill: a write acknowledged before it returned may be
+            // part of the tail; one acknowledged after is not.
             if host == master {
                 a.master_kill = Some(writer_started.elapsed());
             }
-            c.redis(host).kill();
         }
         Kind::RedisStop => {
             c.redis(host).proc().signal(libc::SIGSTOP);

@@ -133,9 +133,23 @@ struct Run<'lab, 'cfg> {
     c: Cluster<'lab>,
     timeline: RefCell<Timeline>,
     started: Instant,
+    /// Two or more VIP holders at once, as sampled: since when (the current
+    /// stretch), and the longest stretch since [`Run::watch_holders`].
+    several: RefCell<(Option<Instant>, Duration)>,
 }
 
 impl Run<'_, '_> {
+    /// Starts measuring stretches of several VIP holders afresh.
+    fn watch_holders(&self) {
+        *self.several.borrow_mut() = (None, Duration::ZERO);
+    }
+
+    /// The longest stretch of several VIP holders since [`Run::watch_holders`].
+    fn longest_several(&self) -> Duration {
+        let (since, longest) = *self.several.borrow();
+        since.map_or(longest, |s| longest.max(s.elapsed()))
+    }
+
     fn say(&self, what: &str) {
         let wall = utc(SystemTime::now());
         println!(
@@ -149,6 +163,17 @@ impl Run<'_, '_> {
     /// Records the VIP holders and both Redis roles in the timeline.
     fn sample(&self) {
         let holders = self.c.lab.holders(VIP);
+        {
+            let mut several = self.several.borrow_mut();
+            match (holders.len() > 1, several.0) {
+                (true, None) => several.0 = Some(Instant::now()),
+                (false, Some(since)) => {
+                    several.1 = several.1.max(since.elapsed());
+                    several.0 = None;
+                }
+                _ => {}
+            }
+        }
         let roles = [role(self.c.redis(1)), role(self.c.redis(2))];
         let mut t = self.timeline.borrow_mut();
         t.set("VIP holders", format!("{holders:?}"));
@@ -248,6 +273,7 @@ pub fn run(cfg: &Config) -> Outcome {
         c,
         timeline: RefCell::new(Timeline::new()),
         started: Instant::now(),
+        several: RefCell::new((None, Duration::ZERO)),
     };
     let outcome = soak(run, &note);
     drop(note);
@@ -334,7 +360,13 @@ fn soak(mut run: Run<'_, '_>, note: &PanicNote<'_>) -> Outcome {
             .push((fault.clone(), active.host));
         report.kind(fault.kind).injected += 1;
         run.say(&format!("inject {fault} (host {})", active.host));
+        run.watch_holders();
         run.hold(fault.hold);
+        if fault.kind.splits_the_pair() {
+            // Cut off, lossy or slow, each side may rightly hold the VIP until the
+            // fault is healed; from then on the same bound holds.
+            run.watch_holders();
+        }
         faults::heal(&mut run.c, &mut active);
         let bound = checker::recovery_bound(fault.kind, &run.c);
         {
@@ -400,6 +432,19 @@ fn soak(mut run: Run<'_, '_>, note: &PanicNote<'_>) -> Outcome {
                         .map_or_else(String::new, |k| format!(", master's Redis killed at {k:?}"))
                 ));
             }
+        }
+        let several = run.longest_several();
+        let allowed = checker::several_holders_bound(&run.c);
+        if several > allowed {
+            problems.push(format!(
+                "two VIP holders for {several:?} at a stretch (allowed: {allowed:?}, \
+                 Master_Down_Interval and margin{})",
+                if fault.kind.splits_the_pair() {
+                    ", counted from the heal"
+                } else {
+                    ""
+                }
+            ));
         }
         problems.extend(agents.check(&run.c));
         report.max_rss_kb = agents.max_rss_kb;

@@ -81,6 +81,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Does this fault keep the two agents from hearing each other while it lasts
+    /// (both may then rightly hold the VIP)?
+    pub fn splits_the_pair(self) -> bool {
+        matches!(self, Kind::Partition | Kind::Loss | Kind::Delay)
+    }
+
     /// Every kind, in a fixed order.
     pub const ALL: [Kind; 12] = [
         Kind::RedisKillEmpty,
