@@ -1213,6 +1213,62 @@ fn a_redis_restarted_empty_under_rdb_is_never_vouched_for() {
     assert!(vouch::needs_vouching(&from_aof, &record));
 }
 
+/// The same Redis, restarted empty under RDB and written before its agent looked:
+/// the peer holds the history it had, so it leaves the election, its few keys are
+/// saved, and it follows the peer.
+#[test]
+fn a_redis_restarted_without_data_saves_its_few_keys_and_follows_the_peer() {
+    use replication::vouch;
+    let record = vouch::record(&master(R1, 3_000, 150));
+    let restarted = Snapshot {
+        run_id: "another-run".into(),
+        ..master("5555555555555555555555555555555555555555", 0, 5)
+    };
+    let peer = promoted(R2, R1, 3_100, 3_200, 150);
+    assert!(vouch::restarted_without_data(
+        &restarted, "run-r1", &record, &peer
+    ));
+    // Not the same run, not under the AOF, not a peer without our history.
+    assert!(!vouch::restarted_without_data(
+        &restarted,
+        "another-run",
+        &record,
+        &peer
+    ));
+    let aof = Snapshot {
+        aof_enabled: true,
+        ..restarted.clone()
+    };
+    assert!(!vouch::restarted_without_data(
+        &aof, "run-r1", &record, &peer
+    ));
+    let stranger = master(R3, 9_000, 150);
+    assert!(!vouch::restarted_without_data(
+        &restarted, "run-r1", &record, &stranger
+    ));
+    let ctx = Context {
+        local_restarted_without_data: true,
+        ..Context::default()
+    };
+    for role in [Role::Master, PEER_MASTER, Role::Fault] {
+        let plan =
+            Planner::new(config()).plan(Instant::now(), role, Some(&restarted), Some(&peer), &ctx);
+        assert!(!plan.eligible, "{role:?}: {plan:?}");
+        assert_eq!(plan.commands, follow(true), "{role:?}");
+        assert!(
+            matches!(
+                plan.rule,
+                Rule::LocalRestartedWithoutData {
+                    local_keys: 5,
+                    peer_keys: 150
+                }
+            ),
+            "{}",
+            plan.rule
+        );
+    }
+}
+
 /// Vouching is the agents' word, not Redis's: a vouched master that attaches the
 /// peer saves the peer's dataset first.
 #[test]

@@ -572,6 +572,10 @@ impl Coordinator {
                 Err(e) => warn!(error = %e, "publishing our claim on the local Redis failed"),
             }
         }
+        if let (Some(l), Some(r), Ok(p)) = (local.as_ref(), rep.recorded.as_ref(), peer.as_ref()) {
+            ctx.local_restarted_without_data =
+                vouch::restarted_without_data(l, &r.run_id, &r.history, p);
+        }
         match peer {
             Ok(p) => {
                 let claim = match &rep.peer_claim {
@@ -637,13 +641,14 @@ impl Coordinator {
     }
 
     /// Records our Redis's history in the state file: at once when its role or
-    /// history changed, at most once a second for an offset alone. Never while we
-    /// vouch for the recorded history instead.
-    async fn record_history(rep: &mut Replication, local: Option<&Snapshot>, vouched: bool) {
+    /// history changed, at most once a second for an offset alone. Never while
+    /// `keep`: we vouch for the recorded history instead, or our Redis came back
+    /// without its data (the record is what shows the peer holds it).
+    async fn record_history(rep: &mut Replication, local: Option<&Snapshot>, keep: bool) {
         let (Some(file), Some(local)) = (rep.state_file.as_ref(), local) else {
             return;
         };
-        if vouched || local.loading {
+        if keep || local.loading {
             return;
         }
         let recorded = Recorded {
@@ -798,7 +803,10 @@ impl Coordinator {
             state.rule = Some(rule.clone());
             state.eligible = Some(plan.eligible);
         }
-        Self::record_history(rep, local.as_ref(), ctx.local_vouched).await;
+        // Neither a vouched history nor a Redis that lost its data replaces the
+        // record: the one recorded is what tells them apart from the peer's.
+        let keep_record = ctx.local_vouched || ctx.local_restarted_without_data;
+        Self::record_history(rep, local.as_ref(), keep_record).await;
         if plan.commands.is_empty() {
             return plan;
         }

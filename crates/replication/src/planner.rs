@@ -117,6 +117,9 @@ pub struct Context {
     pub local_vouched: bool,
     /// Likewise for the peer's Redis, as its agent vouches.
     pub peer_vouched: bool,
+    /// Our Redis restarted without its data and took writes before this agent
+    /// looked (see [`crate::vouch::restarted_without_data`]).
+    pub local_restarted_without_data: bool,
     /// The steps between histories this agent has seen, for datasets that Redis
     /// alone cannot relate (see [`crate::lineage`]).
     pub lineage: Lineage,
@@ -226,22 +229,21 @@ impl Planner {
             self.operation = None;
             return self.plan_of(Vec::new(), false, Rule::LocalDown, role == Role::Stopping);
         };
-        let mut plan = if let Some(peer_keys) = peer
-            .filter(|p| local.is_fresh_empty() && p.keys > 0)
-            .map(|p| p.keys)
-        {
-            self.restarted_empty(local, peer, peer_keys, role)
-        } else {
-            match role {
-                Role::Stopping => self.as_stopping(now, local, peer),
-                Role::Master if local.is_replica() => self.promote(now, local, peer, ctx),
-                Role::Master => self.as_master(now, local, peer, ctx),
-                Role::Backup { peer_is_master } => {
-                    self.as_backup(now, local, peer, ctx, peer_is_master)
+        let restarted = local.is_fresh_empty() || ctx.local_restarted_without_data;
+        let mut plan =
+            if let Some(peer_keys) = peer.filter(|p| restarted && p.keys > 0).map(|p| p.keys) {
+                self.restarted_empty(local, peer, peer_keys, role)
+            } else {
+                match role {
+                    Role::Stopping => self.as_stopping(now, local, peer),
+                    Role::Master if local.is_replica() => self.promote(now, local, peer, ctx),
+                    Role::Master => self.as_master(now, local, peer, ctx),
+                    Role::Backup { peer_is_master } => {
+                        self.as_backup(now, local, peer, ctx, peer_is_master)
+                    }
+                    Role::Fault => self.as_backup(now, local, peer, ctx, false),
                 }
-                Role::Fault => self.as_backup(now, local, peer, ctx, false),
-            }
-        };
+            };
         self.add_isolation_fence(&mut plan, local, peer, ctx);
         plan
     }
@@ -423,9 +425,20 @@ impl Planner {
                 return self.plan_of(commands, false, rule, stopping);
             }
         } else if peer.is_master() {
-            commands.push(Command::ReplicaOf(Target::Local));
+            if local.keys > 0 {
+                // Writes it took since it restarted: kept in a file.
+                commands.extend(self.resync(Target::Local, true));
+            } else {
+                commands.push(Command::ReplicaOf(Target::Local));
+            }
         }
-        let rule = Rule::LocalEmptyPeerHasData { peer_keys };
+        let rule = match local.keys {
+            0 => Rule::LocalEmptyPeerHasData { peer_keys },
+            local_keys => Rule::LocalRestartedWithoutData {
+                local_keys,
+                peer_keys,
+            },
+        };
         self.plan_of(commands, false, rule, stopping)
     }
 

@@ -19,6 +19,15 @@ pub enum Rule {
         /// Keys the peer holds.
         peer_keys: u64,
     },
+    /// Our Redis restarted without its data (under RDB alone, no history: it
+    /// loaded nothing) and took writes since, while the peer's holds the history
+    /// it had: out of the election; its keys are saved, then it follows the peer.
+    LocalRestartedWithoutData {
+        /// Keys written to it since it restarted.
+        local_keys: u64,
+        /// Keys the peer holds.
+        peer_keys: u64,
+    },
     /// Master, our Redis is master, the peer's is our replica with its link up.
     Steady {
         /// Our offset.
@@ -173,6 +182,7 @@ impl Rule {
                 | Rule::CatchUpTimedOut { .. }
                 | Rule::FenceFailed { .. }
                 | Rule::YieldToPeer { .. }
+                | Rule::LocalRestartedWithoutData { .. }
         )
     }
 }
@@ -184,6 +194,13 @@ impl fmt::Display for Rule {
             Rule::LocalEmptyPeerHasData { peer_keys } => write!(
                 f,
                 "local Redis is empty with no history while the peer holds {peer_keys} keys: not eligible for the VIP"
+            ),
+            Rule::LocalRestartedWithoutData {
+                local_keys,
+                peer_keys,
+            } => write!(
+                f,
+                "local Redis restarted without its data ({local_keys} keys written to it since) while the peer holds its history ({peer_keys} keys): not eligible for the VIP; its keys are saved, then it follows the peer"
             ),
             Rule::Steady {
                 local_offset,

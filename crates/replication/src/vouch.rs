@@ -48,6 +48,29 @@ pub fn needs_vouching(live: &Snapshot, recorded: &Vouched) -> bool {
         && live.history_end(&recorded.replid).is_none()
 }
 
+/// Did our Redis restart without its data and take writes before the agent looked?
+/// Under RDB alone (with the AOF on it may be a restart from the AOF: see
+/// [`needs_vouching`]) a master that came back with no history (fresh id, no
+/// second id, offset 0) loaded nothing, so any keys it holds were written since it
+/// started; `recorded_run` is the Redis process the state was recorded from
+/// (another one: it restarted), and `peer` holds the recorded history, so the
+/// peer has what our Redis lost.
+pub fn restarted_without_data(
+    live: &Snapshot,
+    recorded_run: &str,
+    recorded: &Vouched,
+    peer: &Snapshot,
+) -> bool {
+    !live.aof_enabled
+        && live.is_master()
+        && !live.loading
+        && live.keys > 0
+        && !live.has_history()
+        && live.offset() == 0
+        && live.run_id != recorded_run
+        && peer.history_end(&recorded.replid).is_some()
+}
+
 /// `live` with the vouched history in place of its own.
 pub fn vouched(live: &Snapshot, recorded: &Vouched) -> Snapshot {
     Snapshot {
