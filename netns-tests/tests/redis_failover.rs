@@ -30,6 +30,7 @@ use netns_tests::pair::{
 };
 use netns_tests::redha::{self, MARGIN, Node, VIP};
 use netns_tests::redis::{RedisNode, RedisOpts, Reply};
+use netns_tests::saved::{ScratchRedis, saved_snapshots};
 use netns_tests::writer::{WriteLog, Writer, missing_keys, missing_prefixed_keys, ranges};
 use netns_tests::{Lab, Proc, wait_until};
 
@@ -609,6 +610,14 @@ fn sigterm_of_the_master_is_a_planned_switchover() {
 /// be flushed by a full sync from the empty one; its node, which holds the data,
 /// ends up master, and the empty Redis its replica.
 fn empty_restart(test: &'static str, tag: &str, opts: RedisOpts) {
+    empty_restart_written(test, tag, opts, 0);
+}
+
+/// [`empty_restart`]; with `direct` > 0, the test writes that many keys straight
+/// to host 1's restarted Redis before its agent can look (as a client that reached
+/// it first would): they must end up in a snapshot redha saved, and host 2's data
+/// must win all the same.
+fn empty_restart_written(test: &'static str, tag: &str, opts: RedisOpts, direct: u64) {
     if !require(test) {
         return;
     }
@@ -621,6 +630,20 @@ fn empty_restart(test: &'static str, tag: &str, opts: RedisOpts) {
     let t0 = Instant::now();
     let restarted_at = writer.snapshot().started.elapsed();
     pair.redis[0].restart_empty();
+    let direct_keys: Vec<u64> = (1..=direct).collect();
+    if direct > 0 {
+        let mut client = pair
+            .redis(1)
+            .client()
+            .unwrap_or_else(|e| pair.fail(&format!("connecting to host 1's Redis: {e}")));
+        for n in &direct_keys {
+            // The writer's convention: key `<prefix><n>`, value `n`.
+            let reply = client.command(&["SET", &format!("direct:{n}"), &n.to_string()]);
+            pair.check(reply.as_ref().is_ok_and(Reply::is_ok), || {
+                format!("SET direct:{n} on the restarted Redis: {reply:?}")
+            });
+        }
+    }
     let restart_took = t0.elapsed();
     pair.note(&format!(
         "host 1's Redis restarted empty (answering after {restart_took:?}); host 2 held {keys_before:?} keys"
@@ -695,7 +718,44 @@ fn empty_restart(test: &'static str, tag: &str, opts: RedisOpts) {
             ranges(&before)
         )
     });
-    pair.assert_no_write_lost(2, &log);
+    if after.is_empty() && direct == 0 {
+        pair.assert_no_write_lost(2, &log);
+        return;
+    }
+    // Clients reached the restarted Redis before its agent looked: those writes
+    // are not in the final dataset, but redha saved them before the resync.
+    let saved = saved_snapshots(&pair::agent_log(&pair.agents, 1));
+    let mut unsaved = after.clone();
+    let mut direct_unsaved = direct_keys.clone();
+    for (i, snapshot) in saved.iter().enumerate() {
+        let port = 7400 + u16::try_from(i).expect("few snapshots");
+        let scratch = ScratchRedis::load(&lab, CLIENT, port, &snapshot.path)
+            .unwrap_or_else(|e| pair.fail(&format!("loading {}: {e}", snapshot.path.display())));
+        unsaved = scratch.missing("k:", &unsaved);
+        direct_unsaved = scratch.missing("direct:", &direct_unsaved);
+    }
+    pair.check(direct_unsaved.is_empty(), || {
+        format!(
+            "{} of the {direct} keys written straight to the restarted Redis are in no snapshot \
+             redha saved ({} saved): {}",
+            direct_unsaved.len(),
+            saved.len(),
+            ranges(&direct_unsaved)
+        )
+    });
+    pair.check(unsaved.is_empty(), || {
+        format!(
+            "{} writes acknowledged by the restarted empty Redis are neither on host 2 nor in a \
+             snapshot redha saved ({} saved): {}",
+            unsaved.len(),
+            saved.len(),
+            ranges(&unsaved)
+        )
+    });
+    eprintln!(
+        "{test}: the {} writes the restarted empty Redis took are in the snapshot redha saved",
+        after.len()
+    );
 }
 
 #[test]
@@ -704,6 +764,18 @@ fn master_redis_restarted_empty() {
         "master_redis_restarted_empty",
         "empty5",
         RedisOpts::default(),
+    );
+}
+
+/// Clients reach the restarted empty Redis before its agent looks: its few keys
+/// are saved, it follows host 2, whose data wins.
+#[test]
+fn master_redis_restarted_empty_and_written_before_its_agent_looks() {
+    empty_restart_written(
+        "master_redis_restarted_empty_and_written_before_its_agent_looks",
+        "emptyw",
+        RedisOpts::default(),
+        20,
     );
 }
 
