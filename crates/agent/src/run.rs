@@ -301,7 +301,10 @@ async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Ru
         "SIGHUP: interface or VRID changed ({change}): starting the new instance before the old one steps down"
     );
     // The running instance's addresses on the same interface are its own, live:
-    // the new instance must not clean them up as left behind.
+    // the new instance must not clean them up as left behind. (The old instance
+    // still removes them when it steps down; a new instance that is already master
+    // by then, an address owner at priority 255, adds them again at its next
+    // advert, one advert interval later.)
     let held: Vec<Ipv4Addr> = if new_instance.interface == running.instance.interface {
         running.instance.addresses()
     } else {
