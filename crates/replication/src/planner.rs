@@ -306,19 +306,6 @@ impl Planner {
         }
     }
 
-    /// Does our Redis, a replica, still hear from its master: link up, and some
-    /// I/O from it within the last second (`master_last_io_seconds_ago`; a master
-    /// with writes streams them at once, an idle one pings every
-    /// `repl-ping-replica-period`)?
-    fn hears_its_master(local: &Snapshot) -> bool {
-        local.link_up()
-            && local
-                .master
-                .as_ref()
-                .and_then(|m| m.last_io_seconds_ago)
-                .is_some_and(|s| (0..=1).contains(&s))
-    }
-
     fn follows(redis: &Snapshot, endpoint: &Endpoint) -> bool {
         redis
             .master
@@ -547,15 +534,6 @@ impl Planner {
             );
         }
         let Some(peer) = peer else {
-            if ctx.peer_failure == PeerFailure::Silent && Self::hears_its_master(local) {
-                // A slow link, not a dead master: the adverts were lost, the
-                // replication stream was not. Promoting now would make a second
-                // master that clients of the first never reach (its writes would
-                // be lost at the heal); out of the election while it is so.
-                self.operation = None;
-                let why = "the peer's Redis does not answer, but its replication stream reached ours within the last second: it is alive, only slow; not promoting over it";
-                return self.plan_of(Vec::new(), false, Rule::Wait { why }, false);
-            }
             return promote_now(self, "the peer's Redis is unreachable");
         };
         if let Some(plan) = self.yield_to_peer(now, peer, ctx) {
