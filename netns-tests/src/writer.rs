@@ -101,7 +101,7 @@ pub struct WriteLog {
 }
 
 impl WriteLog {
-    fn new(prefix: &str, client_host: usize) -> WriteLog {
+    pub(crate) fn new(prefix: &str, client_host: usize) -> WriteLog {
         WriteLog {
             acked: Vec::new(),
             failures: 0,

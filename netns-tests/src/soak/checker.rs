@@ -322,12 +322,8 @@ mod tests {
                 .iter()
                 .map(|&(n, ms)| (n, Duration::from_millis(ms)))
                 .collect(),
-            failures: 0,
             attempts: acked.last().map_or(0, |a| a.0),
-            started: Instant::now(),
-            errors: Vec::new(),
-            prefix: "k:".into(),
-            client_host: 3,
+            ..WriteLog::new("k:", 3)
         }
     }
 
