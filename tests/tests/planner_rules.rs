@@ -985,6 +985,176 @@ fn a_dropped_peer_connection_detaches_the_replica_even_before_its_link_shows_dow
     assert!(silent.commands.is_empty(), "{silent:?}");
 }
 
+/// `replica` with its master last heard `secs` seconds ago.
+fn quiet_for(mut replica: Snapshot, secs: i64) -> Snapshot {
+    if let Some(m) = replica.master.as_mut() {
+        m.last_io_seconds_ago = Some(secs);
+    }
+    replica
+}
+
+fn is_wait(plan: &Plan) -> bool {
+    matches!(plan.rule, Rule::Wait { .. }) && plan.commands.is_empty()
+}
+
+/// The fault soak's finding: a slow link on the replica's side loses adverts (the
+/// replica becomes VRRP master) and times out its agent's reads of the master's
+/// Redis, while the replication stream still flows. Promoting then made a second
+/// master whose clients split from the first's, and the first one's writes were
+/// lost at the heal. The replica looks again for a grace time, then leaves the
+/// election while its Redis hears the master; a master whose stream went quiet (a
+/// partition, a host without power) is promoted over.
+#[test]
+fn a_slow_master_that_still_streams_is_not_promoted_over() {
+    let t0 = Instant::now();
+    let silent = Context::default();
+    let streaming = replica_of(master(R1, 100, 10), PEER_HOST, true);
+    let mut planner = Planner::new(config());
+    let plan = planner.plan(t0, Role::Master, Some(&streaming), None, &silent);
+    assert!(is_wait(&plan) && plan.eligible, "{plan:?}");
+    assert_eq!(
+        plan.next_check,
+        Duration::from_millis(20),
+        "looks again soon"
+    );
+    assert!(planner.holds_for_slow_master());
+    let plan = planner.plan(
+        t0 + Duration::from_secs(2),
+        Role::Master,
+        Some(&streaming),
+        None,
+        &silent,
+    );
+    assert!(
+        is_wait(&plan) && !plan.eligible,
+        "out after the grace: {plan:?}"
+    );
+    // Out of the election (Fault), it stays out while the stream flows...
+    let plan = planner.plan(
+        t0 + Duration::from_secs(3),
+        Role::Fault,
+        Some(&streaming),
+        None,
+        &silent,
+    );
+    assert!(is_wait(&plan) && !plan.eligible, "{plan:?}");
+    // ... and rejoins once the peer answers again (it follows it, link up).
+    let peer = master(R1, 100, 10);
+    let plan = planner.plan(
+        t0 + Duration::from_secs(4),
+        Role::Fault,
+        Some(&streaming),
+        Some(&peer),
+        &silent,
+    );
+    assert!(
+        plan.eligible && matches!(plan.rule, Rule::Following { .. }),
+        "{plan:?}"
+    );
+    assert!(!planner.holds_for_slow_master());
+
+    // A master whose stream goes quiet is dead or cut off: promoted over, also
+    // during the grace.
+    let mut planner = Planner::new(config());
+    let plan = planner.plan(t0, Role::Master, Some(&streaming), None, &silent);
+    assert!(is_wait(&plan) && plan.eligible, "{plan:?}");
+    let quiet = quiet_for(streaming.clone(), 2);
+    let plan = planner.plan(
+        t0 + Duration::from_secs(1),
+        Role::Master,
+        Some(&quiet),
+        None,
+        &silent,
+    );
+    assert_eq!(
+        plan.commands,
+        [Command::ReplicaOfNoOne(Target::Local)],
+        "{plan:?}"
+    );
+    let plan = Planner::new(config()).plan(
+        t0,
+        Role::Master,
+        Some(&quiet_for(streaming.clone(), 3)),
+        None,
+        &silent,
+    );
+    assert_eq!(
+        plan.commands,
+        [Command::ReplicaOfNoOne(Target::Local)],
+        "{plan:?}"
+    );
+    // Out after the grace, it rejoins once the stream goes quiet (then, as master
+    // again, it promotes).
+    let mut planner = Planner::new(config());
+    planner.plan(t0, Role::Master, Some(&streaming), None, &silent);
+    planner.plan(
+        t0 + Duration::from_secs(2),
+        Role::Master,
+        Some(&streaming),
+        None,
+        &silent,
+    );
+    let plan = planner.plan(
+        t0 + Duration::from_secs(3),
+        Role::Fault,
+        Some(&quiet),
+        None,
+        &silent,
+    );
+    assert!(plan.eligible, "{plan:?}");
+
+    // A peer whose Redis refuses connections is down, whatever the stream said.
+    let refused = Context {
+        peer_failure: PeerFailure::Refused,
+        ..Context::default()
+    };
+    let plan = Planner::new(config()).plan(t0, Role::Master, Some(&streaming), None, &refused);
+    assert_eq!(
+        plan.commands,
+        [Command::ReplicaOfNoOne(Target::Local)],
+        "{plan:?}"
+    );
+}
+
+/// A read of the peer cut short by a VRRP change (becoming master) tells nothing:
+/// the planner neither promotes over it while our Redis hears the peer's, nor counts
+/// it towards leaving the election; it looks again at once.
+#[test]
+fn an_unread_peer_is_read_again_before_any_promotion_over_it() {
+    let t0 = Instant::now();
+    let unread = Context {
+        peer_failure: PeerFailure::Unread,
+        ..Context::default()
+    };
+    let streaming = replica_of(master(R1, 100, 10), PEER_HOST, true);
+    let mut planner = Planner::new(config());
+    for later in [0, 5, 10] {
+        let now = t0 + Duration::from_secs(later);
+        let plan = planner.plan(now, Role::Master, Some(&streaming), None, &unread);
+        assert!(is_wait(&plan) && plan.eligible, "{plan:?}");
+        assert_eq!(plan.next_check, Duration::from_millis(20));
+    }
+    // Read: it answers, and the promotion fences it as usual.
+    let peer = master(R1, 100, 10);
+    let plan = planner.plan(
+        t0,
+        Role::Master,
+        Some(&streaming),
+        Some(&peer),
+        &Context::default(),
+    );
+    assert!(matches!(plan.rule, Rule::FencePeer { .. }), "{plan:?}");
+    // A replica that no longer hears its master promotes over an unread peer, as
+    // over a silent one (a promotion never waits on a silent peer).
+    let quiet = quiet_for(streaming, 3);
+    let plan = Planner::new(config()).plan(t0, Role::Master, Some(&quiet), None, &unread);
+    assert_eq!(
+        plan.commands,
+        [Command::ReplicaOfNoOne(Target::Local)],
+        "{plan:?}"
+    );
+}
+
 fn isolating(timeout: u64) -> Planner {
     Planner::new(PlannerConfig {
         isolation_timeout: Some(Duration::from_secs(timeout)),
@@ -1043,7 +1213,7 @@ fn the_isolation_fence_holds_while_the_peer_is_silent_and_lifts_on_evidence() {
     assert_eq!(plan.commands, [Command::IsolationFence(false)]);
     // A promotion over a silent peer without a witness sets it before promoting.
     let mut planner = isolating(5);
-    let ours = replica_of(master(R1, 100, 10), PEER_HOST, true);
+    let ours = quiet_for(replica_of(master(R1, 100, 10), PEER_HOST, true), 4);
     let plan = planner.plan(t0, Role::Master, Some(&ours), None, &Context::default());
     assert_eq!(
         plan.commands,

@@ -475,7 +475,8 @@ impl Coordinator {
     ///
     /// A peer that did not answer is not read again within [`PEER_RETRY`], nor at
     /// all when `promoting` (we hold the VIP and our Redis was a replica): a
-    /// promotion never waits on a silent peer.
+    /// promotion never waits on a silent peer. A read cut short by a VRRP change
+    /// ([`PeerFailure::Unread`]) is not a failure: the next look reads again.
     async fn observe(
         rep: &mut Replication,
         healthy: bool,
@@ -495,7 +496,12 @@ impl Coordinator {
                     let _ = vrrp.changed().await;
                 };
                 let (local, peer) = rep.executor.observe_abandoning(limit, changed).await;
-                rep.peer_failed = peer.as_ref().err().map(|f| (*f, Instant::now()));
+                // A read cut short tells nothing: the next look reads again.
+                rep.peer_failed = peer
+                    .as_ref()
+                    .err()
+                    .filter(|f| **f != PeerFailure::Unread)
+                    .map(|f| (*f, Instant::now()));
                 (local, peer)
             }
         };
@@ -693,7 +699,11 @@ impl Coordinator {
         });
         let side = self.redis.as_mut().expect("redis side");
         let rep = side.replication.as_mut().expect("replication configured");
-        let promoting = role == Role::Master && self.local_follows;
+        // A promotion does not wait on a silent peer; one held back because our
+        // Redis still hears the peer's (see `Planner::hears_silent_master`) reads it
+        // again at the usual pace.
+        let promoting =
+            role == Role::Master && self.local_follows && !rep.planner.holds_for_slow_master();
         let (local, mut peer) = Self::observe(rep, healthy, promoting, &self.vrrp_status).await;
         let Ok(mut local) = local else {
             // Healthy by its checks, but this read failed: look again soon.

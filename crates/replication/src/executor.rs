@@ -146,8 +146,8 @@ impl Executor {
     }
 
     /// [`observe`](Self::observe), but a bounded read of the peer (`peer_limit`)
-    /// is also abandoned, as unreachable, the moment `abandon` resolves (the node
-    /// just became master: a promotion must not wait on a silent peer).
+    /// is also abandoned the moment `abandon` resolves ([`PeerFailure::Unread`]: the
+    /// node just became master, and a promotion must not wait on a silent peer).
     pub async fn observe_abandoning(
         &mut self,
         peer_limit: Option<Duration>,
@@ -170,7 +170,7 @@ impl Executor {
                 None => {
                     // Cut short: the connection's state is unknown; start afresh.
                     self.peer.disconnect();
-                    Err(PeerFailure::Silent)
+                    Err(PeerFailure::Unread)
                 }
             }
         };

@@ -63,8 +63,21 @@ pub struct PlannerConfig {
 /// before it tries again.
 const YIELD_HOLD: Duration = Duration::from_secs(10);
 
+/// Why a node whose Redis hears a master that does not answer stays out.
+const SLOW_MASTER: &str = "the peer's Redis does not answer, but ours still hears its replication stream: it is alive, only slow to reach; out of the election while it is so";
+
 /// How long after a refused fence the planner tries it again.
 const FENCE_RETRY: Duration = Duration::from_secs(1);
+
+/// How recently our Redis, a replica, must have heard from its master for that
+/// master to count as alive (`master_last_io_seconds_ago`, whole seconds): a master
+/// taking writes streams them at once; one that died or was cut off goes quiet.
+const STREAM_HEARD_WITHIN: i64 = 1;
+
+/// How long a VRRP master whose Redis still hears a peer that does not answer
+/// looks again before it leaves the election: long enough for the stream of a
+/// master that just died or was cut off to go quiet (see [`STREAM_HEARD_WITHIN`]).
+const SLOW_MASTER_GRACE: Duration = Duration::from_secs(2);
 
 /// The node's role, as the agent maps it from its VRRP state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +104,9 @@ pub enum PeerFailure {
     Silent,
     /// The connection was refused or reset: its host answers, its Redis is down.
     Refused,
+    /// Not read this time: the read was cut short (the node just became VRRP
+    /// master). Nothing is known of the peer; look again at once.
+    Unread,
 }
 
 /// What is known of the peer besides its Redis's snapshot.
@@ -183,6 +199,10 @@ pub struct Planner {
     /// detach from (its own id may look unrelated meanwhile: a Redis back from its
     /// AOF, or one whose dataset was just saved over SYNC).
     resyncing: bool,
+    /// Since when, as VRRP master, we have seen the peer's Redis not answer while
+    /// ours, its replica, still hears its replication stream: a slow link, not a
+    /// dead master (see [`Planner::slow_master`]).
+    slow_master: Option<Instant>,
     /// The isolation fence as Redis last confirmed it: (run id, on).
     isolation: Option<(String, bool)>,
     /// The isolation fence command sent and not yet confirmed.
@@ -200,6 +220,7 @@ impl Planner {
             yielded: None,
             outranked_since: None,
             resyncing: false,
+            slow_master: None,
             isolation: None,
             isolation_sent: None,
         }
@@ -208,6 +229,12 @@ impl Planner {
     /// The configuration.
     pub fn config(&self) -> &PlannerConfig {
         &self.config
+    }
+
+    /// Whether a promotion is held back because our Redis still hears a peer that
+    /// does not answer (a slow link): the peer is worth reading again meanwhile.
+    pub fn holds_for_slow_master(&self) -> bool {
+        self.slow_master.is_some()
     }
 
     /// Decides what to do now. `local` and `peer` are fresh snapshots, `None` when
@@ -227,8 +254,12 @@ impl Planner {
         }
         let Some(local) = local else {
             self.operation = None;
+            self.slow_master = None;
             return self.plan_of(Vec::new(), false, Rule::LocalDown, role == Role::Stopping);
         };
+        if !self.hears_silent_master(local, peer, ctx) {
+            self.slow_master = None;
+        }
         let restarted = local.is_fresh_empty() || ctx.local_restarted_without_data;
         let mut plan =
             if let Some(peer_keys) = peer.filter(|p| restarted && p.keys > 0).map(|p| p.keys) {
@@ -319,6 +350,57 @@ impl Planner {
 
     fn is_our_replica(&self, peer: &Snapshot) -> bool {
         peer.is_replica() && Self::follows(peer, &self.config.local)
+    }
+
+    /// Does our Redis, a replica of the peer's, still hear its replication stream
+    /// (link up, I/O within [`STREAM_HEARD_WITHIN`]) while the peer's Redis gave no
+    /// snapshot and did not refuse the connection? Then the peer's Redis is alive:
+    /// its host is only slow to answer (a slow or lossy link) or was not read.
+    fn hears_silent_master(
+        &self,
+        local: &Snapshot,
+        peer: Option<&Snapshot>,
+        ctx: &Context,
+    ) -> bool {
+        peer.is_none()
+            && ctx.peer_failure != PeerFailure::Refused
+            && self.follows_peer(local)
+            && local.link_up()
+            && local
+                .master
+                .as_ref()
+                .and_then(|m| m.last_io_seconds_ago)
+                .is_some_and(|s| (0..=STREAM_HEARD_WITHIN).contains(&s))
+    }
+
+    /// VRRP master over a peer whose Redis does not answer but still streams to
+    /// ours (see [`Planner::hears_silent_master`]). Promoting would make a second
+    /// master that the clients of the first may never reach, and the first one's
+    /// writes would be lost at the heal: look again for [`SLOW_MASTER_GRACE`] (the
+    /// stream of a master that died or was cut off goes quiet meanwhile, and the
+    /// promotion follows), then leave the election while it is so (the VIP goes
+    /// back to the live master; see [`Planner::as_replica`]). A peer that was not
+    /// read is read again at once.
+    fn slow_master(&mut self, now: Instant, ctx: &Context) -> Plan {
+        let commands = self.abandon_catch_up();
+        if ctx.peer_failure == PeerFailure::Unread {
+            let why = "the peer's Redis was not read (our VRRP state changed meanwhile): reading it again";
+            let mut plan = self.plan_of(commands, true, Rule::Wait { why }, false);
+            plan.next_check = self.config.fast_poll;
+            return plan;
+        }
+        let since = *self.slow_master.get_or_insert(now);
+        let (eligible, why) = if now.saturating_duration_since(since) < SLOW_MASTER_GRACE {
+            (
+                true,
+                "the peer's Redis does not answer, but ours still hears its replication stream: looking again before promoting",
+            )
+        } else {
+            (false, SLOW_MASTER)
+        };
+        let mut plan = self.plan_of(commands, eligible, Rule::Wait { why }, false);
+        plan.next_check = self.config.fast_poll;
+        plan
     }
 
     /// Commands that make `target` follow the other Redis, saving its dataset first
@@ -533,6 +615,9 @@ impl Planner {
                 "our Redis follows neither the peer nor anyone we know",
             );
         }
+        if self.hears_silent_master(local, peer, ctx) {
+            return self.slow_master(now, ctx);
+        }
         let Some(peer) = peer else {
             return promote_now(self, "the peer's Redis is unreachable");
         };
@@ -652,7 +737,7 @@ impl Planner {
             }
         }
         if self.follows_peer(local) {
-            return self.as_replica(commands, local, peer, ctx);
+            return self.as_replica(now, commands, local, peer, ctx);
         }
         let Some(peer) = peer else {
             let why = "the peer's Redis is unreachable";
@@ -695,6 +780,7 @@ impl Planner {
     /// Backup or fault with our Redis following the peer's.
     fn as_replica(
         &mut self,
+        now: Instant,
         commands: Vec<Command>,
         local: &Snapshot,
         peer: Option<&Snapshot>,
@@ -705,6 +791,14 @@ impl Planner {
             self.resyncing = false;
         }
         let eligible = !self.wait_for_link;
+        if self
+            .slow_master
+            .is_some_and(|since| now.saturating_duration_since(since) >= SLOW_MASTER_GRACE)
+        {
+            // Still so (else `plan` forgot it): out of the election until the peer
+            // answers or its stream goes quiet.
+            return self.plan_of(commands, false, Rule::Wait { why: SLOW_MASTER }, false);
+        }
         if local.link_up() && !ctx.peer_dropped {
             let rule = Rule::Following {
                 local_offset: local.offset(),
@@ -815,7 +909,7 @@ impl Planner {
         }
         let on = match peer {
             Some(p) => self.is_our_replica(p) && p.link_up(),
-            None => ctx.peer_failure == PeerFailure::Silent && ctx.witness != Some(true),
+            None => ctx.peer_failure != PeerFailure::Refused && ctx.witness != Some(true),
         };
         let wanted = (local.run_id.clone(), on);
         if self.isolation.as_ref() == Some(&wanted) {
