@@ -106,7 +106,10 @@ impl Lineage {
 
     /// From history `start` (held up to `offset`) along the links into `later`:
     /// every branch is tried (a history can have been continued more than once, by
-    /// each side of a split, or by a Redis restarted from a snapshot of it).
+    /// each side of a split, or by a Redis restarted from a snapshot of it), and a
+    /// link is followed both ways (a Redis promoted twice without a write, e.g.
+    /// promoted, then made a replica, then detached before its sync, holds its
+    /// grandparent history's data under an id two steps away from it).
     fn follow(&self, start: &str, offset: u64, later: &Snapshot) -> Option<u64> {
         let mut seen = vec![start];
         let mut next = 0;
@@ -118,10 +121,19 @@ impl Lineage {
                 }
                 continue;
             }
-            for link in &self.links {
-                if link.parent == id && offset <= link.fork && !seen.contains(&link.child.as_str())
-                {
-                    seen.push(link.child.as_str());
+            // Forward into a history that continued this one, or back into the one
+            // this continued: either way, only while the data ends at or before the
+            // fork (then it is all in the history on the other side of the link).
+            for link in self.links.iter().filter(|l| offset <= l.fork) {
+                let other = if link.parent == id {
+                    link.child.as_str()
+                } else if link.child == id {
+                    link.parent.as_str()
+                } else {
+                    continue;
+                };
+                if !seen.contains(&other) {
+                    seen.push(other);
                 }
             }
         }
@@ -202,6 +214,29 @@ mod tests {
         let peer = snapshot('c', 600_000, Some(('b', 559_558)));
         let wrote = snapshot('x', 348_600, Some(('a', 348_496)));
         assert_eq!(lineage.contained(&wrote, &peer), None);
+    }
+
+    /// The slow-link soak's finding: a replica promoted without a write (history a
+    /// continued as b at 390227), told to follow a again, and detached before its
+    /// sync came (b continued as c at 390227) holds a prefix of a under an id two
+    /// steps from it; the master, still on a, holds all of it.
+    #[test]
+    fn a_dataset_promoted_twice_without_writes_is_contained_in_its_grandparent() {
+        let mut lineage = Lineage::default();
+        lineage.observe(&snapshot('b', 390_227, Some(('a', 390_228))));
+        let twice = snapshot('c', 390_227, Some(('b', 390_228)));
+        lineage.observe(&twice);
+        let master = snapshot('a', 420_789, None);
+        assert_eq!(lineage.contained(&twice, &master), Some(420_789));
+        assert_eq!(lineage.contained(&master, &twice), None);
+        // With a write of its own after either step, it is not.
+        let wrote = snapshot('c', 390_300, Some(('b', 390_228)));
+        assert_eq!(lineage.contained(&wrote, &master), None);
+        let mut lineage = Lineage::default();
+        lineage.observe(&snapshot('b', 390_300, Some(('a', 390_228))));
+        let after_write = snapshot('c', 390_300, Some(('b', 390_301)));
+        lineage.observe(&after_write);
+        assert_eq!(lineage.contained(&after_write, &master), None);
     }
 
     /// Past a fork the data went its own way: not contained.
