@@ -8,7 +8,7 @@ use std::path::Path;
 use health::snapshot::{Role, parse_info, relation};
 use redha::config::{Config, ConfigError};
 use redha::migrate::{MigrateError, migrate_with, render_notes};
-use vrrp::packet::{Advert, Auth, Expect, ipv4_datagram};
+use vrrp::packet::{Advert, Auth, ChecksumScope, Expect, ipv4_datagram};
 
 /// What a target did with an input that broke no property.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,18 +87,37 @@ pub fn vrrp_decode(data: &[u8]) -> Outcome {
         let bytes = advert.encode();
         let len = advert.encoded_len();
         assert_eq!(bytes.len(), len);
-        assert_eq!(bytes[..6], data[..6], "header re-encoded differently");
+        // VRRPv3's 4 reserved bits (byte 4) are ignored on reception, sent as zero.
+        let reserved = match advert.version {
+            vrrp::Version::V3 => 0xf0,
+            vrrp::Version::V2 => 0,
+        };
+        assert_eq!(bytes[..4], data[..4], "header re-encoded differently");
+        assert_eq!(
+            bytes[4],
+            data[4] & !reserved,
+            "header re-encoded differently"
+        );
+        assert_eq!(bytes[5], data[5], "header re-encoded differently");
         assert_eq!(bytes[8..], data[8..len], "body re-encoded differently");
         assert!(same_checksum(&bytes[6..8], &data[6..8]), "checksum differs");
         assert_eq!(Advert::decode(&bytes).as_ref(), Ok(&advert));
     }
     match Advert::decode_ipv4(data) {
         Ok(received) => {
+            let scope = if received.checksum_as_v2 {
+                ChecksumScope::Message
+            } else {
+                ChecksumScope::Ipv4Pseudo {
+                    source: received.source,
+                    destination: received.destination,
+                }
+            };
             let again = ipv4_datagram(
                 received.source,
                 received.destination,
                 vrrp::packet::TTL,
-                &received.advert.encode(),
+                &received.advert.encode_with(scope),
             );
             assert_eq!(Advert::decode_ipv4(&again).as_ref(), Ok(&received));
             // The local checks, with a configuration drawn from the input itself
@@ -117,15 +136,17 @@ pub fn vrrp_decode(data: &[u8]) -> Outcome {
             };
             let sources = [received.source, Ipv4Addr::new(192, 0, 2, 12)];
             let expect = Expect {
+                version: received.advert.version,
+                checksum_as_v2: received.checksum_as_v2 == (byte(2) & 1 == 0),
                 vrid: if pick & 8 == 0 {
                     received.advert.vrid
                 } else {
                     byte(1)
                 },
-                advert_int_secs: if pick & 16 == 0 {
-                    received.advert.advert_int_secs
+                advert_int: if pick & 16 == 0 {
+                    received.advert.advert_int
                 } else {
-                    byte(5)
+                    u16::from(byte(5))
                 },
                 auth: &auth,
                 addresses: &addresses,
@@ -135,7 +156,14 @@ pub fn vrrp_decode(data: &[u8]) -> Outcome {
             };
             let verdict = received.check_against(&expect);
             // An allowed source with everything as expected is always taken.
-            if pick & 0b1111_1100 == 0 && pick % 3 != 2 && received.advert.auth_type <= 1 {
+            let v3_zero_interval =
+                received.advert.version == vrrp::Version::V3 && received.advert.advert_int == 0;
+            if pick & 0b1111_1100 == 0
+                && pick % 3 != 2
+                && received.advert.auth_type <= 1
+                && byte(2) & 1 == 0
+                && !v3_zero_interval
+            {
                 assert_eq!(verdict, Ok(()), "a matching advert was refused");
             }
             Outcome::Accepted
@@ -182,7 +210,7 @@ pub fn config_parse(data: &[u8]) -> Outcome {
     match Config::parse(Path::new("fuzz.toml"), &text) {
         Ok(config) => {
             let instance = config.instance();
-            let _ = instance.advert_int_secs();
+            let _ = instance.wire_advert_int();
             let _ = instance.address_lease(instance.advert_int * 3);
             let _ = config.vrrp.hooks();
             Outcome::Accepted

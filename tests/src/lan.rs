@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use vrrp::packet::{MULTICAST_GROUP, TTL, ipv4_datagram};
 use vrrp::receive::{Filter, Inbound};
 use vrrp::{
-    Action, Advert, Auth, GarpConfig, InstanceConfig, Router, RouterConfig, State, VirtualAddress,
+    Action, Advert, Auth, GarpConfig, InstanceConfig, Router, RouterConfig, State, Version,
+    VirtualAddress,
 };
 
 use crate::timeline::{self, Happening, HolderChange, Record};
@@ -58,6 +59,7 @@ pub fn router_config(host: u8, priority: u8) -> RouterConfig {
     RouterConfig {
         vrid: VRID,
         priority,
+        version: Version::V2,
         advert_int: Duration::from_secs(1),
         preempt: true,
         preempt_delay: Duration::ZERO,
@@ -189,7 +191,9 @@ impl Lan {
             interface: "lan0".into(),
             vrid: config.vrid,
             priority: config.priority,
+            version: config.version,
             advert_int: config.advert_int,
+            v3_checksum_as_v2: false,
             preempt: config.preempt,
             preempt_delay: config.preempt_delay,
             virtual_addresses: vec![VirtualAddress {
@@ -923,19 +927,14 @@ impl Lan {
             return;
         };
         node.adverts_sent += 1;
-        let advert = Advert::new(
-            node.instance.vrid,
+        let source = node.config.primary_address;
+        let advert = node.instance.encode_advert(
             priority,
-            node.instance.advert_int_secs(),
-            &node.instance.auth,
             &node.instance.addresses(),
-        );
-        let datagram = ipv4_datagram(
-            node.config.primary_address,
+            source,
             MULTICAST_GROUP,
-            TTL,
-            &advert.encode(),
         );
+        let datagram = ipv4_datagram(source, MULTICAST_GROUP, TTL, &advert);
         self.send_frame(Some(id), segment, datagram);
     }
 
@@ -973,9 +972,13 @@ impl Lan {
     fn receive(&mut self, id: NodeId, datagram: &[u8]) {
         let node = &mut self.nodes[id];
         match node.filter.classify(datagram, node.router.config()) {
-            Inbound::Advert { source, priority } => {
+            Inbound::Advert {
+                source,
+                priority,
+                interval,
+            } => {
                 node.adverts_received += 1;
-                node.router.receive(self.now, source, priority);
+                node.router.receive(self.now, source, priority, interval);
                 self.drain(id);
             }
             Inbound::Own => {}

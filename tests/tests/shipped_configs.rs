@@ -46,6 +46,7 @@ fn router(config: &toml::Table, address: Ipv4Addr) -> RouterConfig {
     RouterConfig {
         vrid: u8::try_from(vrrp["virtual_router_id"].as_integer().unwrap()).unwrap(),
         priority: u8::try_from(vrrp["priority"].as_integer().unwrap()).unwrap(),
+        version: vrrp::Version::V2,
         advert_int: Duration::from_secs(secs),
         preempt: vrrp["preempt"].as_bool().unwrap(),
         preempt_delay: Duration::ZERO,

@@ -10,7 +10,7 @@ use proptest::sample::subsequence;
 use redha_tests::{
     Happening, Lan, NodeId, Process, ResumeOrder, Segment, host_address, router_config,
 };
-use vrrp::{RouterConfig, State};
+use vrrp::{RouterConfig, State, Version};
 
 /// Slack added to protocol bounds that are exact in virtual time.
 const EPSILON: Duration = Duration::from_millis(10);
@@ -73,6 +73,11 @@ fn advert_int(lan: &Lan) -> Duration {
 /// From simultaneous start-up: one holder after the slowest Master_Down_Interval, the
 /// one the RFC elects, and only it for an hour.
 fn one_holder_for_an_hour(configs: Vec<RouterConfig>) {
+    one_holder_for(configs, HOUR);
+}
+
+/// [`one_holder_for_an_hour`], for `span`.
+fn one_holder_for(configs: Vec<RouterConfig>, span: Duration) {
     let real = std::time::Instant::now();
     let mut lan = Lan::with_routers(configs);
     let t0 = lan.now();
@@ -98,15 +103,15 @@ fn one_holder_for_an_hour(configs: Vec<RouterConfig>) {
             lan.dump()
         );
     }
-    lan.run_until_with(settled + HOUR, |lan| {
+    lan.run_until_with(settled + span, |lan| {
         assert_eq!(lan.holders(), [winner], "{}", lan.dump());
     });
     assert_eq!(lan.transitions_to(State::Master, settled), []);
     assert_eq!(lan.masters(), [winner]);
-    // A master advertises every interval for the whole hour, and renews its lease.
-    let adverts = lan.adverts_sent(winner);
+    // A master advertises every interval for the whole span, and renews its lease.
+    let adverts = u128::from(lan.adverts_sent(winner));
     assert!(
-        adverts >= HOUR.as_secs() / advert_int(&lan).as_secs(),
+        adverts >= span.as_millis() / advert_int(&lan).as_millis(),
         "{adverts}"
     );
     let elapsed = real.elapsed();
@@ -1264,4 +1269,103 @@ fn link_down_takes_the_master_to_fault_and_link_up_back_to_backup() {
     assert_eq!(lan.state(1), State::Fault);
     lan.leave_fault(1, "redis up");
     assert_eq!(lan.state(1), State::Backup);
+}
+
+// ------------------------------------------------------------------ VRRPv3, sub-second
+
+/// `configs` as VRRPv3 routers advertising every `interval`.
+fn v3(mut configs: Vec<RouterConfig>, interval: Duration) -> Vec<RouterConfig> {
+    for c in &mut configs {
+        c.version = Version::V3;
+        c.advert_int = interval;
+    }
+    configs
+}
+
+const SUB_SECOND: [Duration; 2] = [Duration::from_millis(10), Duration::from_millis(100)];
+
+#[test]
+fn v3_at_sub_second_intervals_elects_one_holder_for_a_long_time() {
+    let ms = Duration::from_millis;
+    one_holder_for(v3(configs(&[100, 150]), ms(10)), Duration::from_secs(600));
+    one_holder_for_an_hour(v3(configs(&[100, 150]), ms(100)));
+}
+
+#[test]
+fn v3_a_killed_master_is_replaced_within_its_master_down_interval() {
+    for int in SUB_SECOND {
+        for phase in [0, 1, 3, 7, 9].map(|p| int * p / 10) {
+            kill_the_master(v3(configs(&[200, 100]), int), phase);
+            kill_the_master(v3(configs(&[200, 150, 100]), int), phase);
+        }
+    }
+}
+
+#[test]
+fn v3_a_shut_down_master_hands_over_within_skew_time() {
+    for int in SUB_SECOND {
+        for phase in [0, 4, 9].map(|p| int * p / 10) {
+            shut_the_master_down(v3(configs(&[200, 100]), int), phase);
+        }
+    }
+}
+
+#[test]
+fn v3_a_healed_split_keeps_one_holder() {
+    for int in SUB_SECOND {
+        for phase in [0, 3, 7].map(|p| int * p / 10) {
+            for preempt in [true, false] {
+                split_and_heal(
+                    with_preempt(v3(configs(&[200, 100]), int), preempt),
+                    &[&[1]],
+                    phase,
+                );
+                let equal = vec![config(9, 100), config(20, 100)];
+                split_and_heal(with_preempt(v3(equal, int), preempt), &[&[0]], phase);
+            }
+        }
+    }
+}
+
+/// VRRPv3 backups learn the master's interval (RFC 5798 section 6.4.2): a backup
+/// configured for 1 s takes over from a 100 ms master within the 100 ms master's
+/// Master_Down_Interval, as its own Skew_Time scaled to that interval.
+#[test]
+fn v3_a_backup_takes_over_at_the_masters_interval_not_its_own() {
+    let fast = Duration::from_millis(100);
+    let mut lan = Lan::with_routers([
+        RouterConfig {
+            version: Version::V3,
+            advert_int: fast,
+            ..config(10, 200)
+        },
+        RouterConfig {
+            version: Version::V3,
+            advert_int: Duration::from_secs(1),
+            ..config(11, 100)
+        },
+    ]);
+    let master = elect(&mut lan);
+    assert_eq!(master, 0);
+    lan.run_for(Duration::from_secs(5));
+    assert_eq!(lan.router(1).master_adver_int(), fast);
+    let killed = lan.now();
+    lan.kill(0);
+    let learned = lan.config(1).master_down_interval_for(fast);
+    assert!(learned < Duration::from_millis(400), "{learned:?}");
+    let (taken, who) = lan
+        .first_transition_to(State::Master, killed)
+        .map(Some)
+        .unwrap_or_else(|| {
+            lan.run_for(Duration::from_secs(5));
+            lan.first_transition_to(State::Master, killed)
+        })
+        .expect("someone takes over");
+    assert_eq!(who, 1, "{}", lan.dump());
+    assert!(
+        taken - killed <= learned + lan.link_delay(),
+        "took {:?}, bound {learned:?}\n{}",
+        taken - killed,
+        lan.dump()
+    );
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
-use vrrp::{Auth, GarpConfig, InstanceConfig, VirtualAddress};
+use vrrp::{Auth, GarpConfig, InstanceConfig, Version, VirtualAddress};
 
 /// A node's configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -235,9 +235,18 @@ pub struct VrrpConfig {
     /// Priority, 1..=255 (255: this node owns the addresses); default 100.
     #[serde(default)]
     pub priority: Priority,
-    /// Advertisement interval, whole seconds from 1s to 255s; default 1s.
+    /// The VRRP version: 2 (RFC 3768, the default) or 3 (RFC 5798: sub-second
+    /// adverts, no authentication).
+    #[serde(default)]
+    pub version: VrrpVersion,
+    /// Advertisement interval; default 1s. Whole seconds from 1s to 255s with
+    /// version 2; centiseconds from 10ms to 40950ms with version 3.
     #[serde(default)]
     pub advert_int: AdvertInt,
+    /// Version 3: compute and expect checksums without the IPv4 pseudo-header, for
+    /// peers that do so (keepalived's `v3_checksum_as_v2`); default false.
+    #[serde(default)]
+    pub v3_checksum_as_v2: bool,
     /// Take over from a lower-priority master (keepalived's default); `false` is
     /// keepalived's `nopreempt`.
     #[serde(default = "default_true")]
@@ -368,7 +377,24 @@ impl<'de> Deserialize<'de> for Priority {
     }
 }
 
-/// The advertisement interval: VRRPv2 carries whole seconds, 1 to 255.
+/// The VRRP version, 2 or 3.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VrrpVersion(pub Version);
+
+impl<'de> Deserialize<'de> for VrrpVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match i64::deserialize(d)? {
+            2 => Ok(VrrpVersion(Version::V2)),
+            3 => Ok(VrrpVersion(Version::V3)),
+            n => Err(de::Error::custom(format!(
+                "version must be 2 (VRRPv2, RFC 3768) or 3 (VRRPv3, RFC 5798), not {n}"
+            ))),
+        }
+    }
+}
+
+/// The advertisement interval. What the version can carry (whole seconds for v2,
+/// centiseconds for v3) is checked with the version: see [`Config::parse`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdvertInt(pub Duration);
 
@@ -380,15 +406,25 @@ impl Default for AdvertInt {
 
 impl<'de> Deserialize<'de> for AdvertInt {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let d: Duration = humantime_serde::deserialize(d)?;
-        if d.subsec_nanos() != 0 || !(1..=255).contains(&d.as_secs()) {
-            return Err(de::Error::custom(format!(
-                "advert_int must be whole seconds from 1s to 255s (VRRPv2), not {}",
-                humantime_serde::re::humantime::format_duration(d)
-            )));
-        }
-        Ok(AdvertInt(d))
+        Ok(AdvertInt(humantime_serde::deserialize(d)?))
     }
+}
+
+/// Why `advert_int` cannot be carried by `version`, if it cannot.
+fn advert_int_refusal(version: Version, int: Duration) -> Option<String> {
+    if version.wire_interval(int).is_some() {
+        return None;
+    }
+    let shown = humantime_serde::re::humantime::format_duration(int);
+    Some(match version {
+        Version::V2 if int < Duration::from_secs(1) || int.subsec_nanos() != 0 => format!(
+            "must be whole seconds from 1s to 255s with VRRPv2, not {shown}; sub-second adverts need version = 3"
+        ),
+        Version::V2 => format!("must be whole seconds from 1s to 255s with VRRPv2, not {shown}"),
+        Version::V3 => format!(
+            "must be a multiple of 10ms from 10ms to 40950ms with VRRPv3 (centiseconds), not {shown}"
+        ),
+    })
 }
 
 /// The virtual addresses: at least one, at most 255 (the advert's count field), no
@@ -538,6 +574,22 @@ impl Config {
         };
         if v.interface.trim().is_empty() {
             return Err(fail("interface", "must name a network interface".into()));
+        }
+        let version = v.version.0;
+        if let Some(why) = advert_int_refusal(version, v.advert_int.0) {
+            return Err(fail("advert_int", why));
+        }
+        if version == Version::V3 && v.auth_pass.is_some() {
+            return Err(fail(
+                "auth_pass",
+                "VRRPv3 has no authentication (RFC 5798 dropped it); leave auth_pass out, or use version = 2".into(),
+            ));
+        }
+        if version == Version::V2 && v.v3_checksum_as_v2 {
+            return Err(fail(
+                "v3_checksum_as_v2",
+                "applies to VRRPv3 only: set version = 3, or leave the key out".into(),
+            ));
         }
         for peer in &v.unicast_peers {
             if v.virtual_ipaddresses
@@ -711,7 +763,9 @@ impl Config {
             interface: v.interface.clone(),
             vrid: v.virtual_router_id.0,
             priority: v.priority.0,
+            version: v.version.0,
             advert_int: v.advert_int.0,
+            v3_checksum_as_v2: v.v3_checksum_as_v2,
             preempt: v.preempt,
             preempt_delay: v.preempt_delay,
             virtual_addresses: v.virtual_ipaddresses.0.clone(),
@@ -868,6 +922,52 @@ virtual_ipaddresses = ["10.20.112.100/24"]
 
         let text = GOOD.replace("preempt = false", "preempt = \"no\"");
         assert_eq!(error(&text).1, "vrrp.preempt");
+    }
+
+    #[test]
+    fn version_3_takes_centisecond_intervals_and_no_password() {
+        let v3 = |int: &str| {
+            GOOD.replace(
+                "advert_int = \"5s\"",
+                &format!("version = 3\nadvert_int = \"{int}\""),
+            )
+        };
+        for (int, expected) in [
+            ("100ms", 100),
+            ("10ms", 10),
+            ("40950ms", 40_950),
+            ("1s", 1000),
+        ] {
+            let i = parse(&v3(int)).unwrap().instance();
+            assert_eq!(i.version, Version::V3);
+            assert_eq!(i.advert_int, Duration::from_millis(expected), "{int}");
+            assert!(!i.v3_checksum_as_v2);
+        }
+        for bad in ["5ms", "15ms", "40960ms", "0s", "1ms"] {
+            let (line, key, message) = error(&v3(bad));
+            assert_eq!((line, key.as_str()), (7, "vrrp.advert_int"), "{bad}");
+            assert!(message.contains("multiple of 10ms"), "{message}");
+        }
+        // Version 2 names the way to sub-second adverts.
+        let text = GOOD.replace("\"5s\"", "\"100ms\"");
+        let (_, key, message) = error(&text);
+        assert_eq!(key, "vrrp.advert_int");
+        assert!(message.contains("version = 3"), "{message}");
+        // auth_pass has no place in v3.
+        let text = v3("100ms").replace("preempt = false", "auth_pass = \"secret\"");
+        let (line, key, message) = error(&text);
+        assert_eq!((line, key.as_str()), (8, "vrrp.auth_pass"));
+        assert!(message.contains("no authentication"), "{message}");
+        // v3_checksum_as_v2 is read with v3 and refused with v2.
+        let text = v3("100ms").replace("preempt = false", "v3_checksum_as_v2 = true");
+        assert!(parse(&text).unwrap().instance().v3_checksum_as_v2);
+        let text = GOOD.replace("preempt = false", "v3_checksum_as_v2 = true");
+        assert_eq!(error(&text).1, "vrrp.v3_checksum_as_v2");
+        // Only 2 and 3 exist.
+        let text = GOOD.replace("advert_int = \"5s\"", "version = 4");
+        let (line, key, message) = error(&text);
+        assert_eq!((line, key.as_str()), (6, "vrrp.version"));
+        assert!(message.contains("2 (VRRPv2"), "{message}");
     }
 
     #[test]

@@ -15,9 +15,8 @@ use tracing::{debug, error, info, warn};
 use crate::garp::GarpSender;
 use crate::instance::InstanceConfig;
 use crate::netlink::{LinkMonitor, Netlink, NetlinkError};
-use crate::packet::Advert;
 use crate::receive::{Filter, Inbound};
-use crate::router::{Action, FaultCause, Router, RouterConfig, State};
+use crate::router::{Action, FaultCause, Router, State};
 use crate::socket::{Destination, VrrpSocket};
 use crate::stats::{DropReason, Stats};
 
@@ -232,14 +231,7 @@ pub async fn spawn(
             what: "opening the AF_PACKET socket for gratuitous ARP (needs CAP_NET_RAW)",
             source,
         })?;
-    let router = Router::new(RouterConfig {
-        vrid: config.vrid,
-        priority: config.priority,
-        advert_int: config.advert_int,
-        preempt: config.preempt,
-        preempt_delay: config.preempt_delay,
-        primary_address: primary,
-    });
+    let router = Router::new(config.router_config(primary));
     let (commands_tx, commands_rx) = mpsc::channel(16);
     let (status_tx, status_rx) = watch::channel(Status {
         primary_address: Some(primary),
@@ -326,14 +318,9 @@ pub async fn release(config: &InstanceConfig, was_master: bool) -> Result<(), Dr
                 what: "opening the raw VRRP socket to step down",
                 source,
             })?;
-        let advert = Advert::new(
-            config.vrid,
-            0,
-            config.advert_int_secs(),
-            &config.auth,
-            &config.addresses(),
-        );
-        match socket.send(&advert.encode()).await {
+        let addresses = config.addresses();
+        let encode = |from, to| config.encode_advert(0, &addresses, from, to);
+        match socket.send(encode).await {
             Ok(()) => {
                 info!(instance = %config.name, source = %source, "priority-0 advert sent (stepping down for a stopped instance)")
             }
@@ -602,10 +589,14 @@ impl Driver {
 
     fn on_packet(&mut self, packet: &[u8]) {
         match self.filter.classify(packet, self.router.config()) {
-            Inbound::Advert { source, priority } => {
+            Inbound::Advert {
+                source,
+                priority,
+                interval,
+            } => {
                 self.stats.received(priority);
-                debug!(instance = %self.config.name, %source, priority, "advert");
-                self.router.receive(now(), source, priority);
+                debug!(instance = %self.config.name, %source, priority, ?interval, "advert");
+                self.router.receive(now(), source, priority, interval);
                 self.stats
                     .set_answers_suppressed(self.router.answers_suppressed());
             }
@@ -634,14 +625,9 @@ impl Driver {
         while let Some(action) = self.router.poll_action() {
             match action {
                 Action::SendAdvert { priority } => {
-                    let advert = Advert::new(
-                        self.config.vrid,
-                        priority,
-                        self.config.advert_int_secs(),
-                        &self.config.auth,
-                        &self.expected_addresses,
-                    );
-                    match self.socket.send(&advert.encode()).await {
+                    let (config, addresses) = (&self.config, &self.expected_addresses);
+                    let encode = |from, to| config.encode_advert(priority, addresses, from, to);
+                    match self.socket.send(encode).await {
                         Ok(()) => self.stats.sent(priority),
                         Err(e) => {
                             warn!(instance = %self.config.name, error = %e, priority, "sending an advert failed")
@@ -802,14 +788,7 @@ impl Driver {
         let primary = new
             .unicast_src_ip
             .unwrap_or(self.router.config().primary_address);
-        let router = RouterConfig {
-            vrid: new.vrid,
-            priority: new.priority,
-            advert_int: new.advert_int,
-            preempt: new.preempt,
-            preempt_delay: new.preempt_delay,
-            primary_address: primary,
-        };
+        let router = new.router_config(primary);
         let destination = if new.unicast_peers.is_empty() {
             Destination::Multicast
         } else {
@@ -838,6 +817,7 @@ impl Driver {
         info!(
             instance = %new.name,
             priority = format!("{} -> {}", old.priority, new.priority),
+            version = format!("{} -> {}", old.version, new.version),
             advert_int = format!("{:?} -> {:?}", old.advert_int, new.advert_int),
             preempt = format!("{} -> {}", old.preempt, new.preempt),
             added = ?added, removed = ?removed,

@@ -4,7 +4,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::netlink::VirtualAddress;
-use crate::packet::Auth;
+use crate::packet::{Advert, Auth, ChecksumScope, Version};
+use crate::router::RouterConfig;
 
 /// Gratuitous ARP settings, with keepalived's names and defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,8 +46,14 @@ pub struct InstanceConfig {
     pub vrid: u8,
     /// Priority, 1..=255.
     pub priority: u8,
-    /// Advertisement interval: whole seconds, 1..=255 (VRRPv2).
+    /// The VRRP version spoken (2 unless configured).
+    pub version: Version,
+    /// Advertisement interval: whole seconds, 1..=255, with VRRPv2; centiseconds,
+    /// 10 ms..=40.95 s, with VRRPv3.
     pub advert_int: Duration,
+    /// VRRPv3: compute and expect checksums without the IPv4 pseudo-header
+    /// (keepalived's `v3_checksum_as_v2`, for peers that do so).
+    pub v3_checksum_as_v2: bool,
     /// Preempt a lower-priority master.
     pub preempt: bool,
     /// Do not preempt for this long after start-up.
@@ -68,11 +75,69 @@ pub struct InstanceConfig {
 }
 
 impl InstanceConfig {
-    /// The advertisement interval in whole seconds, as VRRPv2 puts it on the wire.
-    pub fn advert_int_secs(&self) -> u8 {
-        u8::try_from(self.advert_int.as_secs())
-            .unwrap_or(u8::MAX)
-            .max(1)
+    /// The advertisement interval as the version puts it on the wire (whole seconds
+    /// for v2, centiseconds for v3). The configuration refuses intervals the version
+    /// cannot carry; one that slipped through is rounded into range.
+    pub fn wire_advert_int(&self) -> u16 {
+        self.version
+            .wire_interval(self.advert_int)
+            .unwrap_or_else(|| match self.version {
+                Version::V2 => self.advert_int.as_secs().clamp(1, 255) as u16,
+                Version::V3 => (self.advert_int.as_millis() / 10).clamp(1, 4095) as u16,
+            })
+    }
+
+    /// Our advert with `priority` for `addresses`, in our version.
+    pub fn advert(&self, priority: u8, addresses: &[Ipv4Addr]) -> Advert {
+        let int = self.wire_advert_int();
+        match self.version {
+            Version::V2 => Advert::new(
+                self.vrid,
+                priority,
+                u8::try_from(int).unwrap_or(u8::MAX),
+                &self.auth,
+                addresses,
+            ),
+            Version::V3 => Advert::v3(self.vrid, priority, int, addresses),
+        }
+    }
+
+    /// The state machine's parameters, with `primary` as our address.
+    pub fn router_config(&self, primary: Ipv4Addr) -> RouterConfig {
+        RouterConfig {
+            vrid: self.vrid,
+            priority: self.priority,
+            version: self.version,
+            advert_int: self.advert_int,
+            preempt: self.preempt,
+            preempt_delay: self.preempt_delay,
+            primary_address: primary,
+        }
+    }
+
+    /// The encoded advert with `priority` for `addresses`, from `source` to
+    /// `destination` (a v3 checksum may cover both).
+    pub fn encode_advert(
+        &self,
+        priority: u8,
+        addresses: &[Ipv4Addr],
+        source: Ipv4Addr,
+        destination: Ipv4Addr,
+    ) -> Vec<u8> {
+        self.advert(priority, addresses)
+            .encode_with(self.checksum_scope(source, destination))
+    }
+
+    /// What the checksum of an advert from `source` to `destination` covers.
+    pub fn checksum_scope(&self, source: Ipv4Addr, destination: Ipv4Addr) -> ChecksumScope {
+        if self.version == Version::V3 && !self.v3_checksum_as_v2 {
+            ChecksumScope::Ipv4Pseudo {
+                source,
+                destination,
+            }
+        } else {
+            ChecksumScope::Message
+        }
     }
 
     /// The lifetime given to the virtual addresses: Master_Down_Interval rounded up to

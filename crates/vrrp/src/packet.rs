@@ -1,4 +1,5 @@
-//! VRRPv2 packet codec (RFC 3768 section 5) and the receive checks of section 7.1.
+//! VRRP packet codec: VRRPv2 (RFC 3768 section 5) and VRRPv3 for IPv4 (RFC 5798
+//! section 5), and the receive checks of section 7.1 of each.
 //!
 //! [`Advert::decode_ipv4`] takes a whole IPv4 datagram as a raw socket hands it over
 //! (header of any legal length included) and applies every check that needs nothing
@@ -6,8 +7,15 @@
 //! local instance's configuration: who may send (`unicast_peers`, `allowed_sources`)
 //! and what the advert must say ([`Advert::check_against`]). Each failure is a
 //! [`DropReason`], so that the caller can count it.
+//!
+//! A VRRPv3 checksum covers an IPv4 pseudo-header (RFC 5798 section 5.2.8; keepalived
+//! computes it so by default); some implementations leave the pseudo-header out
+//! (keepalived's `v3_checksum_as_v2`, discussed in RFC 9568). The decoder accepts
+//! either and says which ([`Received::checksum_as_v2`]); the instance's check then
+//! takes only the kind it is configured for.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use crate::stats::DropReason;
 
@@ -17,14 +25,66 @@ pub const IPPROTO_VRRP: u8 = 112;
 pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// The TTL every advert is sent with and must arrive with.
 pub const TTL: u8 = 255;
-/// VRRP version implemented here.
-pub const VERSION: u8 = 2;
-/// The only VRRPv2 packet type: ADVERTISEMENT.
+/// The only VRRP packet type: ADVERTISEMENT.
 pub const TYPE_ADVERTISEMENT: u8 = 1;
 /// Length of the fixed part of the VRRP header (before the address list).
 pub const HEADER_LEN: usize = 8;
 /// Length of the authentication data that ends every VRRPv2 packet.
 pub const AUTH_DATA_LEN: usize = 8;
+/// The largest VRRPv3 Max Adver Int: 12 bits of centiseconds (40.95 s).
+pub const MAX_ADVER_INT_V3: u16 = 0x0fff;
+
+/// The VRRP version an advert is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// VRRPv2 (RFC 3768): IPv4, whole-second intervals, authentication fields.
+    #[default]
+    V2,
+    /// VRRPv3 (RFC 5798): centisecond intervals, no authentication.
+    V3,
+}
+
+impl Version {
+    /// The value of the Version field.
+    pub fn number(self) -> u8 {
+        match self {
+            Version::V2 => 2,
+            Version::V3 => 3,
+        }
+    }
+
+    /// The advertisement interval as this version puts it on the wire: whole seconds
+    /// for v2 (1..=255), centiseconds for v3 (1..=4095); `None` when it cannot be.
+    pub fn wire_interval(self, interval: Duration) -> Option<u16> {
+        match self {
+            Version::V2 => {
+                let secs = u8::try_from(interval.as_secs()).ok()?;
+                (secs >= 1 && interval.subsec_nanos() == 0).then_some(u16::from(secs))
+            }
+            Version::V3 => {
+                if !interval.as_nanos().is_multiple_of(10_000_000) {
+                    return None;
+                }
+                let centis = u16::try_from(interval.as_millis() / 10).ok()?;
+                (1..=MAX_ADVER_INT_V3).contains(&centis).then_some(centis)
+            }
+        }
+    }
+
+    /// The interval a wire value of this version stands for.
+    pub fn interval(self, wire: u16) -> Duration {
+        match self {
+            Version::V2 => Duration::from_secs(u64::from(wire)),
+            Version::V3 => Duration::from_millis(u64::from(wire) * 10),
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VRRPv{}", self.number())
+    }
+}
 
 /// Authentication of a VRRPv2 advert (section 5.3.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,18 +123,21 @@ impl Auth {
     }
 }
 
-/// A decoded VRRPv2 advertisement.
+/// A decoded VRRP advertisement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Advert {
+    /// The VRRP version it is written in.
+    pub version: Version,
     /// Virtual router identifier, 1..=255.
     pub vrid: u8,
     /// Priority of the sender; 0 means "I stop being master", 255 "I own the addresses".
     pub priority: u8,
-    /// Advertisement interval in seconds.
-    pub advert_int_secs: u8,
-    /// Authentication type and data.
+    /// The advertisement interval in the version's unit: whole seconds (v2), or
+    /// centiseconds (v3's Max Adver Int, 12 bits). See [`Advert::interval`].
+    pub advert_int: u16,
+    /// Authentication type (v2; 0 in v3, which has none).
     pub auth_type: u8,
-    /// The 8 bytes of authentication data as received.
+    /// The 8 bytes of authentication data as received (v2; zero in v3).
     pub auth_data: [u8; AUTH_DATA_LEN],
     /// The virtual addresses the sender announces.
     pub addresses: Vec<Ipv4Addr>,
@@ -89,17 +152,26 @@ pub struct Received {
     pub destination: Ipv4Addr,
     /// The VRRP payload.
     pub advert: Advert,
+    /// Whether the checksum covers the VRRP message alone, as in VRRPv2 (always so
+    /// for a v2 advert; for v3, a sender configured as keepalived's
+    /// `v3_checksum_as_v2`), rather than the pseudo-header too.
+    pub checksum_as_v2: bool,
 }
 
 /// What the local instance expects of a peer's advert (section 7.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expect<'a> {
+    /// Our VRRP version.
+    pub version: Version,
     /// Our virtual router id.
     pub vrid: u8,
-    /// Our advertisement interval in seconds.
-    pub advert_int_secs: u8,
-    /// Our authentication.
+    /// Our advertisement interval in the version's unit (see [`Advert::advert_int`]):
+    /// v2 drops an advert with another; v3 learns the master's instead.
+    pub advert_int: u16,
+    /// Our authentication (v2).
     pub auth: &'a Auth,
+    /// v3: whether we take checksums without the pseudo-header (and only those).
+    pub checksum_as_v2: bool,
     /// Our configured virtual addresses, in configuration order.
     pub addresses: &'a [Ipv4Addr],
     /// True when we own the addresses (priority 255): an owner accepts no advert.
@@ -116,7 +188,8 @@ impl Received {
     /// Every check that needs the local configuration, in this order: the source
     /// against `unicast_peers` (as it always was), the VRID (another virtual router's
     /// adverts are the LAN's normal traffic and are counted as such, not as strangers),
-    /// the source against `allowed_sources`, then [`Advert::check_against`].
+    /// the source against `allowed_sources`, the version and, for v3, the kind of
+    /// checksum, then [`Advert::check_against`].
     ///
     /// Note what the source checks are worth: they stop a stray or misconfigured
     /// router (a third keepalived with our VRID, a test box cloned from a
@@ -131,12 +204,32 @@ impl Received {
         if !expect.allowed_sources.is_empty() && !expect.allowed_sources.contains(&self.source) {
             return Err(DropReason::SourceNotAllowed);
         }
+        if self.advert.version != expect.version {
+            return Err(DropReason::Version);
+        }
+        if self.advert.version == Version::V3 && self.checksum_as_v2 != expect.checksum_as_v2 {
+            return Err(DropReason::Checksum);
+        }
         self.advert.check_against(expect)
     }
 }
 
+/// What a checksum covers besides the VRRP message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumScope {
+    /// The message alone: VRRPv2, or VRRPv3 as `v3_checksum_as_v2`.
+    Message,
+    /// VRRPv3 over IPv4: the IPv4 pseudo-header too (RFC 5798 section 5.2.8).
+    Ipv4Pseudo {
+        /// The datagram's source address.
+        source: Ipv4Addr,
+        /// The datagram's destination address.
+        destination: Ipv4Addr,
+    },
+}
+
 impl Advert {
-    /// Builds an advert for the given instance parameters.
+    /// Builds a VRRPv2 advert.
     pub fn new(
         vrid: u8,
         priority: u8,
@@ -145,79 +238,170 @@ impl Advert {
         addresses: &[Ipv4Addr],
     ) -> Self {
         Advert {
+            version: Version::V2,
             vrid,
             priority,
-            advert_int_secs,
+            advert_int: u16::from(advert_int_secs),
             auth_type: auth.type_code(),
             auth_data: auth.data(),
             addresses: addresses.to_vec(),
         }
     }
 
-    /// Length of the encoded VRRP message.
-    pub fn encoded_len(&self) -> usize {
-        HEADER_LEN + 4 * self.addresses.len() + AUTH_DATA_LEN
+    /// Builds a VRRPv3 advert; `advert_int_centis` is cut to its 12 bits.
+    pub fn v3(vrid: u8, priority: u8, advert_int_centis: u16, addresses: &[Ipv4Addr]) -> Self {
+        Advert {
+            version: Version::V3,
+            vrid,
+            priority,
+            advert_int: advert_int_centis & MAX_ADVER_INT_V3,
+            auth_type: 0,
+            auth_data: [0; AUTH_DATA_LEN],
+            addresses: addresses.to_vec(),
+        }
     }
 
-    /// Encodes the VRRP message (without an IP header), checksum filled in.
+    /// The advertisement interval it announces.
+    pub fn interval(&self) -> Duration {
+        self.version.interval(self.advert_int)
+    }
+
+    /// Length of the encoded VRRP message.
+    pub fn encoded_len(&self) -> usize {
+        let auth = match self.version {
+            Version::V2 => AUTH_DATA_LEN,
+            Version::V3 => 0,
+        };
+        HEADER_LEN + 4 * self.addresses.len() + auth
+    }
+
+    /// Encodes the VRRP message (without an IP header), its checksum over the message
+    /// alone: VRRPv2, or VRRPv3 as `v3_checksum_as_v2`. See [`Advert::encode_with`].
     ///
     /// # Panics
     /// If there are more than 255 addresses, which the configuration refuses.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(ChecksumScope::Message)
+    }
+
+    /// Encodes the VRRP message (without an IP header), its checksum covering `scope`
+    /// besides the message (a v2 advert's checksum always covers the message alone).
+    ///
+    /// # Panics
+    /// If there are more than 255 addresses, which the configuration refuses.
+    pub fn encode_with(&self, scope: ChecksumScope) -> Vec<u8> {
         let count = u8::try_from(self.addresses.len()).expect("at most 255 addresses");
         let mut buf = Vec::with_capacity(self.encoded_len());
-        buf.push((VERSION << 4) | TYPE_ADVERTISEMENT);
+        buf.push((self.version.number() << 4) | TYPE_ADVERTISEMENT);
         buf.push(self.vrid);
         buf.push(self.priority);
         buf.push(count);
-        buf.push(self.auth_type);
-        buf.push(self.advert_int_secs);
+        match self.version {
+            Version::V2 => {
+                buf.push(self.auth_type);
+                buf.push(u8::try_from(self.advert_int).unwrap_or(u8::MAX));
+            }
+            Version::V3 => {
+                buf.extend_from_slice(&(self.advert_int & MAX_ADVER_INT_V3).to_be_bytes())
+            }
+        }
         buf.extend_from_slice(&[0, 0]);
         for address in &self.addresses {
             buf.extend_from_slice(&address.octets());
         }
-        buf.extend_from_slice(&self.auth_data);
-        let sum = checksum(&buf);
+        if self.version == Version::V2 {
+            buf.extend_from_slice(&self.auth_data);
+        }
+        let scope = match self.version {
+            Version::V2 => ChecksumScope::Message,
+            Version::V3 => scope,
+        };
+        let sum = checksum_in(scope, &buf);
         buf[6..8].copy_from_slice(&sum.to_be_bytes());
         buf
     }
 
     /// Decodes a VRRP message (no IP header): version, type, length and checksum are
-    /// verified.
+    /// verified. Without the IP header a v3 checksum can only be taken as
+    /// `v3_checksum_as_v2`; see [`Advert::decode_ipv4`].
     pub fn decode(buf: &[u8]) -> Result<Advert, DropReason> {
+        Self::decode_message(buf, None).map(|(advert, _)| advert)
+    }
+
+    /// Decodes a VRRP message; a v3 checksum is tried with the pseudo-header of
+    /// `pseudo` (source, destination) first, then over the message alone. Returns
+    /// the advert and whether its checksum covers the message alone.
+    fn decode_message(
+        buf: &[u8],
+        pseudo: Option<(Ipv4Addr, Ipv4Addr)>,
+    ) -> Result<(Advert, bool), DropReason> {
         if buf.len() < HEADER_LEN {
             return Err(DropReason::Truncated);
         }
-        if buf[0] >> 4 != VERSION {
-            return Err(DropReason::Version);
-        }
+        let version = match buf[0] >> 4 {
+            2 => Version::V2,
+            3 => Version::V3,
+            _ => return Err(DropReason::Version),
+        };
         if buf[0] & 0x0f != TYPE_ADVERTISEMENT {
             return Err(DropReason::Type);
         }
         let count = usize::from(buf[3]);
-        let len = HEADER_LEN + 4 * count + AUTH_DATA_LEN;
+        let auth_len = match version {
+            Version::V2 => AUTH_DATA_LEN,
+            Version::V3 => 0,
+        };
+        let len = HEADER_LEN + 4 * count + auth_len;
         if buf.len() < len {
             return Err(DropReason::Truncated);
         }
         // Bytes past the declared message (link padding) are not part of it.
         let buf = &buf[..len];
-        if checksum(buf) != 0 {
-            return Err(DropReason::Checksum);
-        }
+        let as_v2 = checksum(buf) == 0;
+        let checksum_as_v2 = match (version, pseudo) {
+            (Version::V2, _) | (Version::V3, None) if as_v2 => true,
+            (Version::V3, Some((source, destination))) => {
+                let scope = ChecksumScope::Ipv4Pseudo {
+                    source,
+                    destination,
+                };
+                if checksum_in(scope, buf) == 0 {
+                    false
+                } else if as_v2 {
+                    true
+                } else {
+                    return Err(DropReason::Checksum);
+                }
+            }
+            _ => return Err(DropReason::Checksum),
+        };
         let addresses = buf[HEADER_LEN..HEADER_LEN + 4 * count]
             .chunks_exact(4)
             .map(|o| Ipv4Addr::new(o[0], o[1], o[2], o[3]))
             .collect();
-        let mut auth_data = [0u8; AUTH_DATA_LEN];
-        auth_data.copy_from_slice(&buf[len - AUTH_DATA_LEN..]);
-        Ok(Advert {
+        let (auth_type, advert_int, auth_data) = match version {
+            Version::V2 => {
+                let mut auth_data = [0u8; AUTH_DATA_LEN];
+                auth_data.copy_from_slice(&buf[len - AUTH_DATA_LEN..]);
+                (buf[4], u16::from(buf[5]), auth_data)
+            }
+            // The 4 reserved bits are ignored on reception.
+            Version::V3 => (
+                0,
+                u16::from_be_bytes([buf[4], buf[5]]) & MAX_ADVER_INT_V3,
+                [0; AUTH_DATA_LEN],
+            ),
+        };
+        let advert = Advert {
+            version,
             vrid: buf[1],
             priority: buf[2],
-            advert_int_secs: buf[5],
-            auth_type: buf[4],
+            advert_int,
+            auth_type,
             auth_data,
             addresses,
-        })
+        };
+        Ok((advert, checksum_as_v2))
     }
 
     /// Decodes a whole IPv4 datagram carrying a VRRP message, as a raw socket returns
@@ -245,40 +429,51 @@ impl Advert {
         }
         let source = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
         let destination = Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]);
-        let advert = Advert::decode(&buf[header_len..total_len])?;
+        let (advert, checksum_as_v2) =
+            Advert::decode_message(&buf[header_len..total_len], Some((source, destination)))?;
         Ok(Received {
             source,
             destination,
             advert,
+            checksum_as_v2,
         })
     }
 
     /// The checks of section 7.1 on what the advert says, in the RFC's order. The
     /// source lists of `expect` are not looked at here: see
-    /// [`Received::check_against`].
+    /// [`Received::check_against`]. VRRPv3 has no authentication and does not
+    /// compare intervals (a backup learns the master's).
     pub fn check_against(&self, expect: &Expect<'_>) -> Result<(), DropReason> {
         if self.vrid != expect.vrid {
             return Err(DropReason::Vrid);
         }
+        if self.version != expect.version {
+            return Err(DropReason::Version);
+        }
         if expect.we_are_owner {
             return Err(DropReason::OwnerReceived);
         }
-        if self.auth_type != expect.auth.type_code() {
-            return Err(DropReason::AuthType);
-        }
-        // Section 5.3.6: with type 0 the data field is ignored on reception (it is
-        // only zeroed on transmission); only a password is compared.
-        if let Auth::Simple(password) = expect.auth
-            && self.auth_data != *password
-        {
-            return Err(DropReason::Authentication);
+        if self.version == Version::V2 {
+            if self.auth_type != expect.auth.type_code() {
+                return Err(DropReason::AuthType);
+            }
+            // Section 5.3.6: with type 0 the data field is ignored on reception (it is
+            // only zeroed on transmission); only a password is compared.
+            if let Auth::Simple(password) = expect.auth
+                && self.auth_data != *password
+            {
+                return Err(DropReason::Authentication);
+            }
         }
         // Section 7.1: a mismatching address list is dropped unless the sender owns
         // the addresses. The order of the list is not significant.
         if self.priority != 255 && !same_addresses(&self.addresses, expect.addresses) {
             return Err(DropReason::AddressList);
         }
-        if self.advert_int_secs != expect.advert_int_secs {
+        if self.version == Version::V2 && self.advert_int != expect.advert_int {
+            return Err(DropReason::Interval);
+        }
+        if self.version == Version::V3 && self.advert_int == 0 {
             return Err(DropReason::Interval);
         }
         Ok(())
@@ -296,7 +491,30 @@ fn same_addresses(a: &[Ipv4Addr], b: &[Ipv4Addr]) -> bool {
 /// The Internet checksum (RFC 1071) of `buf`: zero when computed over a message whose
 /// checksum field is already filled in correctly.
 pub fn checksum(buf: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
+    fold(sum_words(0, buf))
+}
+
+/// The checksum of `message` with what `scope` adds in front of it.
+fn checksum_in(scope: ChecksumScope, message: &[u8]) -> u16 {
+    match scope {
+        ChecksumScope::Message => checksum(message),
+        ChecksumScope::Ipv4Pseudo {
+            source,
+            destination,
+        } => {
+            let len = u16::try_from(message.len()).unwrap_or(u16::MAX);
+            let mut pseudo = [0u8; 12];
+            pseudo[..4].copy_from_slice(&source.octets());
+            pseudo[4..8].copy_from_slice(&destination.octets());
+            pseudo[9] = IPPROTO_VRRP;
+            pseudo[10..].copy_from_slice(&len.to_be_bytes());
+            fold(sum_words(sum_words(0, &pseudo), message))
+        }
+    }
+}
+
+/// Adds `buf` as 16-bit big-endian words (an odd last byte padded with zero).
+fn sum_words(mut sum: u32, buf: &[u8]) -> u32 {
     let mut chunks = buf.chunks_exact(2);
     for pair in &mut chunks {
         sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
@@ -304,6 +522,11 @@ pub fn checksum(buf: &[u8]) -> u16 {
     if let [last] = chunks.remainder() {
         sum += u32::from(*last) << 8;
     }
+    // Fold as we go so that long inputs cannot overflow.
+    (sum & 0xffff) + (sum >> 16)
+}
+
+fn fold(mut sum: u32) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -341,9 +564,11 @@ mod tests {
 
     fn expect<'a>(auth: &'a Auth, addresses: &'a [Ipv4Addr]) -> Expect<'a> {
         Expect {
+            version: Version::V2,
             vrid: 51,
-            advert_int_secs: 1,
+            advert_int: 1,
             auth,
+            checksum_as_v2: false,
             addresses,
             we_are_owner: false,
             unicast_peers: &[],
@@ -356,6 +581,7 @@ mod tests {
             source,
             destination: MULTICAST_GROUP,
             advert,
+            checksum_as_v2: true,
         }
     }
 
@@ -493,9 +719,11 @@ mod tests {
 
     #[test]
     fn rejects_other_versions() {
-        let mut bytes = advert().encode();
-        bytes[0] = 0x31;
-        assert_eq!(Advert::decode(&bytes), Err(DropReason::Version));
+        for first in [0x11, 0x41, 0xf1] {
+            let mut bytes = advert().encode();
+            bytes[0] = first;
+            assert_eq!(Advert::decode(&bytes), Err(DropReason::Version));
+        }
     }
 
     #[test]
@@ -639,7 +867,154 @@ mod tests {
         );
     }
 
+    const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+
+    fn expect_v3<'a>(addresses: &'a [Ipv4Addr], as_v2: bool) -> Expect<'a> {
+        Expect {
+            version: Version::V3,
+            advert_int: 100,
+            checksum_as_v2: as_v2,
+            ..expect(&Auth::None, addresses)
+        }
+    }
+
+    fn v3_datagram(advert: &Advert, as_v2: bool) -> Vec<u8> {
+        let scope = if as_v2 {
+            ChecksumScope::Message
+        } else {
+            ChecksumScope::Ipv4Pseudo {
+                source: SRC,
+                destination: MULTICAST_GROUP,
+            }
+        };
+        ipv4_datagram(SRC, MULTICAST_GROUP, 255, &advert.encode_with(scope))
+    }
+
+    /// RFC 5798 section 5.1: version 3, 4 reserved bits and a 12-bit Max Adver Int
+    /// in centiseconds where v2 had auth type and interval, no authentication data.
+    #[test]
+    fn encodes_the_v3_layout() {
+        let a = Advert::v3(51, 100, 10, &[VIP]);
+        let bytes = a.encode();
+        assert_eq!(bytes.len(), 12);
+        assert_eq!(&bytes[..6], &[0x31, 51, 100, 1, 0x00, 10]);
+        assert_eq!(&bytes[8..12], &[192, 0, 2, 100]);
+        assert_eq!(a.interval(), Duration::from_millis(100));
+        let long = Advert::v3(51, 100, 4095, &[VIP]).encode();
+        assert_eq!(&long[4..6], &[0x0f, 0xff]);
+        assert_eq!(Version::V3.interval(4095), Duration::from_millis(40_950));
+    }
+
+    /// The v3 checksum covers the IPv4 pseudo-header (source, destination, zero,
+    /// protocol 112, VRRP length) unless the sender computes it as v2 does; the
+    /// decoder says which, and each instance takes only its own kind.
+    #[test]
+    fn the_v3_checksum_covers_the_pseudo_header_or_not_as_configured() {
+        let a = Advert::v3(51, 100, 100, &[VIP]);
+        let pseudo = Advert::decode_ipv4(&v3_datagram(&a, false)).unwrap();
+        assert!(!pseudo.checksum_as_v2);
+        assert_eq!(pseudo.advert, a);
+        let plain = Advert::decode_ipv4(&v3_datagram(&a, true)).unwrap();
+        assert!(plain.checksum_as_v2);
+        assert_eq!(pseudo.check_against(&expect_v3(&[VIP], false)), Ok(()));
+        assert_eq!(
+            plain.check_against(&expect_v3(&[VIP], false)),
+            Err(DropReason::Checksum)
+        );
+        assert_eq!(plain.check_against(&expect_v3(&[VIP], true)), Ok(()));
+        assert_eq!(
+            pseudo.check_against(&expect_v3(&[VIP], true)),
+            Err(DropReason::Checksum)
+        );
+        // The pseudo-header's addresses are those of the datagram: a message
+        // checksummed for another destination fails both ways.
+        let other = ChecksumScope::Ipv4Pseudo {
+            source: SRC,
+            destination: PEER,
+        };
+        let wrong = ipv4_datagram(SRC, MULTICAST_GROUP, 255, &a.encode_with(other));
+        assert_eq!(Advert::decode_ipv4(&wrong), Err(DropReason::Checksum));
+        // The pseudo-header makes a difference at all.
+        assert_ne!(a.encode_with(other), a.encode());
+    }
+
+    /// Section 7.1 for v3: no authentication to check, and the interval is learned
+    /// from the master rather than compared; a zero interval is refused. A v2 advert
+    /// is refused by a v3 instance and the other way round.
+    #[test]
+    fn v3_checks_skip_the_interval_and_the_versions_do_not_mix() {
+        let slower = Advert::v3(51, 100, 300, &[VIP]);
+        assert_eq!(slower.check_against(&expect_v3(&[VIP], true)), Ok(()));
+        let zero = Advert::v3(51, 100, 0, &[VIP]);
+        assert_eq!(
+            zero.check_against(&expect_v3(&[VIP], true)),
+            Err(DropReason::Interval)
+        );
+        let v2 = Advert::new(51, 100, 1, &Auth::None, &[VIP]);
+        assert_eq!(
+            v2.check_against(&expect_v3(&[VIP], true)),
+            Err(DropReason::Version)
+        );
+        assert_eq!(
+            slower.check_against(&expect(&Auth::None, &[VIP])),
+            Err(DropReason::Version)
+        );
+        let other = Advert::v3(51, 100, 100, &[PEER]);
+        assert_eq!(
+            other.check_against(&expect_v3(&[VIP], true)),
+            Err(DropReason::AddressList)
+        );
+        // Reserved bits are ignored.
+        let mut bytes = Advert::v3(51, 100, 100, &[VIP]).encode();
+        bytes[4] |= 0xf0;
+        bytes[6..8].copy_from_slice(&[0, 0]);
+        let sum = checksum(&bytes);
+        bytes[6..8].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(Advert::decode(&bytes).unwrap().advert_int, 100);
+    }
+
+    #[test]
+    fn wire_intervals_per_version() {
+        let ms = Duration::from_millis;
+        assert_eq!(Version::V2.wire_interval(ms(1000)), Some(1));
+        assert_eq!(Version::V2.wire_interval(ms(255_000)), Some(255));
+        assert_eq!(Version::V2.wire_interval(ms(1500)), None);
+        assert_eq!(Version::V2.wire_interval(ms(256_000)), None);
+        assert_eq!(Version::V2.wire_interval(ms(0)), None);
+        assert_eq!(Version::V3.wire_interval(ms(10)), Some(1));
+        assert_eq!(Version::V3.wire_interval(ms(100)), Some(10));
+        assert_eq!(Version::V3.wire_interval(ms(40_950)), Some(4095));
+        assert_eq!(Version::V3.wire_interval(ms(40_960)), None);
+        assert_eq!(Version::V3.wire_interval(ms(15)), None);
+        assert_eq!(Version::V3.wire_interval(ms(0)), None);
+    }
+
     proptest! {
+        #[test]
+        fn v3_round_trips(vrid in 1u8.., priority: u8, int in 1u16..=4095, as_v2: bool,
+                          addrs in proptest::collection::vec(any::<u32>(), 0..20)) {
+            let addresses: Vec<Ipv4Addr> = addrs.into_iter().map(Ipv4Addr::from).collect();
+            let a = Advert::v3(vrid, priority, int, &addresses);
+            let bytes = v3_datagram(&a, as_v2);
+            prop_assert_eq!(bytes.len(), 20 + a.encoded_len());
+            let r = Advert::decode_ipv4(&bytes).unwrap();
+            prop_assert_eq!(r.checksum_as_v2, as_v2);
+            prop_assert_eq!(r.advert, a);
+        }
+
+        #[test]
+        fn any_single_bit_flip_of_a_v3_datagram_is_caught(bit in 0usize..160, as_v2: bool) {
+            // The bits of the VRRP message and of the addresses the pseudo-header
+            // covers (bytes 12..20 of the IPv4 header), TTL and protocol aside.
+            let mut bytes = v3_datagram(&Advert::v3(51, 100, 100, &[VIP]), as_v2);
+            let byte = 12 + bit / 8;
+            bytes[byte] ^= 1 << (bit % 8);
+            let covered = byte >= 20 || !as_v2;
+            if covered {
+                prop_assert!(Advert::decode_ipv4(&bytes).is_err(), "byte {}", byte);
+            }
+        }
+
         #[test]
         fn round_trips(vrid in 1u8.., priority: u8, int in 1u8.., pass in "[a-z0-9]{0,10}",
                        addrs in proptest::collection::vec(any::<u32>(), 0..20), ttl_ok: bool) {

@@ -18,9 +18,10 @@
 //!   is the sans-IO half of several instances per agent (issue 9).
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use crate::instance::InstanceConfig;
-use crate::packet::{Advert, Auth, Expect, Received};
+use crate::packet::{Advert, Auth, Expect, Received, Version};
 use crate::router::RouterConfig;
 use crate::stats::DropReason;
 
@@ -33,6 +34,9 @@ pub enum Inbound {
         source: Ipv4Addr,
         /// The priority it advertises.
         priority: u8,
+        /// The advertisement interval it announces (VRRPv3's backups learn the
+        /// master's; with v2 it is ours).
+        interval: Duration,
     },
     /// Our own advert, looped back by the kernel: ignore it, count nothing.
     Own,
@@ -46,9 +50,11 @@ pub enum Inbound {
 /// configuration changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Filter {
+    version: Version,
     vrid: u8,
-    advert_int_secs: u8,
+    advert_int: u16,
     auth: Auth,
+    checksum_as_v2: bool,
     addresses: Vec<Ipv4Addr>,
     unicast_peers: Vec<Ipv4Addr>,
     allowed_sources: Vec<Ipv4Addr>,
@@ -58,9 +64,11 @@ impl Filter {
     /// The checks of `config`'s instance.
     pub fn new(config: &InstanceConfig) -> Self {
         Filter {
+            version: config.version,
             vrid: config.vrid,
-            advert_int_secs: config.advert_int_secs(),
+            advert_int: config.wire_advert_int(),
             auth: config.auth.clone(),
+            checksum_as_v2: config.v3_checksum_as_v2,
             addresses: config.addresses(),
             unicast_peers: config.unicast_peers.clone(),
             allowed_sources: config.allowed_sources.clone(),
@@ -92,9 +100,11 @@ impl Filter {
             return Inbound::Own;
         }
         let expect = Expect {
+            version: self.version,
             vrid: self.vrid,
-            advert_int_secs: self.advert_int_secs,
+            advert_int: self.advert_int,
             auth: &self.auth,
+            checksum_as_v2: self.checksum_as_v2,
             addresses: &self.addresses,
             we_are_owner: router.priority == 255,
             unicast_peers: &self.unicast_peers,
@@ -104,6 +114,7 @@ impl Filter {
             Ok(()) => Inbound::Advert {
                 source: received.source,
                 priority: received.advert.priority,
+                interval: received.advert.interval(),
             },
             Err(reason) => Inbound::Dropped(reason, Some(received.source)),
         }
@@ -214,7 +225,9 @@ mod tests {
             interface: "eth0".into(),
             vrid,
             priority: 100,
+            version: Version::V2,
             advert_int: Duration::from_secs(1),
+            v3_checksum_as_v2: false,
             preempt: false,
             preempt_delay: Duration::ZERO,
             virtual_addresses: vec![VirtualAddress {
@@ -230,26 +243,13 @@ mod tests {
     }
 
     fn router(config: &InstanceConfig) -> RouterConfig {
-        RouterConfig {
-            vrid: config.vrid,
-            priority: config.priority,
-            advert_int: config.advert_int,
-            preempt: config.preempt,
-            preempt_delay: config.preempt_delay,
-            primary_address: US,
-        }
+        config.router_config(US)
     }
 
     /// An advert as `config`'s peers send it, from `source` with TTL 255.
     fn datagram(config: &InstanceConfig, source: Ipv4Addr, priority: u8) -> Vec<u8> {
-        let advert = Advert::new(
-            config.vrid,
-            priority,
-            config.advert_int_secs(),
-            &config.auth,
-            &config.addresses(),
-        );
-        ipv4_datagram(source, MULTICAST_GROUP, TTL, &advert.encode())
+        let advert = config.encode_advert(priority, &config.addresses(), source, MULTICAST_GROUP);
+        ipv4_datagram(source, MULTICAST_GROUP, TTL, &advert)
     }
 
     #[test]
@@ -261,7 +261,8 @@ mod tests {
             filter.classify(&datagram(&config, PEER, 120), &router(&config)),
             Inbound::Advert {
                 source: PEER,
-                priority: 120
+                priority: 120,
+                interval: Duration::from_secs(1),
             }
         );
     }
@@ -421,7 +422,8 @@ mod tests {
             listed.classify(&datagram(&config, PEER, 100), &ours),
             Inbound::Advert {
                 source: PEER,
-                priority: 100
+                priority: 100,
+                interval: Duration::from_secs(1),
             }
         );
     }
@@ -446,7 +448,8 @@ mod tests {
                 Filter::new(config).check(&received, &router(config)),
                 Inbound::Advert {
                     source: PEER,
-                    priority: 100
+                    priority: 100,
+                    interval: Duration::from_secs(1),
                 }
             );
         }

@@ -1,4 +1,6 @@
-//! The VRRP state machine of RFC 3768 section 6.4, as a sans-IO core.
+//! The VRRP state machine of RFC 3768 section 6.4 and RFC 5798 section 6.4 (VRRPv3:
+//! the same states, with the master's advertisement interval learned by backups), as
+//! a sans-IO core.
 //!
 //! A [`Router`] owns no socket, spawns no task and reads no clock: the caller feeds it
 //! events with the current time ([`Router::startup`], [`Router::receive`],
@@ -11,6 +13,8 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::packet::Version;
+
 /// The parameters of one virtual router that the state machine needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouterConfig {
@@ -18,6 +22,9 @@ pub struct RouterConfig {
     pub vrid: u8,
     /// Our priority, 1..=255; 255 means we own the virtual addresses.
     pub priority: u8,
+    /// The VRRP version: it decides how Skew_Time is computed and whether backups
+    /// learn the master's interval.
+    pub version: Version,
     /// Advertisement interval.
     pub advert_int: Duration,
     /// Whether a higher-priority backup takes over from a lower-priority master.
@@ -30,16 +37,33 @@ pub struct RouterConfig {
 }
 
 impl RouterConfig {
-    /// Skew_Time = (256 - Priority) / 256 seconds (RFC 3768 section 6.1; unlike
-    /// VRRPv3, VRRPv2 does not scale it by the advertisement interval, and keepalived
-    /// does the same).
+    /// Skew_Time for our own interval: see [`RouterConfig::skew_time_for`].
     pub fn skew_time(&self) -> Duration {
-        Duration::from_secs(1) * (256 - u32::from(self.priority)) / 256
+        self.skew_time_for(self.advert_int)
     }
 
-    /// Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time.
+    /// Master_Down_Interval for our own interval: see
+    /// [`RouterConfig::master_down_interval_for`].
     pub fn master_down_interval(&self) -> Duration {
-        self.advert_int * 3 + self.skew_time()
+        self.master_down_interval_for(self.advert_int)
+    }
+
+    /// Skew_Time with the master advertising every `master_adver_int`: with VRRPv2,
+    /// (256 - Priority) / 256 seconds (RFC 3768 section 6.1: not scaled by the
+    /// interval, and keepalived does the same); with VRRPv3, ((256 - Priority) x
+    /// Master_Adver_Interval) / 256 (RFC 5798 section 6.1).
+    pub fn skew_time_for(&self, master_adver_int: Duration) -> Duration {
+        let unit = match self.version {
+            Version::V2 => Duration::from_secs(1),
+            Version::V3 => master_adver_int,
+        };
+        unit * (256 - u32::from(self.priority)) / 256
+    }
+
+    /// Master_Down_Interval = 3 x Master_Adver_Interval + Skew_Time (with VRRPv2 the
+    /// master's interval is ours: an advert with another is dropped).
+    pub fn master_down_interval_for(&self, master_adver_int: Duration) -> Duration {
+        master_adver_int * 3 + self.skew_time_for(master_adver_int)
     }
 }
 
@@ -282,6 +306,9 @@ pub struct Router {
     deadline: Option<Instant>,
     /// When the current Master_Down_Timer was armed, and whether by a priority-0 advert.
     armed: Option<(Instant, bool)>,
+    /// Master_Adver_Interval: the interval of the master we listen to, learned from
+    /// its adverts with VRRPv3 (ours until one is heard, and always with v2).
+    master_adver_int: Duration,
     started_at: Option<Instant>,
     since: Option<Instant>,
     master: Option<(Ipv4Addr, u8)>,
@@ -302,10 +329,10 @@ impl Router {
     /// A router in Initialize, waiting for [`Router::startup`].
     pub fn new(config: RouterConfig) -> Self {
         Router {
-            config,
             state: State::Initialize,
             deadline: None,
             armed: None,
+            master_adver_int: config.advert_int,
             started_at: None,
             since: None,
             master: None,
@@ -315,6 +342,7 @@ impl Router {
             answers_suppressed: 0,
             preempt_held: false,
             actions: VecDeque::new(),
+            config,
         }
     }
 
@@ -337,6 +365,18 @@ impl Router {
     /// When the current state was entered.
     pub fn since(&self) -> Option<Instant> {
         self.since
+    }
+
+    /// Master_Adver_Interval: the interval of the master we listen to (learned from
+    /// its adverts with VRRPv3; ours until one is heard, and always with VRRPv2).
+    pub fn master_adver_int(&self) -> Duration {
+        self.master_adver_int
+    }
+
+    /// Master_Down_Interval as a backup computes it now, from
+    /// [`Router::master_adver_int`].
+    pub fn master_down_interval(&self) -> Duration {
+        self.config.master_down_interval_for(self.master_adver_int)
     }
 
     /// The master we last heard from while in Backup (source, priority).
@@ -370,6 +410,9 @@ impl Router {
         {
             self.deadline = Some(deadline.min(sent + config.advert_int));
         }
+        if config.version == Version::V2 || self.master.is_none() {
+            self.master_adver_int = config.advert_int;
+        }
         self.config = config;
     }
 
@@ -388,6 +431,7 @@ impl Router {
             self.become_master(now, reason);
         } else {
             let reason = cleared.map_or(Reason::Startup, Reason::FaultCleared);
+            self.master_adver_int = self.config.advert_int;
             self.arm_master_down(now, self.config.master_down_interval(), false);
             self.master = None;
             self.transition(now, State::Backup, reason);
@@ -515,35 +559,58 @@ impl Router {
         self.transition(now, to, reason);
     }
 
-    /// A valid advert (it passed every receive check) from `source`.
+    /// A valid advert (it passed every receive check) from `source`, announcing
+    /// `interval` (with VRRPv2, ours).
     ///
     /// Like [`Router::handle_timeout`], it first looks whether the router was fed
     /// at all for a while (see [`Router::notice_stall`]): after a stop, every timer
     /// is overdue and the socket holds adverts from the whole pause, and whichever
     /// comes first must not act on a world that has moved on.
-    pub fn receive(&mut self, now: Instant, source: Ipv4Addr, priority: u8) {
+    pub fn receive(&mut self, now: Instant, source: Ipv4Addr, priority: u8, interval: Duration) {
         self.notice_stall(now);
         match self.state {
-            State::Backup => self.receive_as_backup(now, source, priority),
-            State::Master => self.receive_as_master(now, source, priority),
+            State::Backup => self.receive_as_backup(now, source, priority, interval),
+            State::Master => self.receive_as_master(now, source, priority, interval),
             State::Initialize | State::Fault => {}
         }
     }
 
-    fn receive_as_backup(&mut self, now: Instant, source: Ipv4Addr, priority: u8) {
+    fn receive_as_backup(
+        &mut self,
+        now: Instant,
+        source: Ipv4Addr,
+        priority: u8,
+        interval: Duration,
+    ) {
         if priority == 0 {
             self.master = None;
-            self.arm_master_down(now, self.config.skew_time(), true);
+            let skew = self.config.skew_time_for(self.master_adver_int);
+            self.arm_master_down(now, skew, true);
             return;
         }
         if !self.may_preempt(now) || priority >= self.config.priority {
             self.master = Some((source, priority));
-            self.arm_master_down(now, self.config.master_down_interval(), false);
+            self.learn_interval(interval);
+            self.arm_master_down(now, self.master_down_interval(), false);
         }
         // Else: preempting a lower-priority master: let the timer run out.
     }
 
-    fn receive_as_master(&mut self, now: Instant, source: Ipv4Addr, priority: u8) {
+    /// VRRPv3 (RFC 5798 section 6.4.2 and 6.4.3): the master's interval becomes
+    /// Master_Adver_Interval. With v2 it is ours anyway.
+    fn learn_interval(&mut self, interval: Duration) {
+        if self.config.version == Version::V3 && !interval.is_zero() {
+            self.master_adver_int = interval;
+        }
+    }
+
+    fn receive_as_master(
+        &mut self,
+        now: Instant,
+        source: Ipv4Addr,
+        priority: u8,
+        interval: Duration,
+    ) {
         let ours = self.config.priority;
         if priority == 0 {
             // Another master stepped down (it yielded to us after a split, or shut
@@ -551,6 +618,7 @@ impl Router {
             // neighbour tables back at us, since they may name the other router.
             self.answer(now);
         } else if priority > ours {
+            self.learn_interval(interval);
             self.step_down(
                 now,
                 Reason::HigherPriority { source, priority },
@@ -558,6 +626,7 @@ impl Router {
                 priority,
             );
         } else if priority == ours && source > self.config.primary_address {
+            self.learn_interval(interval);
             self.step_down(
                 now,
                 Reason::HigherAddress { source, priority },
@@ -612,7 +681,7 @@ impl Router {
         self.actions.push_back(Action::SendAdvert {
             priority: self.config.priority,
         });
-        self.arm_master_down(now, self.config.master_down_interval(), false);
+        self.arm_master_down(now, self.master_down_interval(), false);
         self.master = Some((source, priority));
         self.transition(now, State::Backup, reason);
     }
@@ -688,6 +757,13 @@ impl Router {
         match self.state {
             State::Master => {
                 self.advertise(now);
+                // The period runs from the deadline, not from when we got to it: a
+                // late wake-up (a busy runtime) does not push every later advert
+                // back. After a wake-up more than an interval late, from now.
+                let next = deadline + self.config.advert_int;
+                if next > now {
+                    self.deadline = Some(next);
+                }
                 self.actions.push_back(Action::RenewAddresses);
             }
             State::Backup => {
@@ -757,11 +833,18 @@ mod tests {
         RouterConfig {
             vrid: 51,
             priority,
+            version: Version::V2,
             advert_int: Duration::from_secs(1),
             preempt,
             preempt_delay: Duration::ZERO,
             primary_address: ME,
         }
+    }
+
+    /// An advert at our own interval.
+    fn hear(r: &mut Router, now: Instant, source: Ipv4Addr, priority: u8) {
+        let interval = r.config().advert_int;
+        r.receive(now, source, priority, interval);
     }
 
     fn drain(router: &mut Router) -> Vec<Action> {
@@ -785,6 +868,95 @@ mod tests {
         assert_eq!(r.state(), State::Master);
         drain(&mut r);
         r
+    }
+
+    fn v3(priority: u8, advert_int: Duration) -> RouterConfig {
+        RouterConfig {
+            version: Version::V3,
+            advert_int,
+            ..config(priority, false)
+        }
+    }
+
+    /// RFC 5798 section 6.1: Skew_Time = ((256 - Priority) x Master_Adver_Interval)
+    /// / 256, Master_Down_Interval = 3 x Master_Adver_Interval + Skew_Time.
+    #[test]
+    fn v3_timers_scale_with_the_interval() {
+        let ms = Duration::from_millis;
+        let c = v3(100, ms(100));
+        assert_eq!(c.skew_time(), ms(100) * 156 / 256);
+        assert_eq!(c.master_down_interval(), ms(300) + ms(100) * 156 / 256);
+        assert_eq!(c.skew_time_for(ms(1000)), ms(1000) * 156 / 256);
+        let c = v3(254, ms(10));
+        assert_eq!(c.master_down_interval(), ms(30) + ms(10) * 2 / 256);
+    }
+
+    /// A v3 backup learns Master_Adver_Interval from the master's adverts (section
+    /// 6.4.2) and computes its timers from it, whatever its own interval; priority 0
+    /// arms Skew_Time of the learned interval. A v2 backup keeps its own (an advert
+    /// with another is dropped before it gets here).
+    #[test]
+    fn a_v3_backup_learns_the_masters_interval() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut r = Router::new(v3(100, ms(1000)));
+        r.startup(t0);
+        assert_eq!(r.master_adver_int(), ms(1000));
+        assert_eq!(
+            r.poll_timeout(),
+            Some(t0 + r.config().master_down_interval())
+        );
+        r.receive(t0, HIGHER, 150, ms(100));
+        assert_eq!(r.master_adver_int(), ms(100));
+        let mdi = ms(300) + ms(100) * 156 / 256;
+        assert_eq!(r.master_down_interval(), mdi);
+        assert_eq!(r.poll_timeout(), Some(t0 + mdi));
+        r.receive(t0 + ms(50), HIGHER, 0, ms(100));
+        assert_eq!(r.poll_timeout(), Some(t0 + ms(50) + ms(100) * 156 / 256));
+        r.handle_timeout(t0 + ms(50) + ms(100) * 156 / 256);
+        assert_eq!(r.state(), State::Master);
+        // A master that yields to a better advert listens at that one's interval.
+        let mut r = Router::new(v3(100, ms(1000)));
+        r.startup(t0);
+        r.handle_timeout(t0 + r.config().master_down_interval());
+        assert_eq!(r.state(), State::Master);
+        let t1 = t0 + Duration::from_secs(5);
+        r.receive(t1, HIGHER, 200, ms(250));
+        assert_eq!(r.state(), State::Backup);
+        assert_eq!(r.poll_timeout(), Some(t1 + ms(750) + ms(250) * 156 / 256));
+        // v2 ignores what the advert says (it said ours).
+        let mut r = Router::new(config(100, false));
+        r.startup(t0);
+        r.receive(t0, HIGHER, 150, ms(100));
+        assert_eq!(r.master_adver_int(), Duration::from_secs(1));
+    }
+
+    /// At 10 ms and 100 ms a master advertises on its period, with nothing drifting:
+    /// every deadline is the previous one plus the interval, however late the
+    /// driver got to the last one.
+    #[test]
+    fn sub_second_adverts_keep_their_period() {
+        for int in [Duration::from_millis(10), Duration::from_millis(100)] {
+            let t0 = Instant::now();
+            let mut r = Router::new(v3(100, int));
+            r.startup(t0);
+            let mut now = t0 + r.config().master_down_interval();
+            r.handle_timeout(now);
+            drain(&mut r);
+            let mut due = now;
+            for i in 0..1000u32 {
+                assert_eq!(r.poll_timeout(), Some(due + int));
+                due += int;
+                // Woken up to 3 ms late, at random: the schedule does not slip.
+                now = due + Duration::from_micros(u64::from(i * 7919 % 3000));
+                r.handle_timeout(now);
+                let sent = drain(&mut r)
+                    .into_iter()
+                    .filter(|a| matches!(a, Action::SendAdvert { priority: 100 }))
+                    .count();
+                assert_eq!(sent, 1);
+            }
+        }
     }
 
     #[test]
@@ -861,7 +1033,7 @@ mod tests {
         r.startup(t0);
         for s in 1..100 {
             let now = t0 + Duration::from_secs(s);
-            r.receive(now, HIGHER, 50);
+            hear(&mut r, now, HIGHER, 50);
             r.handle_timeout(now);
         }
         assert_eq!(r.state(), State::Backup);
@@ -876,7 +1048,7 @@ mod tests {
         let mut now = t0;
         while r.state() == State::Backup {
             now += Duration::from_secs(1);
-            r.receive(now, HIGHER, 50);
+            hear(&mut r, now, HIGHER, 50);
             r.handle_timeout(now);
             assert!(now < t0 + Duration::from_secs(10));
         }
@@ -893,14 +1065,14 @@ mod tests {
         let mut now = t0;
         for _ in 0..10 {
             now += Duration::from_secs(1);
-            r.receive(now, HIGHER, 50);
+            hear(&mut r, now, HIGHER, 50);
             r.handle_timeout(now);
             assert_eq!(r.state(), State::Backup, "preempted while held");
         }
         r.hold_preempt(false);
         while r.state() == State::Backup {
             now += Duration::from_secs(1);
-            r.receive(now, HIGHER, 50);
+            hear(&mut r, now, HIGHER, 50);
             r.handle_timeout(now);
             assert!(now < t0 + Duration::from_secs(20));
         }
@@ -918,7 +1090,7 @@ mod tests {
         let mut now = t0;
         while r.state() == State::Backup {
             now += Duration::from_secs(1);
-            r.receive(now, HIGHER, 50);
+            hear(&mut r, now, HIGHER, 50);
             r.handle_timeout(now);
             assert!(now < t0 + Duration::from_secs(60));
         }
@@ -939,10 +1111,10 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Router::new(config(100, false));
         r.startup(t0);
-        r.receive(t0, HIGHER, 200);
+        hear(&mut r, t0, HIGHER, 200);
         drain(&mut r);
         let t1 = t0 + Duration::from_millis(500);
-        r.receive(t1, HIGHER, 0);
+        hear(&mut r, t1, HIGHER, 0);
         assert_eq!(r.poll_timeout(), Some(t1 + r.config().skew_time()));
         r.handle_timeout(t1 + r.config().skew_time());
         assert_eq!(r.state(), State::Master);
@@ -965,7 +1137,7 @@ mod tests {
     fn a_master_yields_to_a_higher_priority() {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
-        r.receive(t0 + Duration::from_secs(4), LOWER, 101);
+        hear(&mut r, t0 + Duration::from_secs(4), LOWER, 101);
         assert_eq!(r.state(), State::Backup);
         let actions = drain(&mut r);
         assert_eq!(actions[0], Action::RemoveAddresses);
@@ -977,9 +1149,9 @@ mod tests {
     fn equal_priority_is_broken_by_the_higher_address() {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
-        r.receive(t0 + Duration::from_secs(4), LOWER, 100);
+        hear(&mut r, t0 + Duration::from_secs(4), LOWER, 100);
         assert_eq!(r.state(), State::Master);
-        r.receive(t0 + Duration::from_secs(4), HIGHER, 100);
+        hear(&mut r, t0 + Duration::from_secs(4), HIGHER, 100);
         assert_eq!(r.state(), State::Backup);
     }
 
@@ -988,7 +1160,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
         let now = t0 + Duration::from_secs(4);
-        r.receive(now, HIGHER, 50);
+        hear(&mut r, now, HIGHER, 50);
         assert_eq!(r.state(), State::Master);
         assert_eq!(
             drain(&mut r),
@@ -1011,7 +1183,7 @@ mod tests {
         for i in 0..1000u32 {
             let now = start + Duration::from_millis(u64::from(i));
             // Lower adverts and priority 0 alike.
-            r.receive(now, HIGHER, if i % 2 == 0 { 50 } else { 0 });
+            hear(&mut r, now, HIGHER, if i % 2 == 0 { 50 } else { 0 });
             r.handle_timeout(now);
             for action in drain(&mut r) {
                 match action {
@@ -1026,7 +1198,7 @@ mod tests {
         assert!(adverts <= 2, "{adverts} adverts");
         assert_eq!(r.answers_suppressed(), 999);
         // The next interval gets its answer again.
-        r.receive(start + Duration::from_secs(1), HIGHER, 50);
+        hear(&mut r, start + Duration::from_secs(1), HIGHER, 50);
         assert!(drain(&mut r).contains(&Action::SendGratuitousArp { conflict: true }));
     }
 
@@ -1034,7 +1206,7 @@ mod tests {
     fn a_master_answers_priority_zero_with_advert_and_garp() {
         let t0 = Instant::now();
         let mut r = master_at(t0, 100);
-        r.receive(t0 + Duration::from_secs(4), HIGHER, 0);
+        hear(&mut r, t0 + Duration::from_secs(4), HIGHER, 0);
         assert_eq!(r.state(), State::Master);
         assert_eq!(
             drain(&mut r),
@@ -1085,7 +1257,7 @@ mod tests {
         // Nothing brings it back but leave_fault.
         for s in 1..100 {
             let now = t0 + Duration::from_secs(s);
-            r.receive(now, HIGHER, 0);
+            hear(&mut r, now, HIGHER, 0);
             r.handle_timeout(now);
         }
         assert_eq!(r.state(), State::Fault);
@@ -1223,7 +1395,7 @@ mod tests {
             if timer_first {
                 r.handle_timeout(resumed);
             } else {
-                r.receive(resumed, LOWER, 100);
+                hear(&mut r, resumed, LOWER, 100);
             }
             let actions = drain(&mut r);
             assert_eq!(actions[0], Action::Stalled { away }, "{actions:?}");
@@ -1266,14 +1438,14 @@ mod tests {
             drain(&mut r);
             let resumed = t0 + mdi * 3;
             for i in 0..3 {
-                r.receive(resumed + Duration::from_millis(i), LOWER, 100);
+                hear(&mut r, resumed + Duration::from_millis(i), LOWER, 100);
             }
             assert_eq!(r.state(), State::Backup);
             drain(&mut r);
             let mut now = resumed;
             for _ in 0..5 {
                 now += r.config().advert_int;
-                r.receive(now, LOWER, 100);
+                hear(&mut r, now, LOWER, 100);
                 r.handle_timeout(now);
             }
             let actions = drain(&mut r);
@@ -1308,7 +1480,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Router::new(config(100, true));
         r.startup(t0);
-        r.receive(t0, HIGHER, 150);
+        hear(&mut r, t0, HIGHER, 150);
         drain(&mut r);
         let due = r.poll_timeout().unwrap();
         let resumed = due + Duration::from_secs(5);
@@ -1324,7 +1496,7 @@ mod tests {
         let mdi = r.config().master_down_interval();
         assert_eq!(r.poll_timeout(), Some(resumed + mdi));
         // The adverts that waited in the socket keep it a backup.
-        r.receive(resumed, HIGHER, 150);
+        hear(&mut r, resumed, HIGHER, 150);
         assert_eq!(r.state(), State::Backup);
         // Late by less than an interval: an ordinary takeover.
         let mut r = Router::new(config(100, true));

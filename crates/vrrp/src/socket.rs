@@ -99,15 +99,18 @@ impl VrrpSocket {
         Ok(())
     }
 
-    /// Sends one VRRP message (the kernel adds the IPv4 header) to every destination.
-    pub async fn send(&self, message: &[u8]) -> io::Result<()> {
+    /// Sends one VRRP message (the kernel adds the IPv4 header) to every destination;
+    /// `encode(source, destination)` writes it for each (a VRRPv3 checksum covers
+    /// both addresses).
+    pub async fn send(&self, encode: impl Fn(Ipv4Addr, Ipv4Addr) -> Vec<u8>) -> io::Result<()> {
         let targets = match &self.destination {
             Destination::Multicast => vec![MULTICAST_GROUP],
             Destination::Unicast(peers) => peers.clone(),
         };
         let control = PktInfo::new(self.index, self.source);
-        let buffers = [IoSlice::new(message)];
         for target in targets {
+            let message = encode(self.source, target);
+            let buffers = [IoSlice::new(&message)];
             let addr = SockAddr::from(SocketAddrV4::new(target, 0));
             let header = MsgHdr::new()
                 .with_addr(&addr)

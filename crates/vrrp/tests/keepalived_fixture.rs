@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use vrrp::packet::{Advert, Auth, Expect, MULTICAST_GROUP};
+use vrrp::packet::{Advert, Auth, Expect, MULTICAST_GROUP, Version};
 
 const FIXTURE: &str = include_str!("fixtures/keepalived_v2_adverts.txt");
 
@@ -33,9 +33,11 @@ const SENDER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 
 fn expect<'a>(vrid: u8, int: u8, auth: &'a Auth, addresses: &'a [Ipv4Addr]) -> Expect<'a> {
     Expect {
+        version: Version::V2,
         vrid,
-        advert_int_secs: int,
+        advert_int: u16::from(int),
         auth,
+        checksum_as_v2: false,
         addresses,
         we_are_owner: false,
         unicast_peers: &[],
@@ -53,7 +55,7 @@ fn multicast_without_authentication() {
             "{name}"
         );
         assert_eq!(
-            (r.advert.vrid, r.advert.priority, r.advert.advert_int_secs),
+            (r.advert.vrid, r.advert.priority, r.advert.advert_int),
             (51, 100, 1)
         );
         assert_eq!(r.advert.addresses, [vip(100)]);
@@ -94,7 +96,7 @@ fn three_addresses_and_a_longer_interval() {
     for (name, bytes) in packets("c_") {
         let r = Advert::decode_ipv4(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
-            (r.advert.vrid, r.advert.priority, r.advert.advert_int_secs),
+            (r.advert.vrid, r.advert.priority, r.advert.advert_int),
             (52, 150, 2)
         );
         assert_eq!(r.advert.addresses, addrs);

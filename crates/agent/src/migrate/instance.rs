@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::model::{Out, Survey};
 use super::notes::Note;
-use super::numbers::parse_decimal_ms;
+use super::numbers::{fmt_ms, parse_decimal_ms};
 use super::tree::Stmt;
 use super::{Mapper, MigrateError};
 
@@ -28,6 +28,7 @@ impl Mapper<'_> {
         let mut priority: Option<(u8, usize)> = None;
         let mut state: Option<(String, usize)> = None;
         let mut version = survey.version.clone();
+        out.v3_checksum_as_v2 = survey.v3_checksum_as_v2;
         let mut advert: Option<(String, usize)> = None;
         let mut vip_block = None;
         let mut tracked: Vec<&Stmt> = Vec::new();
@@ -55,6 +56,7 @@ impl Mapper<'_> {
                 },
                 "advert_int" => advert = Some((arg.to_string(), it.line)),
                 "version" => version = Some((arg.to_string(), it.line)),
+                "v3_checksum_as_v2" => out.v3_checksum_as_v2 = self.flag(it),
                 "nopreempt" => out.preempt = Some(false),
                 "preempt" => out.preempt = Some(true),
                 "preempt_delay" => out.preempt_delay_ms = self.decimal(it),
@@ -137,7 +139,7 @@ impl Mapper<'_> {
             line: inst.line,
             message: format!("vrrp_instance {} has no virtual_router_id", out.name),
         })?;
-        self.version(version.as_ref());
+        self.version(version.as_ref(), &mut out);
         self.state_and_priority(state.as_ref(), priority, &mut out);
         if let Some((text, line)) = &advert {
             self.advert_int(text, *line, &mut out);
@@ -167,16 +169,17 @@ impl Mapper<'_> {
         Ok(out)
     }
 
-    fn version(&mut self, version: Option<&(String, usize)>) {
+    fn version(&mut self, version: Option<&(String, usize)>, out: &mut Out) {
         match version {
-            Some((v, line)) if v == "3" => self.note(
-                *line,
-                "vrrp_version 3: no equivalent yet: redha speaks VRRPv2 (RFC 3768); set vrrp_version 2 on keepalived peers that stay",
-            ),
+            Some((v, _)) if v == "3" => out.version3 = true,
             Some((v, line)) if v != "2" => {
                 self.note(*line, format!("vrrp_version {v}: not 2 or 3, ignored"))
             }
             _ => {}
+        }
+        if out.v3_checksum_as_v2 && !out.version3 {
+            // keepalived ignores it with VRRPv2; redha refuses it there.
+            out.v3_checksum_as_v2 = false;
         }
     }
 
@@ -230,17 +233,33 @@ impl Mapper<'_> {
             );
             return;
         };
-        let secs = ((ms + 500) / 1000).clamp(1, 255);
-        if secs * 1000 != ms {
+        let (used, why) = if out.version3 {
+            let centis = ((ms + 5) / 10).clamp(1, 4095);
+            (
+                centis * 10,
+                "VRRPv3 carries centiseconds, from 10ms to 40950ms".to_string(),
+            )
+        } else {
+            let secs = ((ms + 500) / 1000).clamp(1, 255);
+            (
+                secs * 1000,
+                "VRRPv2 carries whole seconds from 1 to 255 (sub-second adverts need vrrp_version 3 on both sides)".to_string(),
+            )
+        };
+        if used != ms {
+            let shown = fmt_ms(used);
+            let peers = if out.version3 {
+                "VRRPv3 peers need not match (a backup learns the master's interval)"
+            } else {
+                "keepalived peers must use the same"
+            };
             self.note(
                 line,
-                format!(
-                    "advert_int {text}: redha speaks VRRPv2, whose interval is whole seconds from 1 to 255: {secs}s used; keepalived peers must use advert_int {secs} too"
-                ),
+                format!("advert_int {text}: {why}: {shown} used; {peers}"),
             );
             out.advert_comment = Some(format!("keepalived had advert_int {text}"));
         }
-        out.advert_int_s = Some(secs);
+        out.advert_int_ms = Some(used);
     }
 
     fn source_ip(&mut self, it: &Stmt, out: &mut Out, comment: &'static str) {
@@ -337,7 +356,7 @@ impl Mapper<'_> {
         if ip.parse::<Ipv6Addr>().is_ok() {
             self.note(
                 line,
-                format!("virtual address {addr}: IPv6 has no equivalent yet (redha speaks VRRPv2, IPv4 only): dropped"),
+                format!("virtual address {addr}: IPv6 has no equivalent yet (redha speaks VRRP over IPv4 only): dropped"),
             );
             return;
         }
@@ -383,6 +402,13 @@ impl Mapper<'_> {
     }
 
     fn auth(&mut self, block: &Stmt, out: &mut Out) {
+        if out.version3 {
+            self.note(
+                block.line,
+                "authentication: VRRPv3 has none (keepalived ignores the block with vrrp_version 3): left out",
+            );
+            return;
+        }
         let mut kind = None;
         let mut pass = None;
         for it in block.items() {

@@ -21,6 +21,8 @@ pub(super) struct Survey<'t> {
     pub(super) router_id: Option<String>,
     /// `vrrp_version` of global_defs, with its line.
     pub(super) version: Option<(String, usize)>,
+    /// `v3_checksum_as_v2` of global_defs (the default of every instance).
+    pub(super) v3_checksum_as_v2: bool,
     pub(super) garp: Garp,
     pub(super) scripts: Vec<&'t Stmt>,
     pub(super) instances: Vec<&'t Stmt>,
@@ -64,7 +66,12 @@ pub(super) struct Out {
     pub(super) vrid: u8,
     pub(super) priority: u8,
     pub(super) priority_comment: Option<String>,
-    pub(super) advert_int_s: Option<u64>,
+    /// VRRPv3 (`vrrp_version 3` or the instance's `version 3`).
+    pub(super) version3: bool,
+    /// The interval as redha's version carries it, in milliseconds.
+    pub(super) advert_int_ms: Option<u64>,
+    /// keepalived's `v3_checksum_as_v2`, with VRRPv3.
+    pub(super) v3_checksum_as_v2: bool,
     pub(super) advert_comment: Option<String>,
     pub(super) preempt: Option<bool>,
     pub(super) preempt_delay_ms: Option<u64>,

@@ -24,6 +24,21 @@ impl Mapper<'_> {
         v
     }
 
+    /// A keepalived flag: bare means on; `true`/`yes`/`on` or `false`/`no`/`off`.
+    pub(super) fn flag(&mut self, it: &Stmt) -> bool {
+        match it.arg(0).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("true" | "yes" | "on") => true,
+            Some("false" | "no" | "off") => false,
+            Some(other) => {
+                self.note(
+                    it.line,
+                    format!("{} {other}: not true or false: ignored", it.key()),
+                );
+                false
+            }
+        }
+    }
+
     pub(super) fn count(&mut self, it: &Stmt) -> Option<u32> {
         let v = it.arg(0).and_then(|a| a.parse::<u32>().ok());
         if v.is_none() {

@@ -96,11 +96,21 @@ pub(super) fn render(o: &Out, source: &str, notes: &[Note]) -> String {
                 .unwrap_or_else(|| "every node starts as backup; the higher priority wins".into()),
         ),
     );
-    if let Some(a) = o.advert_int_s {
+    if o.version3 {
         v.kv(
-            "advert_int",
-            string(&format!("{a}s")),
-            o.advert_comment.clone(),
+            "version",
+            "3".into(),
+            Some("keepalived's vrrp_version 3 (RFC 5798)".into()),
+        );
+    }
+    if let Some(ms) = o.advert_int_ms {
+        v.kv("advert_int", string(&fmt_ms(ms)), o.advert_comment.clone());
+    }
+    if o.v3_checksum_as_v2 {
+        v.kv(
+            "v3_checksum_as_v2",
+            "true".into(),
+            Some("keepalived's v3_checksum_as_v2: checksums without the pseudo-header".into()),
         );
     }
     match o.preempt {

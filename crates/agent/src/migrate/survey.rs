@@ -12,6 +12,7 @@ impl Mapper<'_> {
         let mut s = Survey {
             router_id: None,
             version: None,
+            v3_checksum_as_v2: false,
             garp: Garp::default(),
             scripts: Vec::new(),
             instances: Vec::new(),
@@ -104,6 +105,7 @@ impl Mapper<'_> {
                 "vrrp_version" => {
                     s.version = Some((arg.to_string(), it.line));
                 }
+                "v3_checksum_as_v2" => s.v3_checksum_as_v2 = self.flag(it),
                 "enable_script_security" | "script_user" => security.push((it.shown(), it.line)),
                 "notification_email" | "notification_email_from" | "smtp_server"
                 | "smtp_connect_timeout" | "smtp_helo_name" | "email_from" => {

@@ -402,12 +402,17 @@ fn two_instances_first_one_by_default_other_on_request() {
 }
 
 #[test]
-fn vrrp_version_3_is_noted_and_intervals_rounded() {
+fn vrrp_version_3_becomes_version_3_with_its_interval() {
     let (m, c) = run_fixture("vrrp3.conf", None, None, "vrrp3");
-    has_note(&m, 4, &["vrrp_version 3", "no equivalent yet", "VRRPv2"]);
     let i = c.instance();
-    assert_eq!(i.advert_int, secs(1));
-    has_note(&m, 22, &["advert_int 0.5", "whole seconds", "1s"]);
+    assert_eq!(i.version, vrrp::Version::V3);
+    assert_eq!(i.advert_int, Duration::from_millis(500));
+    assert!(!i.v3_checksum_as_v2);
+    assert!(
+        !m.notes.iter().any(|n| n.line == 4 || n.line == 22),
+        "{:?}",
+        m.notes
+    );
     assert_eq!(vips(&c), ["192.0.2.80/24"]);
     has_note(&m, 25, &["2001:db8::80/64", "IPv6", "dropped"]);
     has_note(&m, 27, &["virtual_ipaddress_excluded", "no equivalent"]);
@@ -417,6 +422,24 @@ fn vrrp_version_3_is_noted_and_intervals_rounded() {
     let r = c.redis.as_ref().unwrap();
     assert_eq!(r.address.to_string(), "[::1]:6379");
     assert_eq!((r.fall.0, r.rise.0), (3, 3));
+}
+
+/// An instance's own `version 3`, centisecond rounding, `v3_checksum_as_v2` (global
+/// or per instance) and an authentication block, which VRRPv3 does without.
+#[test]
+fn vrrpv3_instances_keep_their_checksum_choice_and_drop_authentication() {
+    let (m, c) = run_fixture("vrrp3_checksum.conf", None, None, "vrrp3_checksum");
+    let i = c.instance();
+    assert_eq!(i.version, vrrp::Version::V3);
+    assert_eq!(i.advert_int, Duration::from_millis(130));
+    has_note(&m, 12, &["advert_int 0.125", "centiseconds", "130ms"]);
+    assert!(i.v3_checksum_as_v2);
+    assert!(c.vrrp.auth_pass.is_none());
+    has_note(&m, 16, &["authentication", "VRRPv3 has none"]);
+    // With VRRPv2 a sub-second interval says how to get one.
+    let v2 = "vrrp_instance V { interface eth0\nvirtual_router_id 9\nadvert_int 0.1\nvirtual_ipaddress { 192.0.2.9 } }\n";
+    let m = migrate_with(v2, "v2", None, &|_| None).unwrap();
+    has_note(&m, 3, &["whole seconds", "vrrp_version 3"]);
 }
 
 #[test]
