@@ -93,7 +93,7 @@ pub fn config(lab: &Lab, i: usize, node: &Node) -> String {
     let _ = writeln!(s, "    state BACKUP\n    interface eth0\n    nopreempt");
     let _ = writeln!(s, "    virtual_router_id {}", node.vrid);
     let _ = writeln!(s, "    priority {}", node.priority);
-    let _ = writeln!(s, "    advert_int {}", node.advert_int);
+    let _ = writeln!(s, "    advert_int {}", node.keepalived_advert_int());
     let _ = writeln!(s, "    track_script {{\n        chk_redis\n    }}");
     let _ = writeln!(
         s,

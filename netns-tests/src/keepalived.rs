@@ -13,9 +13,10 @@ use crate::{Lab, Proc, is_alive};
 
 /// Log lines by which keepalived complains about a received packet (see
 /// `netns-tests/KEEPALIVED.md`). A wrong VRID is dropped silently and cannot be seen.
-pub const COMPLAINTS: [&str; 11] = [
+pub const COMPLAINTS: [&str; 12] = [
     "invalid TTL",
     "Invalid VRRPv2 checksum",
+    "Invalid VRRPv3 checksum",
     "wrong version",
     "packet too long",
     "packet too short",
@@ -44,13 +45,14 @@ pub fn config(i: usize, node: &Node) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "global_defs {{\n    router_id lab_h{i}\n    enable_script_security\n    script_user root\n    vrrp_version 2\n}}"
+        "global_defs {{\n    router_id lab_h{i}\n    enable_script_security\n    script_user root\n    vrrp_version {}\n}}",
+        node.version
     );
     let _ = writeln!(s, "vrrp_instance VI_{} {{", node.vrid);
     let _ = writeln!(s, "    state BACKUP\n    interface eth0");
     let _ = writeln!(s, "    virtual_router_id {}", node.vrid);
     let _ = writeln!(s, "    priority {}", node.priority);
-    let _ = writeln!(s, "    advert_int {}", node.advert_int);
+    let _ = writeln!(s, "    advert_int {}", node.keepalived_advert_int());
     if !node.preempt {
         let _ = writeln!(s, "    nopreempt");
     }

@@ -20,8 +20,10 @@ pub struct Node {
     pub vrid: u8,
     /// Priority.
     pub priority: u8,
-    /// Advertisement interval in seconds.
-    pub advert_int: u64,
+    /// The VRRP version, 2 or 3.
+    pub version: u8,
+    /// Advertisement interval (whole seconds with version 2).
+    pub advert_int: Duration,
     /// Preempt a lower-priority master.
     pub preempt: bool,
     /// Virtual addresses with prefix.
@@ -84,7 +86,8 @@ impl Default for Node {
         Node {
             vrid: 51,
             priority: 100,
-            advert_int: 1,
+            version: 2,
+            advert_int: Duration::from_secs(1),
             preempt: true,
             vips: vec![format!("{VIP}/24")],
             auth_pass: None,
@@ -109,7 +112,10 @@ impl Node {
         let mut s = String::from("[vrrp]\ninterface = \"eth0\"\n");
         let _ = writeln!(s, "virtual_router_id = {}", self.vrid);
         let _ = writeln!(s, "priority = {}", self.priority);
-        let _ = writeln!(s, "advert_int = \"{}s\"", self.advert_int);
+        if self.version != 2 {
+            let _ = writeln!(s, "version = {}", self.version);
+        }
+        let _ = writeln!(s, "advert_int = \"{}ms\"", self.advert_int.as_millis());
         let _ = writeln!(s, "preempt = {}", self.preempt);
         let vips: Vec<String> = self.vips.iter().map(|v| format!("{v:?}")).collect();
         let _ = writeln!(s, "virtual_ipaddresses = [{}]", vips.join(", "));
@@ -139,14 +145,35 @@ impl Node {
         s
     }
 
-    /// Skew_Time of this node: (256 - priority) / 256 seconds (VRRPv2).
+    /// A VRRPv3 node advertising every `advert_int`, with the defaults otherwise.
+    pub fn v3(advert_int: Duration) -> Self {
+        Node {
+            version: 3,
+            advert_int,
+            ..Node::default()
+        }
+    }
+
+    /// Skew_Time of this node: (256 - priority) / 256 seconds with VRRPv2, that
+    /// times advert_int with VRRPv3 (whose backups take the master's interval; the
+    /// tests give both nodes the same).
     pub fn skew_time(&self) -> Duration {
-        Duration::from_secs(1) * (256 - u32::from(self.priority)) / 256
+        let unit = if self.version == 3 {
+            self.advert_int
+        } else {
+            Duration::from_secs(1)
+        };
+        unit * (256 - u32::from(self.priority)) / 256
     }
 
     /// Master_Down_Interval of this node: 3 x advert_int + Skew_Time.
     pub fn master_down_interval(&self) -> Duration {
-        Duration::from_secs(self.advert_int) * 3 + self.skew_time()
+        self.advert_int * 3 + self.skew_time()
+    }
+
+    /// advert_int as keepalived writes it: decimal seconds.
+    pub fn keepalived_advert_int(&self) -> String {
+        format!("{}", self.advert_int.as_secs_f64())
     }
 
     /// The lifetime redha gives its virtual addresses: Master_Down_Interval rounded up

@@ -6,7 +6,7 @@ use std::time::Duration;
 use netns_tests::redha::{self, MARGIN, Node, VIP};
 use netns_tests::{Lab, require_netns, wait_until};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use vrrp::packet::{Advert, Auth, MULTICAST_GROUP, ipv4_datagram};
+use vrrp::packet::{Advert, Auth, ChecksumScope, MULTICAST_GROUP, ipv4_datagram};
 
 const POLL: Duration = Duration::from_millis(50);
 const ATTACKER: usize = 3;
@@ -72,11 +72,8 @@ fn malformed_adverts_change_nothing_and_are_counted() {
 
     let mut bad_checksum = good(51, 1, &auth, &[vip]);
     bad_checksum[6] ^= 0xff;
-    let mut version3 = good(51, 1, &auth, &[vip]);
-    version3[0] = 0x31;
-    version3[6..8].copy_from_slice(&[0, 0]);
-    let sum = vrrp::packet::checksum(&version3);
-    version3[6..8].copy_from_slice(&sum.to_be_bytes());
+    // A well-formed VRRPv3 advert: the wrong version for this VRRPv2 instance.
+    let version3 = Advert::v3(51, 254, 100, &[vip]).encode();
     let truncated = good(51, 1, &auth, &[vip])[..12].to_vec();
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -126,4 +123,71 @@ fn malformed_adverts_change_nothing_and_are_counted() {
             .log()
             .contains("advert from 192.0.2.13 with higher priority 254")
     );
+}
+
+/// The same for a VRRPv3 instance at 100 ms adverts: a checksum without the
+/// pseudo-header (when the instance expects it), a VRRPv2 advert, a zero interval and
+/// the other malformations are counted by reason and change nothing; a well-formed
+/// v3 advert of higher priority is obeyed.
+#[test]
+fn malformed_v3_adverts_change_nothing_and_are_counted() {
+    if !require_netns("malformed_v3_adverts_change_nothing_and_are_counted") {
+        return;
+    }
+    let lab = Lab::new("badin3", 3);
+    let node = Node::v3(Duration::from_millis(100));
+    let master = redha::start(&lab, 1, &node);
+    wait_until(node.master_down_interval() + MARGIN, POLL, || {
+        lab.holders(VIP) == [1]
+    })
+    .expect("host 1 is master");
+
+    let vip: Ipv4Addr = VIP.parse().unwrap();
+    let src = lab.addr(ATTACKER);
+    let pseudo = ChecksumScope::Ipv4Pseudo {
+        source: src,
+        destination: MULTICAST_GROUP,
+    };
+    let v3 = |vrid: u8, centis: u16, addrs: &[Ipv4Addr]| {
+        Advert::v3(vrid, 254, centis, addrs).encode_with(pseudo)
+    };
+    let wrap = |payload: &[u8], ttl: u8| ipv4_datagram(src, MULTICAST_GROUP, ttl, payload);
+    let mut bad_checksum = v3(51, 10, &[vip]);
+    bad_checksum[7] ^= 0x01;
+    let as_v2 = Advert::v3(51, 254, 10, &[vip]).encode();
+    let v2 = Advert::new(51, 254, 1, &Auth::None, &[vip]).encode();
+    let truncated = v3(51, 10, &[vip])[..10].to_vec();
+    let other = Ipv4Addr::new(192, 0, 2, 101);
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("dropped_ttl", wrap(&v3(51, 10, &[vip]), 1)),
+        ("dropped_checksum", wrap(&bad_checksum, 255)),
+        ("dropped_checksum", wrap(&as_v2, 255)),
+        ("dropped_version", wrap(&v2, 255)),
+        ("dropped_vrid", wrap(&v3(52, 10, &[vip]), 255)),
+        ("dropped_address_list", wrap(&v3(51, 10, &[other]), 255)),
+        ("dropped_interval", wrap(&v3(51, 0, &[vip]), 255)),
+        ("dropped_truncated", wrap(&truncated, 255)),
+    ];
+    for _ in 0..3 {
+        send_raw(&lab, cases.iter().map(|(_, d)| d.clone()).collect());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(lab.holders(VIP), [1], "a bad advert moved the VIP");
+    let log = master.log();
+    assert_eq!(
+        log.matches("VRRP transition").count(),
+        2,
+        "a bad advert caused a transition:\n{log}"
+    );
+    let c = counters(&master);
+    for (counter, _) in &cases {
+        let expected = 3 * cases.iter().filter(|(k, _)| k == counter).count() as u64;
+        assert_eq!(c.get(*counter), Some(&expected), "{counter} in {c:?}");
+    }
+    assert_eq!(c.get("adverts_received"), Some(&0), "{c:?}");
+
+    send_raw(&lab, vec![wrap(&v3(51, 10, &[vip]), 255)]);
+    wait_until(MARGIN, POLL, || lab.holders(VIP).is_empty())
+        .expect("a valid higher-priority v3 advert is obeyed");
 }

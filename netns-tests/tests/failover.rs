@@ -209,11 +209,7 @@ fn partition_and_heal(tag: &str, priorities: [u8; 2], winner: usize) {
 
     lab.attach(1);
     // The first advert that crosses decides it: one advert interval, plus margin.
-    let healed = wait_sole_holder(
-        &lab,
-        winner,
-        Duration::from_secs(nodes[0].advert_int) + MARGIN,
-    );
+    let healed = wait_sole_holder(&lab, winner, nodes[0].advert_int + MARGIN);
     eprintln!("{tag}: one holder {healed:?} after the heal");
     assert_stays_holder(&lab, winner, Duration::from_secs(2));
     let mac = lab.mac(winner);

@@ -162,7 +162,7 @@ fn agent_stopped_longer_than_its_lease() {
 
     let n1 = scene.node(1);
     let n2 = scene.node(2);
-    let advert_int = Duration::from_secs(n1.advert_int);
+    let advert_int = n1.advert_int;
     scene.agent(1).signal(libc::SIGSTOP);
     let stopped = Instant::now();
     scene.note("host 1's agent stopped (SIGSTOP)");

@@ -182,3 +182,82 @@ fn sigkill_fails_over_both_ways_in_unicast() {
     .expect("redha takes over from a killed keepalived");
     assert_no_complaints(&k, &r);
 }
+
+// ------------------------------------------------------------------ VRRPv3
+
+/// VRRPv3 over IPv4, multicast, at 1 s and 100 ms adverts: each side elected in turn,
+/// a SIGTERM hands over within Skew_Time, and nobody complains about the other's
+/// packets (keepalived computes the checksum with the pseudo-header, as redha).
+#[test]
+fn v3_redha_master_keepalived_backup_at_1s_and_100ms() {
+    if !require_netns("v3_redha_master_keepalived_backup_at_1s_and_100ms") {
+        return;
+    }
+    for (tag, ms) in [("ka3-r1", 1000), ("ka3-r01", 100)] {
+        elect_and_fail_over(tag, true, Node::v3(Duration::from_millis(ms)));
+    }
+}
+
+#[test]
+fn v3_keepalived_master_redha_backup_at_1s_and_100ms() {
+    if !require_netns("v3_keepalived_master_redha_backup_at_1s_and_100ms") {
+        return;
+    }
+    for (tag, ms) in [("ka3-k1", 1000), ("ka3-k01", 100)] {
+        elect_and_fail_over(tag, false, Node::v3(Duration::from_millis(ms)));
+    }
+}
+
+/// VRRPv3 in unicast at 100 ms: SIGKILL of either side is taken over within the
+/// other's Master_Down_Interval (the pseudo-header then holds the peer's address).
+#[test]
+fn v3_sigkill_fails_over_both_ways_in_unicast_at_100ms() {
+    if !require_netns("v3_sigkill_fails_over_both_ways_in_unicast_at_100ms") {
+        return;
+    }
+    let lab = Lab::new("ka3-kill", 2);
+    let fast = Node::v3(Duration::from_millis(100));
+    let r_node = Node {
+        unicast_peers: vec![lab.addr(2)],
+        priority: 150,
+        ..fast.clone()
+    };
+    let k_node = Node {
+        unicast_peers: vec![lab.addr(1)],
+        priority: 100,
+        ..fast
+    };
+    let r = redha::start(&lab, 1, &r_node);
+    let k = keepalived::start(&lab, 2, &k_node);
+    wait_sole_holder(&lab, 1, r_node.master_down_interval() + MARGIN, "election");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lab.holders(VIP), [1], "the election did not hold");
+    r.kill();
+    wait_until(k_node.master_down_interval() + MARGIN, POLL, || {
+        lab.has_addr(2, VIP)
+    })
+    .expect("keepalived takes over from a killed redha");
+    wait_sole_holder(
+        &lab,
+        2,
+        r_node.address_lease() + MARGIN,
+        "lease of the killed redha",
+    );
+    let r_node = Node {
+        priority: 50,
+        ..r_node
+    };
+    let r = redha::start(&lab, 1, &r_node);
+    std::thread::sleep(r_node.master_down_interval() + Duration::from_secs(1));
+    assert_eq!(
+        lab.holders(VIP),
+        [2],
+        "redha with the lower priority stays backup"
+    );
+    keepalived::crash(&lab, 2, &k);
+    wait_until(r_node.master_down_interval() + MARGIN, POLL, || {
+        lab.has_addr(1, VIP)
+    })
+    .expect("redha takes over from a killed keepalived");
+    assert_no_complaints(&k, &r);
+}

@@ -235,7 +235,7 @@ fn silent_partition_gap() {
     let adverts = advert_listener(&lab, CLIENT);
     let mut scene = Scene::start(test, &lab, RedisOpts::default());
     let n2 = node(&lab, 2);
-    let advert_int = Duration::from_secs(n2.advert_int);
+    let advert_int = n2.advert_int;
 
     let settle = CHECK_INTERVAL * RISE
         + node(&lab, 1).master_down_interval()

@@ -220,12 +220,7 @@ fn a_master_whose_vip_cannot_be_renewed_reports_fault() {
 
     // Deleting eth0 deletes its peer p1 too: host 1 is off the LAN, VIP and all.
     lab.run(1, "ip", ["link", "del", "eth0"]);
-    let faulted = wait_state(
-        &lab,
-        1,
-        "FAULT",
-        Duration::from_secs(master.advert_int) + MARGIN,
-    );
+    let faulted = wait_state(&lab, 1, "FAULT", master.advert_int + MARGIN);
     eprintln!("FAULT {faulted:?} after the interface was deleted");
     wait_sole_holder(&lab, 2, backup.master_down_interval() + MARGIN);
     // It stays in FAULT, quietly: no error every second.

@@ -3,12 +3,17 @@
 
 use std::net::Ipv4Addr;
 
-use vrrp::packet::{Advert, Auth, Expect, MULTICAST_GROUP, Version};
+use vrrp::packet::{Advert, Auth, ChecksumScope, Expect, MULTICAST_GROUP, Version};
 
 const FIXTURE: &str = include_str!("fixtures/keepalived_v2_adverts.txt");
+const FIXTURE_V3: &str = include_str!("fixtures/keepalived_v3_adverts.txt");
 
 fn packets(prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let found: Vec<(String, Vec<u8>)> = FIXTURE
+    packets_in(FIXTURE, prefix)
+}
+
+fn packets_in(fixture: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let found: Vec<(String, Vec<u8>)> = fixture
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| l.split_once('\t'))
@@ -126,5 +131,55 @@ fn unicast_to_a_peer() {
         r.advert
             .check_against(&expect(51, 1, &Auth::None, &[vip(100)]))
             .unwrap();
+    }
+}
+
+fn expect_v3(addresses: &[Ipv4Addr], checksum_as_v2: bool) -> Expect<'_> {
+    Expect {
+        version: Version::V3,
+        checksum_as_v2,
+        ..expect(51, 1, &Auth::None, addresses)
+    }
+}
+
+/// keepalived's VRRPv3 adverts (multicast at 100 ms and 1 s, unicast at 1 s): version
+/// 3, Max Adver Int in centiseconds, the checksum over the pseudo-header; they pass
+/// a v3 instance's checks (not a v2 one's, nor one set to v3_checksum_as_v2), and
+/// what redha sends for the same instance is byte for byte keepalived's.
+#[test]
+fn v3_adverts_with_the_pseudo_header_checksum() {
+    for (prefix, centis, destination) in [
+        ("a_", 10, MULTICAST_GROUP),
+        ("b_", 100, MULTICAST_GROUP),
+        ("c_", 100, vip(12)),
+    ] {
+        for (name, bytes) in packets_in(FIXTURE_V3, prefix) {
+            let r = Advert::decode_ipv4(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!((r.source, r.destination), (SENDER, destination), "{name}");
+            assert_eq!(r.advert.version, Version::V3, "{name}");
+            assert_eq!(r.advert.advert_int, centis, "{name}");
+            assert!(!r.checksum_as_v2, "{name}: the pseudo-header is in the sum");
+            assert_eq!(r.advert.addresses, [vip(100)], "{name}");
+            let stop = name.ends_with("_stop");
+            assert_eq!(r.advert.priority, if stop { 0 } else { 100 }, "{name}");
+            r.check_against(&expect_v3(&[vip(100)], false))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                r.check_against(&expect_v3(&[vip(100)], true)),
+                Err(vrrp::DropReason::Checksum),
+                "{name}"
+            );
+            assert_eq!(
+                r.check_against(&expect(51, 1, &Auth::None, &[vip(100)])),
+                Err(vrrp::DropReason::Version),
+                "{name}"
+            );
+            let ours = Advert::v3(51, r.advert.priority, centis, &[vip(100)]);
+            let scope = ChecksumScope::Ipv4Pseudo {
+                source: SENDER,
+                destination,
+            };
+            assert_eq!(ours.encode_with(scope), bytes[20..], "{name}");
+        }
     }
 }

@@ -147,11 +147,11 @@ impl Edge {
 
 fn nodes(advert_int: u64) -> (Node, Node) {
     let high = Node {
-        advert_int,
+        advert_int: Duration::from_secs(advert_int),
         ..Node::with_priority(HIGH)
     };
     let low = Node {
-        advert_int,
+        advert_int: Duration::from_secs(advert_int),
         ..Node::with_priority(LOW)
     };
     (high, low)

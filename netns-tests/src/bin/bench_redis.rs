@@ -439,7 +439,7 @@ fn redha_node(lab: &Lab, i: usize, advert_int: u64, scenario: Scenario) -> Node 
     }
     Node {
         preempt: false,
-        advert_int,
+        advert_int: Duration::from_secs(advert_int),
         redis: Some(settings),
         ..Node::with_priority(if i == 1 { HIGH } else { LOW })
     }
@@ -448,7 +448,7 @@ fn redha_node(lab: &Lab, i: usize, advert_int: u64, scenario: Scenario) -> Node 
 fn plain_node(i: usize, advert_int: u64) -> Node {
     Node {
         preempt: false,
-        advert_int,
+        advert_int: Duration::from_secs(advert_int),
         ..Node::with_priority(if i == 1 { HIGH } else { LOW })
     }
 }

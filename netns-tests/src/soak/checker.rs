@@ -84,7 +84,7 @@ pub fn several_holders_bound(c: &Cluster<'_>) -> Duration {
 /// - a reload: applied within an advert interval.
 pub fn recovery_bound(kind: Kind, c: &Cluster<'_>) -> Duration {
     let mdi = c.master_down_interval();
-    let advert = Duration::from_secs(c.node(1).advert_int.max(c.node(2).advert_int));
+    let advert = c.node(1).advert_int.max(c.node(2).advert_int);
     let settle = CATCH_UP_TIMEOUT + sync_bound();
     match kind {
         Kind::RedisKillEmpty | Kind::RedisKillFiles | Kind::RedisStop => {
