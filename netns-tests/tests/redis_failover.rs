@@ -50,6 +50,8 @@ struct Pair<'lab> {
     /// Every redha ever started, in order, with its host.
     agents: Vec<(usize, Proc)>,
     started: Instant,
+    /// VRRPv3 at 100 ms adverts with the paired health check ([`pair::at_100ms`]).
+    fast: bool,
 }
 
 impl<'lab> Pair<'lab> {
@@ -62,7 +64,14 @@ impl<'lab> Pair<'lab> {
             redis,
             agents: Vec::new(),
             started: Instant::now(),
+            fast: false,
         }
+    }
+
+    /// The same pair at 100 ms adverts (VRRPv3) with the paired health check.
+    fn at_100ms(mut self) -> Self {
+        self.fast = true;
+        self
     }
 
     fn redis(&self, host: usize) -> &RedisNode<'lab> {
@@ -71,7 +80,12 @@ impl<'lab> Pair<'lab> {
 
     /// Host 1: priority 150; host 2: priority 100; both nopreempt.
     fn node(&self, host: usize) -> Node {
-        pair::node(self.lab, host, false)
+        let node = pair::node(self.lab, host, false);
+        if self.fast {
+            pair::at_100ms(node)
+        } else {
+            node
+        }
     }
 
     fn start_redha(&mut self, host: usize) {
@@ -410,7 +424,22 @@ fn redis_killed_on_the_master() {
         return;
     }
     let lab = Lab::new("rkill", 3);
-    let mut pair = Pair::new(test, &lab, RedisOpts::default());
+    redis_killed(Pair::new(test, &lab, RedisOpts::default()));
+}
+
+/// The same at 100 ms adverts (VRRPv3) and the paired health check.
+#[test]
+fn redis_killed_on_the_master_at_100ms() {
+    let test = "redis_killed_on_the_master_at_100ms";
+    if !require(test) {
+        return;
+    }
+    let lab = Lab::new("rkill3", 3);
+    redis_killed(Pair::new(test, &lab, RedisOpts::default()).at_100ms());
+}
+
+fn redis_killed(mut pair: Pair<'_>) {
+    let (test, lab) = (pair.test, pair.lab);
     let writer = pair.settle_with_host1_master();
 
     let t0 = Instant::now();
@@ -501,7 +530,22 @@ fn redha_killed_on_the_master() {
         return;
     }
     let lab = Lab::new("hkill", 3);
-    let mut pair = Pair::new(test, &lab, RedisOpts::default());
+    redha_killed(Pair::new(test, &lab, RedisOpts::default()));
+}
+
+/// The same at 100 ms adverts (VRRPv3) and the paired health check.
+#[test]
+fn redha_killed_on_the_master_at_100ms() {
+    let test = "redha_killed_on_the_master_at_100ms";
+    if !require(test) {
+        return;
+    }
+    let lab = Lab::new("hkill3", 3);
+    redha_killed(Pair::new(test, &lab, RedisOpts::default()).at_100ms());
+}
+
+fn redha_killed(mut pair: Pair<'_>) {
+    let lab = pair.lab;
     let writer = pair.settle_with_host1_master();
 
     let t0 = Instant::now();
@@ -566,7 +610,22 @@ fn sigterm_of_the_master_is_a_planned_switchover() {
         return;
     }
     let lab = Lab::new("sigterm", 3);
-    let mut pair = Pair::new(test, &lab, RedisOpts::default());
+    switchover(Pair::new(test, &lab, RedisOpts::default()));
+}
+
+/// The same at 100 ms adverts (VRRPv3) and the paired health check.
+#[test]
+fn sigterm_of_the_master_is_a_planned_switchover_at_100ms() {
+    let test = "sigterm_of_the_master_is_a_planned_switchover_at_100ms";
+    if !require(test) {
+        return;
+    }
+    let lab = Lab::new("sigterm3", 3);
+    switchover(Pair::new(test, &lab, RedisOpts::default()).at_100ms());
+}
+
+fn switchover(mut pair: Pair<'_>) {
+    let lab = pair.lab;
     let writer = pair.settle_with_host1_master();
 
     let t0 = Instant::now();

@@ -1,10 +1,12 @@
-//! Benchmark: redha against keepalived with the same VRRPv2 settings, in network
+//! Benchmark: redha against keepalived with the same VRRP settings, in network
 //! namespaces. Measures election time, takeover after SIGKILL and after SIGTERM of the
 //! master, how long a killed master's VIP lingers (and how long both hosts hold it),
-//! and the idle memory of the master's agent, then prints a Markdown table.
+//! and the idle memory of the master's agent, then prints a Markdown table per
+//! setting: VRRPv2 at 1 s and VRRPv3 at 100 ms unless told otherwise.
 //!
-//! Run as root: `cargo run --release -p netns-tests --bin bench -- [--advert-int N]
-//! [--runs N]` (defaults: 1 s, 3 runs). The table goes to stdout, progress to stderr.
+//! Run as root: `cargo run --release -p netns-tests --bin bench -- [--settings
+//! v2:1s,v3:100ms] [--advert-int N (v2 only, N seconds)] [--runs N]` (default 3
+//! runs). The tables go to stdout, progress to stderr.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -22,8 +24,79 @@ const POLL: Duration = Duration::from_millis(20);
 const MASTER_IDLE: Duration = Duration::from_secs(5);
 /// MASTER_IDLE rounded up to whole advert intervals, so that the phase added to it is
 /// the kill's position in the advert cycle.
-fn master_idle(advert_int: u64) -> Duration {
-    Duration::from_secs(MASTER_IDLE.as_secs().div_ceil(advert_int) * advert_int)
+fn master_idle(setting: Setting) -> Duration {
+    let int = setting.advert_int.as_millis().max(1) as u64;
+    Duration::from_millis((MASTER_IDLE.as_millis() as u64).div_ceil(int) * int)
+}
+
+/// One VRRP setting both agents run with.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Setting {
+    /// 2 or 3.
+    version: u8,
+    advert_int: Duration,
+}
+
+impl Setting {
+    /// `v2:1s`, `v3:100ms`.
+    fn parse(text: &str) -> Result<Setting, String> {
+        let bad = || format!("`{text}` is not VERSION:INTERVAL (v2:1s, v3:100ms)");
+        let (v, int) = text.split_once(':').ok_or_else(bad)?;
+        let version = match v {
+            "v2" | "2" => 2,
+            "v3" | "3" => 3,
+            _ => return Err(bad()),
+        };
+        let advert_int = if let Some(ms) = int.strip_suffix("ms") {
+            Duration::from_millis(ms.parse().map_err(|_| bad())?)
+        } else if let Some(s) = int.strip_suffix('s') {
+            Duration::from_secs(s.parse().map_err(|_| bad())?)
+        } else {
+            return Err(bad());
+        };
+        let ok = match version {
+            2 => advert_int.subsec_nanos() == 0 && (1..=255).contains(&advert_int.as_secs()),
+            _ => {
+                let ms = advert_int.as_millis();
+                ms % 10 == 0 && (10..=40_950).contains(&ms)
+            }
+        };
+        if !ok {
+            return Err(format!(
+                "`{text}`: VRRPv2 takes whole seconds 1s..255s, VRRPv3 10ms..40950ms in steps of 10ms"
+            ));
+        }
+        Ok(Setting {
+            version,
+            advert_int,
+        })
+    }
+
+    fn label(self) -> String {
+        format!(
+            "VRRPv{}, advert_int {}",
+            self.version,
+            ms_or_s(self.advert_int)
+        )
+    }
+
+    fn nodes(self) -> (Node, Node) {
+        let node = |priority| Node {
+            version: self.version,
+            advert_int: self.advert_int,
+            ..Node::with_priority(priority)
+        };
+        (node(HIGH), node(LOW))
+    }
+}
+
+/// `100 ms` or `1 s`.
+fn ms_or_s(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
 
 /// How long the SIGTERM scenario lets the master settle before stopping it.
@@ -145,18 +218,6 @@ impl Edge {
     }
 }
 
-fn nodes(advert_int: u64) -> (Node, Node) {
-    let high = Node {
-        advert_int: Duration::from_secs(advert_int),
-        ..Node::with_priority(HIGH)
-    };
-    let low = Node {
-        advert_int: Duration::from_secs(advert_int),
-        ..Node::with_priority(LOW)
-    };
-    (high, low)
-}
-
 /// A `kB` field (`VmRSS:`, `Pss:`) of a `/proc/<pid>/` file.
 fn kb_field(pid: u32, file: &str, key: &str) -> Option<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
@@ -188,8 +249,8 @@ fn sigkill(pid: u32) {
 
 /// Starts host 1 (priority 150) and host 2 (100) together and waits for the first
 /// VIP holder. Returns the processes, the election time and the master's host.
-fn elect(agent: Agent, lab: &Lab, advert_int: u64) -> (Proc, Proc, Option<(Duration, usize)>) {
-    let (high, low) = nodes(advert_int);
+fn elect(agent: Agent, lab: &Lab, setting: Setting) -> (Proc, Proc, Option<(Duration, usize)>) {
+    let (high, low) = setting.nodes();
     let t0 = Instant::now();
     let p1 = agent.start(lab, 1, &high);
     let p2 = agent.start(lab, 2, &low);
@@ -220,9 +281,9 @@ fn secs(v: Val) -> String {
 
 /// Election, ~5 s as master (memory read), SIGKILL of the master; then the backup's
 /// takeover and the killed host's VIP are watched for 3 x Master_Down_Interval.
-fn kill_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: &mut Samples) {
-    let lab = Lab::new(&format!("bk{}{run}", agent.tag()), 2);
-    let (p1, p2, elected) = elect(agent, &lab, advert_int);
+fn kill_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s: &mut Samples) {
+    let lab = Lab::new(&format!("bk{}{}{run}", agent.tag(), setting.version), 2);
+    let (p1, p2, elected) = elect(agent, &lab, setting);
     let Some((election, master)) = elected else {
         s.election.push(Val::Failed);
         for v in [
@@ -242,12 +303,12 @@ fn kill_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: 
     s.election.push(Val::At(election.as_secs_f64()));
     let backup = 3 - master;
     let (mproc, master_node) = if master == 1 {
-        (&p1, nodes(advert_int).0)
+        (&p1, setting.nodes().0)
     } else {
-        (&p2, nodes(advert_int).1)
+        (&p2, setting.nodes().1)
     };
     let elected_at = Instant::now();
-    sleep((master_idle(advert_int) + phase).saturating_sub(elected_at.elapsed()));
+    sleep((master_idle(setting) + phase).saturating_sub(elected_at.elapsed()));
 
     let holders = lab.holders(VIP);
     if holders != [master] {
@@ -318,9 +379,9 @@ fn kill_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: 
 }
 
 /// Election, ~1 s as master, SIGTERM of the master, time until the backup holds the VIP.
-fn term_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: &mut Samples) {
-    let lab = Lab::new(&format!("bt{}{run}", agent.tag()), 2);
-    let (p1, p2, elected) = elect(agent, &lab, advert_int);
+fn term_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s: &mut Samples) {
+    let lab = Lab::new(&format!("bt{}{}{run}", agent.tag(), setting.version), 2);
+    let (p1, p2, elected) = elect(agent, &lab, setting);
     let Some((election, master)) = elected else {
         s.election.push(Val::Failed);
         s.term_takeover.push(Val::Failed);
@@ -334,7 +395,7 @@ fn term_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: 
     let mproc = if master == 1 { &p1 } else { &p2 };
     sleep(TERM_SETTLE + phase);
 
-    let (_, low) = nodes(advert_int);
+    let (_, low) = setting.nodes();
     let limit = low.master_down_interval() + SLACK;
     let stopped = Instant::now();
     mproc.signal(libc::SIGTERM);
@@ -364,9 +425,9 @@ fn term_scenario(agent: Agent, advert_int: u64, run: usize, phase: Duration, s: 
 
 /// Does keepalived's VRRP child survive a SIGKILL of its parent alone, and what does
 /// it do then? Returns one sentence for the note.
-fn probe_parent_kill(advert_int: u64) -> String {
+fn probe_parent_kill(setting: Setting) -> String {
     let lab = Lab::new("bkprobe", 2);
-    let (p1, p2, elected) = elect(Agent::Keepalived, &lab, advert_int);
+    let (p1, p2, elected) = elect(Agent::Keepalived, &lab, setting);
     let Some((_, master)) = elected else {
         return "Probe of a parent-only SIGKILL of keepalived failed: no election.".into();
     };
@@ -380,7 +441,7 @@ fn probe_parent_kill(advert_int: u64) -> String {
     let killed = Instant::now();
     sigkill(mproc.pid());
     mproc.kill();
-    let (_, low) = nodes(advert_int);
+    let (_, low) = setting.nodes();
     let window = low.master_down_interval() + Duration::from_secs(2);
     let mut died = Edge::new(killed);
     let mut taken = Edge::new(killed);
@@ -485,27 +546,46 @@ fn cell(vals: &[Val], unit: &str, prec: usize, never: impl Fn(f64) -> String) ->
     parts.join("; ")
 }
 
-fn parse_args() -> Result<(u64, usize), String> {
-    let mut advert_int = 1u64;
+fn parse_args() -> Result<(Vec<Setting>, usize), String> {
+    let mut settings = vec![
+        Setting::parse("v2:1s").expect("valid"),
+        Setting::parse("v3:100ms").expect("valid"),
+    ];
     let mut runs = 3usize;
     let mut flags = Flags::from_env();
     while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--advert-int" => advert_int = flags.advert_int()?,
+            "--advert-int" => {
+                let secs = flags.advert_int()?;
+                settings = vec![Setting {
+                    version: 2,
+                    advert_int: Duration::from_secs(secs),
+                }];
+            }
+            "--settings" => {
+                settings = flags
+                    .value("--settings")?
+                    .split(',')
+                    .map(Setting::parse)
+                    .collect::<Result<_, _>>()?;
+            }
             "--runs" => runs = flags.runs()?,
             "-h" | "--help" => {
                 return Err(
-                    "usage: bench [--advert-int SECONDS (default 1)] [--runs N (default 3)]".into(),
+                    "usage: bench [--settings v2:1s,v3:100ms (the default; VRRPv2 takes whole \
+                     seconds, VRRPv3 10ms..40950ms)] [--advert-int SECONDS (VRRPv2 only)] \
+                     [--runs N (default 3)]"
+                        .into(),
                 );
             }
             other => return Err(format!("unknown argument `{other}` (try --help)")),
         }
     }
-    Ok((advert_int, runs))
+    Ok((settings, runs))
 }
 
 fn main() -> ExitCode {
-    let (advert_int, runs) = match parse_args() {
+    let (settings, runs) = match parse_args() {
         Ok(v) => v,
         Err(e) => {
             eprintln!("bench: {e}");
@@ -529,25 +609,59 @@ fn main() -> ExitCode {
         eprintln!("bench: network namespaces are unusable here (see above)");
         return ExitCode::from(1);
     }
-
     let began = Instant::now();
-    let (high, low) = nodes(advert_int);
-    let a = advert_int as f64;
-    let mdi_high = high.master_down_interval().as_secs_f64();
-    let mdi_low = low.master_down_interval().as_secs_f64();
-    let lease = high.address_lease().as_secs_f64();
     eprintln!(
-        "bench: redha {} vs {}; advert_int {advert_int} s, {runs} run(s); \
-         Master_Down_Interval {mdi_high:.3} s (prio {HIGH}) / {mdi_low:.3} s (prio {LOW})",
+        "bench: redha {} vs {}; {runs} run(s) of each of: {}",
         redha_bin.display(),
-        keepalived::binary().unwrap_or_default().display()
+        keepalived::binary().unwrap_or_default().display(),
+        settings
+            .iter()
+            .map(|s| s.label())
+            .collect::<Vec<_>>()
+            .join("; ")
     );
+    let mut warnings = Vec::new();
+    for (i, &setting) in settings.iter().enumerate() {
+        let (redha_s, ka_s) = measure_setting(setting, runs, began);
+        // Probed once, at the first setting: it is about keepalived's processes.
+        let probe = if i == 0 {
+            eprintln!("probe: keepalived child after a parent-only SIGKILL");
+            probe_parent_kill(setting)
+        } else {
+            String::new()
+        };
+        if settings.len() > 1 {
+            println!("### {}\n", setting.label());
+        }
+        println!("{}", table(setting, &redha_s, &ka_s));
+        println!("{}\n", method(setting, runs, &probe));
+        for (name, s) in [("redha", &redha_s), ("keepalived", &ka_s)] {
+            for w in &s.warnings {
+                warnings.push(format!("{}: {name}: {w}", setting.label()));
+            }
+        }
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    println!("Total runtime {elapsed:.0} s.");
+    measure::print_list("Warnings", &warnings);
+    measure::finish("bench", elapsed);
+    ExitCode::SUCCESS
+}
 
+/// Every run of both scenarios for both agents at `setting`.
+fn measure_setting(setting: Setting, runs: usize, began: Instant) -> (Samples, Samples) {
+    let (high, low) = setting.nodes();
+    eprintln!(
+        "{}: Master_Down_Interval {:.3} s (prio {HIGH}) / {:.3} s (prio {LOW})",
+        setting.label(),
+        high.master_down_interval().as_secs_f64(),
+        low.master_down_interval().as_secs_f64()
+    );
     let mut redha_s = Samples::default();
     let mut ka_s = Samples::default();
     for run in 1..=runs {
         // Kill phase relative to the advert timer, spread evenly over the runs.
-        let phase = Duration::from_secs(advert_int).mul_f64((run as f64 - 0.5) / runs as f64);
+        let phase = setting.advert_int.mul_f64((run as f64 - 0.5) / runs as f64);
         let order = if run % 2 == 1 {
             [Agent::Redha, Agent::Keepalived]
         } else {
@@ -565,19 +679,35 @@ fn main() -> ExitCode {
                 Agent::Redha => &mut redha_s,
                 Agent::Keepalived => &mut ka_s,
             };
-            kill_scenario(agent, advert_int, run, phase, s);
+            kill_scenario(agent, setting, run, phase, s);
         }
         for agent in order {
             let s = match agent {
                 Agent::Redha => &mut redha_s,
                 Agent::Keepalived => &mut ka_s,
             };
-            term_scenario(agent, advert_int, run, phase, s);
+            term_scenario(agent, setting, run, phase, s);
         }
     }
-    eprintln!("probe: keepalived child after a parent-only SIGKILL");
-    let probe = probe_parent_kill(advert_int);
+    (redha_s, ka_s)
+}
 
+/// Skew_Time's formula for the bound column.
+fn skew_formula(setting: Setting, priority: u8) -> String {
+    let weight = 256 - u32::from(priority);
+    match setting.version {
+        2 => format!("{weight}/256 s"),
+        _ => format!("{weight}/256 × {}", ms_or_s(setting.advert_int)),
+    }
+}
+
+/// The Markdown table of one setting.
+fn table(setting: Setting, redha_s: &Samples, ka_s: &Samples) -> String {
+    let (high, low) = setting.nodes();
+    let a = setting.advert_int.as_secs_f64();
+    let mdi_high = high.master_down_interval().as_secs_f64();
+    let mdi_low = low.master_down_interval().as_secs_f64();
+    let lease = high.address_lease().as_secs_f64();
     let s2 = |v: &[Val]| cell(v, "s", 2, |x| format!("never within {x:.1} s"));
     let gone = |v: &[Val]| cell(v, "s", 2, |x| format!("never (still held after {x:.1} s)"));
     let overlap = |v: &[Val]| {
@@ -605,8 +735,9 @@ fn main() -> ExitCode {
         s2(&redha_s.election),
         s2(&ka_s.election),
         format!(
-            "≈ Master_Down_Interval({HIGH}) = 3×{advert_int} + {}/256 = {mdi_high:.2} s",
-            256 - u32::from(HIGH)
+            "≈ Master_Down_Interval({HIGH}) = 3 × {} + {} = {mdi_high:.2} s",
+            ms_or_s(setting.advert_int),
+            skew_formula(setting, HIGH)
         ),
     );
     row(
@@ -623,8 +754,8 @@ fn main() -> ExitCode {
         s2(&redha_s.term_takeover),
         s2(&ka_s.term_takeover),
         format!(
-            "Skew_Time({LOW}) = {}/256 = {:.2} s (priority-0 advert)",
-            256 - u32::from(LOW),
+            "Skew_Time({LOW}) = {} = {:.2} s (priority-0 advert)",
+            skew_formula(setting, LOW),
             low.skew_time().as_secs_f64()
         ),
     );
@@ -660,11 +791,19 @@ fn main() -> ExitCode {
         mb(&ka_s.pss_mb, &ka_s.procs),
         "— (not protocol)".into(),
     );
-    let elapsed = began.elapsed().as_secs_f64();
-    println!("{}", table.text());
-    println!(
-        "Method: one invocation measured redha and keepalived {} (Debian package, VRRPv2) \
-         with the same settings: advert_int {advert_int} s, VRID 51, VIP {VIP}/24, \
+    table.text().to_string()
+}
+
+/// How one setting was measured.
+fn method(setting: Setting, runs: usize, probe: &str) -> String {
+    let (high, _) = setting.nodes();
+    let timers = match setting.version {
+        2 => "RFC 3768 timers give (Skew_Time = (256 − priority)/256 s",
+        _ => "RFC 5798 timers give (Skew_Time = (256 − priority)/256 × advert_int",
+    };
+    format!(
+        "Method: one invocation measured redha and keepalived {} (Debian package) with \
+         the same settings: {}, VRID 51, VIP {VIP}/24, \
          priority {HIGH} on host 1 and {LOW} on host 2, preempt on, multicast, in \
          {runs} run(s). Each run builds fresh two-host network-namespace labs on one \
          bridge and starts fresh processes; redha and keepalived alternate (odd runs \
@@ -682,26 +821,18 @@ fn main() -> ExitCode {
          the kill over the advert cycle. Events are polled every {} ms with `ip addr` \
          (a few ms per call) and timed at the midpoint between the last negative and the \
          first positive check. Cells: median over the runs (election: both labs, so 2 \
-         per run), then (min–max). The bound column is what RFC 3768 timers give \
-         (Skew_Time = (256 − priority)/256 s, Master_Down_Interval = 3 × advert_int + \
-         Skew_Time), without process start-up or netlink latency; a kernel address \
-         lifetime expires up to about 0.5 s late (the kernel's expiry check is scheduled \
-         with round_jiffies_up, up to HZ/4 late, on a timer wheel that rounds up by 64 \
-         jiffies in this range). {probe} Total runtime \
-         {elapsed:.0} s.",
+         per run), then (min–max). The bound column is what {timers}, \
+         Master_Down_Interval = 3 × advert_int + Skew_Time), without process start-up or \
+         netlink latency; a kernel address lifetime expires up to about 0.5 s late (the \
+         kernel's expiry check is scheduled with round_jiffies_up, up to HZ/4 late, on a \
+         timer wheel that rounds up by 64 jiffies in this range). {probe}",
         keepalived_version(),
-        master_idle(advert_int).as_secs(),
-        mdi_high * 3.0,
+        setting.label(),
+        master_idle(setting).as_secs_f64(),
+        high.master_down_interval().as_secs_f64() * 3.0,
         TERM_SETTLE.as_secs(),
         POLL.as_millis(),
-    );
-    let warnings: Vec<String> = [("redha", &redha_s), ("keepalived", &ka_s)]
-        .iter()
-        .flat_map(|(name, s)| s.warnings.iter().map(move |w| format!("{name}: {w}")))
-        .collect();
-    measure::print_list("Warnings", &warnings);
-    measure::finish("bench", elapsed);
-    ExitCode::SUCCESS
+    )
 }
 
 /// keepalived's version number (`2.2.7`), from `keepalived --version`.

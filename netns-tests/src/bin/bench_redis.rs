@@ -20,7 +20,7 @@
 //! and, in d, how long the isolated side went on acknowledging writes.
 //!
 //! Run as root: `target/release/bench_redis [--scenarios 1,2,a,b,c,d,e] [--runs N]
-//! [--advert-int N] [--only redha|keepalived|sentinel] [--cap SECONDS]`. The Markdown
+//! [--advert-int N] [--only redha|redha-v3|keepalived|sentinel] [--cap SECONDS]`. The Markdown
 //! table goes to stdout (and, after each complete run, the table so far to stderr),
 //! progress to stderr.
 
@@ -35,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
-use netns_tests::classic;
 use netns_tests::measure::{self, Flags, HIGH, LOW, Table, spread};
 use netns_tests::redha::{self, Node, RedisSettings, VIP};
 use netns_tests::redis::{
@@ -44,6 +43,7 @@ use netns_tests::redis::{
 use netns_tests::sentinel::{self, SentinelSettings};
 use netns_tests::writer::{CHECK_BATCH, DEFAULT_PREFIX, WriteLog, Writer, client_prefix};
 use netns_tests::{Lab, Proc, keepalived, require_netns};
+use netns_tests::{classic, pair};
 
 /// The client writes one key this often.
 const WRITE_INTERVAL: Duration = Duration::from_millis(10);
@@ -90,16 +90,25 @@ const CELL_SLACK: Duration = Duration::from_secs(300);
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum System {
     Redha,
+    /// redha with VRRPv3 at 100 ms adverts and the health check paired with them
+    /// ([`pair::at_100ms`]).
+    RedhaV3,
     Keepalived,
     Sentinel,
 }
 
 impl System {
-    const ALL: [System; 3] = [System::Redha, System::Keepalived, System::Sentinel];
+    const ALL: [System; 4] = [
+        System::Redha,
+        System::RedhaV3,
+        System::Keepalived,
+        System::Sentinel,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             System::Redha => "redha",
+            System::RedhaV3 => "redha-v3",
             System::Keepalived => "keepalived",
             System::Sentinel => "sentinel",
         }
@@ -108,9 +117,15 @@ impl System {
     fn tag(self) -> char {
         match self {
             System::Redha => 'r',
+            System::RedhaV3 => 'f',
             System::Keepalived => 'k',
             System::Sentinel => 's',
         }
+    }
+
+    /// Either redha column.
+    fn is_redha(self) -> bool {
+        matches!(self, System::Redha | System::RedhaV3)
     }
 
     fn has_vip(self) -> bool {
@@ -426,10 +441,11 @@ struct Deployment {
     sentinels: Vec<Proc>,
 }
 
-fn redha_node(lab: &Lab, i: usize, advert_int: u64, scenario: Scenario) -> Node {
+fn redha_node(lab: &Lab, i: usize, system: System, advert_int: u64, scenario: Scenario) -> Node {
     let peer = 3 - i;
     let mut settings =
         RedisSettings::pair(lab.addr(peer), lab.dir().join(format!("state-h{i}.log")));
+
     if scenario == Scenario::Split {
         let _ = writeln!(
             settings.replication_extra,
@@ -437,11 +453,15 @@ fn redha_node(lab: &Lab, i: usize, advert_int: u64, scenario: Scenario) -> Node 
             lab.addr(3)
         );
     }
-    Node {
+    let node = Node {
         preempt: false,
         advert_int: Duration::from_secs(advert_int),
         redis: Some(settings),
         ..Node::with_priority(if i == 1 { HIGH } else { LOW })
+    };
+    match system {
+        System::RedhaV3 => pair::at_100ms(node),
+        _ => node,
     }
 }
 
@@ -491,7 +511,7 @@ fn deploy(
 ) -> Result<(Deployment, usize), String> {
     let mut d = Deployment::default();
     match system {
-        System::Redha => {
+        System::Redha | System::RedhaV3 => {
             d.agents = start_agents(lab, system, scenario, advert_int);
         }
         System::Keepalived => {
@@ -567,8 +587,8 @@ fn replicate(lab: &Lab, replica: &RedisNode<'_>, source: &RedisNode<'_>) -> Resu
 /// the manual ritual).
 fn start_agents(lab: &Lab, system: System, scenario: Scenario, advert_int: u64) -> Vec<Proc> {
     match system {
-        System::Redha => (1..=2)
-            .map(|i| redha::start(lab, i, &redha_node(lab, i, advert_int, scenario)))
+        System::Redha | System::RedhaV3 => (1..=2)
+            .map(|i| redha::start(lab, i, &redha_node(lab, i, system, advert_int, scenario)))
             .collect(),
         System::Keepalived => (1..=2)
             .map(|i| classic::start(lab, i, &plain_node(i, advert_int), lab.addr(3 - i)))
@@ -926,7 +946,7 @@ fn inject(
                 "redis-server on host {m} restarted empty (answers PING)"
             ));
         }
-        (Scenario::AgentKill, System::Redha) => {
+        (Scenario::AgentKill, System::Redha | System::RedhaV3) => {
             d.agents[m - 1].kill();
             note(format!("SIGKILL redha on host {m}"));
         }
@@ -985,7 +1005,7 @@ fn inject(
         }
         (Scenario::PowerCycle, system) => {
             match system {
-                System::Redha => {
+                System::Redha | System::RedhaV3 => {
                     for p in &d.agents {
                         p.kill();
                     }
@@ -1028,7 +1048,7 @@ fn inject(
             note(format!(
                 "power off: SIGKILL of both {} and both redis-server, VIP addresses gone",
                 match system {
-                    System::Redha => "redha",
+                    System::Redha | System::RedhaV3 => "redha",
                     System::Keepalived => "keepalived (and their notify scripts)",
                     System::Sentinel => "sentinels (hosts 1 and 2)",
                 }
@@ -1302,7 +1322,7 @@ fn run_cell(c: &Cell<'_>) -> Result<Outcome, String> {
 
     // redha: which of the lost writes are in a dataset it saved before resyncing.
     let mut saved_files_n = None;
-    if c.system == System::Redha {
+    if c.system.is_redha() {
         let files = saved_files(lab);
         saved_files_n = Some(files.len());
         let mut found: Vec<Vec<u64>> = vec![Vec::new(); lost_keys.len()];
@@ -1387,7 +1407,7 @@ fn run_cell(c: &Cell<'_>) -> Result<Outcome, String> {
     let _ = write!(detail, " [lab {}]", lab.name());
     let _ = fs::write(lab.dir().join("bench-timeline.txt"), &text);
     let lost_any = outs.iter().any(|o| o.lost.unwrap_or(1) > 0);
-    if c.system == System::Redha && (lost_any || settled_at.is_none()) {
+    if c.system.is_redha() && (lost_any || settled_at.is_none()) {
         for i in 1..=2 {
             let path = lab.dir().join(format!("state-h{i}.log"));
             let text = fs::read_to_string(&path).unwrap_or_default();
@@ -1531,7 +1551,7 @@ fn metric_cell(os: &[Outcome], failed: usize, metric: Metric, system: System) ->
             s
         }),
         Metric::Saved => {
-            if system != System::Redha {
+            if !system.is_redha() {
                 return "n/a".into();
             }
             let v: Vec<f64> = os
@@ -1635,6 +1655,7 @@ fn render_table(args: &Args, results: &Results) -> (String, Vec<String>) {
             .into_iter()
             .chain(args.systems.iter().map(|s| match s {
                 System::Redha => "redha",
+                System::RedhaV3 => "redha, VRRPv3 at 100 ms",
                 System::Keepalived => "keepalived + classic notify scripts",
                 System::Sentinel => "Redis Sentinel",
             })),
@@ -1721,7 +1742,7 @@ fn parse_args() -> Result<Args, String> {
                         .into_iter()
                         .find(|s| s.name() == v)
                         .ok_or_else(|| {
-                            format!("--only: `{v}` is not redha, keepalived or sentinel")
+                            format!("--only: `{v}` is not redha, redha-v3, keepalived or sentinel")
                         })?;
                     if !a.systems.contains(&s) {
                         a.systems.push(s);
@@ -1746,7 +1767,7 @@ fn parse_args() -> Result<Args, String> {
                 return Err(
                     "usage: bench_redis [--scenarios 1,2,3,4,5,a,b,c,d,e1,e2 (e = e1,e2; \
                      default: all)] [--runs N (default 3)] [--advert-int SECONDS (default \
-                     1)] [--only redha|keepalived|sentinel[,...]] [--cap SECONDS (default \
+                     1)] [--only redha|redha-v3|keepalived|sentinel[,...]] [--cap SECONDS (default \
                      40, more with a long advert_int; for a to e2 counted from the last \
                      injected step)]"
                         .into(),
@@ -1784,7 +1805,7 @@ fn main() -> ExitCode {
         eprintln!("bench_redis: keepalived is not installed: apt-get install keepalived");
         return ExitCode::from(1);
     }
-    let redha_bin = if args.systems.contains(&System::Redha) {
+    let redha_bin = if args.systems.iter().any(|s| s.is_redha()) {
         match measure::require_redha_bin("bench_redis") {
             Ok(p) => Some(p),
             Err(code) => return code,
