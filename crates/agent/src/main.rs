@@ -64,13 +64,14 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
                 ),
             };
             println!(
-                "{}: ok: instance {} on {}, vrid {}, priority {}, advert_int {}s, preempt {}, {} virtual address(es), {transport}; {redis}",
+                "{}: ok: instance {} on {}, {}, vrid {}, priority {}, advert_int {:?}, preempt {}, {} virtual address(es), {transport}; {redis}",
                 path.display(),
                 i.name,
                 i.interface,
+                i.version,
                 i.vrid,
                 i.priority,
-                i.advert_int.as_secs(),
+                i.advert_int,
                 i.preempt,
                 i.virtual_addresses.len(),
             );

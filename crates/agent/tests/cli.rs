@@ -37,6 +37,23 @@ fn the_shipped_configs_check_out() {
 }
 
 #[test]
+fn check_config_summarises_a_vrrpv3_instance_at_100ms() {
+    let path = temp_config(
+        "v3.toml",
+        "[vrrp]\ninterface = \"eth0\"\nvirtual_router_id = 51\nversion = 3\nadvert_int = \"100ms\"\nvirtual_ipaddresses = [\"192.0.2.100/24\"]\n",
+    );
+    let out = redha(&["check-config", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("VRRPv3"), "{summary}");
+    assert!(summary.contains("advert_int 100ms"), "{summary}");
+}
+
+#[test]
 fn a_bad_config_names_file_line_and_key() {
     let path = temp_config(
         "bad.toml",
