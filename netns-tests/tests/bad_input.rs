@@ -44,6 +44,45 @@ fn counters(proc: &netns_tests::Proc) -> std::collections::HashMap<String, u64> 
         .collect()
 }
 
+/// Starts redha with `node` on host 1, alone: it becomes master.
+fn start_master(lab: &Lab, node: &Node) -> netns_tests::Proc {
+    let master = redha::start(lab, 1, node);
+    wait_until(node.master_down_interval() + MARGIN, POLL, || {
+        lab.holders(VIP) == [1]
+    })
+    .expect("host 1 is master");
+    master
+}
+
+/// Sends every case's datagram three times, `pause` apart, from the attacker; then
+/// host 1 still holds the VIP, made no transition since it became master, and counted
+/// each datagram under its case's counter (and took none as an advert).
+fn send_and_count(
+    lab: &Lab,
+    master: &netns_tests::Proc,
+    cases: &[(&str, Vec<u8>)],
+    pause: Duration,
+) {
+    const ROUNDS: u64 = 3;
+    for _ in 0..ROUNDS {
+        send_raw(lab, cases.iter().map(|(_, d)| d.clone()).collect());
+        std::thread::sleep(pause);
+    }
+    assert_eq!(lab.holders(VIP), [1], "a bad advert moved the VIP");
+    let log = master.log();
+    assert_eq!(
+        log.matches("VRRP transition").count(),
+        2,
+        "a bad advert caused a transition:\n{log}"
+    );
+    let c = counters(master);
+    for (counter, _) in cases {
+        let expected = ROUNDS * cases.iter().filter(|(k, _)| k == counter).count() as u64;
+        assert_eq!(c.get(*counter), Some(&expected), "{counter} in {c:?}");
+    }
+    assert_eq!(c.get("adverts_received"), Some(&0), "{c:?}");
+}
+
 #[test]
 fn malformed_adverts_change_nothing_and_are_counted() {
     if !require_netns("malformed_adverts_change_nothing_and_are_counted") {
@@ -54,11 +93,7 @@ fn malformed_adverts_change_nothing_and_are_counted() {
         auth_pass: Some("secret".into()),
         ..Node::with_priority(100)
     };
-    let master = redha::start(&lab, 1, &node);
-    wait_until(node.master_down_interval() + MARGIN, POLL, || {
-        lab.holders(VIP) == [1]
-    })
-    .expect("host 1 is master");
+    let master = start_master(&lab, &node);
 
     // Every advert below would make the master step down if it were accepted:
     // priority 254 beats 100.
@@ -97,22 +132,7 @@ fn malformed_adverts_change_nothing_and_are_counted() {
         ("dropped_truncated", wrap(&truncated, 255)),
     ];
     // Several rounds, spread over more than one advert interval.
-    for _ in 0..3 {
-        send_raw(&lab, cases.iter().map(|(_, d)| d.clone()).collect());
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert_eq!(lab.holders(VIP), [1], "a bad advert moved the VIP");
-    let log = master.log();
-    assert_eq!(
-        log.matches("VRRP transition").count(),
-        2,
-        "a bad advert caused a transition:\n{log}"
-    );
-    let c = counters(&master);
-    for (counter, _) in &cases {
-        assert_eq!(c.get(*counter), Some(&3), "{counter} in {c:?}");
-    }
-    assert_eq!(c.get("adverts_received"), Some(&0), "{c:?}");
+    send_and_count(&lab, &master, &cases, Duration::from_millis(500));
 
     // Control: the same advert, well formed, is accepted and does make it step down.
     send_raw(&lab, vec![wrap(&good(51, 1, &auth, &[vip]), 255)]);
@@ -136,11 +156,7 @@ fn malformed_v3_adverts_change_nothing_and_are_counted() {
     }
     let lab = Lab::new("badin3", 3);
     let node = Node::v3(Duration::from_millis(100));
-    let master = redha::start(&lab, 1, &node);
-    wait_until(node.master_down_interval() + MARGIN, POLL, || {
-        lab.holders(VIP) == [1]
-    })
-    .expect("host 1 is master");
+    let master = start_master(&lab, &node);
 
     let vip: Ipv4Addr = VIP.parse().unwrap();
     let src = lab.addr(ATTACKER);
@@ -169,23 +185,7 @@ fn malformed_v3_adverts_change_nothing_and_are_counted() {
         ("dropped_interval", wrap(&v3(51, 0, &[vip]), 255)),
         ("dropped_truncated", wrap(&truncated, 255)),
     ];
-    for _ in 0..3 {
-        send_raw(&lab, cases.iter().map(|(_, d)| d.clone()).collect());
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert_eq!(lab.holders(VIP), [1], "a bad advert moved the VIP");
-    let log = master.log();
-    assert_eq!(
-        log.matches("VRRP transition").count(),
-        2,
-        "a bad advert caused a transition:\n{log}"
-    );
-    let c = counters(&master);
-    for (counter, _) in &cases {
-        let expected = 3 * cases.iter().filter(|(k, _)| k == counter).count() as u64;
-        assert_eq!(c.get(*counter), Some(&expected), "{counter} in {c:?}");
-    }
-    assert_eq!(c.get("adverts_received"), Some(&0), "{c:?}");
+    send_and_count(&lab, &master, &cases, Duration::from_millis(300));
 
     send_raw(&lab, vec![wrap(&v3(51, 10, &[vip]), 255)]);
     wait_until(MARGIN, POLL, || lab.holders(VIP).is_empty())

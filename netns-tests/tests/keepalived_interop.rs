@@ -135,14 +135,24 @@ fn sigkill_fails_over_both_ways_in_unicast() {
     if !require_netns("sigkill_fails_over_both_ways_in_unicast") {
         return;
     }
-    let lab = Lab::new("ka-kill", 2);
+    sigkill_both_ways_in_unicast("ka-kill", Node::default());
+}
+
+/// redha (host 1, priority 150) and keepalived (host 2, 100) in unicast with
+/// `common`'s settings: a SIGKILLed redha is taken over within keepalived's
+/// Master_Down_Interval and its VIP runs out of lease; redha restarted below
+/// keepalived stays backup, and takes over from a SIGKILLed keepalived.
+fn sigkill_both_ways_in_unicast(tag: &str, common: Node) {
+    let lab = Lab::new(tag, 2);
     let r_node = Node {
         unicast_peers: vec![lab.addr(2)],
-        ..Node::with_priority(150)
+        priority: 150,
+        ..common.clone()
     };
     let k_node = Node {
         unicast_peers: vec![lab.addr(1)],
-        ..Node::with_priority(100)
+        priority: 100,
+        ..common
     };
     let r = redha::start(&lab, 1, &r_node);
     let k = keepalived::start(&lab, 2, &k_node);
@@ -215,49 +225,5 @@ fn v3_sigkill_fails_over_both_ways_in_unicast_at_100ms() {
     if !require_netns("v3_sigkill_fails_over_both_ways_in_unicast_at_100ms") {
         return;
     }
-    let lab = Lab::new("ka3-kill", 2);
-    let fast = Node::v3(Duration::from_millis(100));
-    let r_node = Node {
-        unicast_peers: vec![lab.addr(2)],
-        priority: 150,
-        ..fast.clone()
-    };
-    let k_node = Node {
-        unicast_peers: vec![lab.addr(1)],
-        priority: 100,
-        ..fast
-    };
-    let r = redha::start(&lab, 1, &r_node);
-    let k = keepalived::start(&lab, 2, &k_node);
-    wait_sole_holder(&lab, 1, r_node.master_down_interval() + MARGIN, "election");
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(lab.holders(VIP), [1], "the election did not hold");
-    r.kill();
-    wait_until(k_node.master_down_interval() + MARGIN, POLL, || {
-        lab.has_addr(2, VIP)
-    })
-    .expect("keepalived takes over from a killed redha");
-    wait_sole_holder(
-        &lab,
-        2,
-        r_node.address_lease() + MARGIN,
-        "lease of the killed redha",
-    );
-    let r_node = Node {
-        priority: 50,
-        ..r_node
-    };
-    let r = redha::start(&lab, 1, &r_node);
-    std::thread::sleep(r_node.master_down_interval() + Duration::from_secs(1));
-    assert_eq!(
-        lab.holders(VIP),
-        [2],
-        "redha with the lower priority stays backup"
-    );
-    keepalived::crash(&lab, 2, &k);
-    wait_until(r_node.master_down_interval() + MARGIN, POLL, || {
-        lab.has_addr(1, VIP)
-    })
-    .expect("redha takes over from a killed keepalived");
-    assert_no_complaints(&k, &r);
+    sigkill_both_ways_in_unicast("ka3-kill", Node::v3(Duration::from_millis(100)));
 }

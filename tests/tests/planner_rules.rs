@@ -993,6 +993,11 @@ fn quiet_for(mut replica: Snapshot, secs: i64) -> Snapshot {
     replica
 }
 
+/// The plan promotes our Redis at once, without a fence or a catch-up.
+fn promotes_at_once(plan: &Plan) -> bool {
+    plan.commands == [Command::ReplicaOfNoOne(Target::Local)]
+}
+
 fn is_wait(plan: &Plan) -> bool {
     matches!(plan.rule, Rule::Wait { .. }) && plan.commands.is_empty()
 }
@@ -1066,11 +1071,7 @@ fn a_slow_master_that_still_streams_is_not_promoted_over() {
         None,
         &silent,
     );
-    assert_eq!(
-        plan.commands,
-        [Command::ReplicaOfNoOne(Target::Local)],
-        "{plan:?}"
-    );
+    assert!(promotes_at_once(&plan), "{plan:?}");
     let plan = Planner::new(config()).plan(
         t0,
         Role::Master,
@@ -1078,11 +1079,7 @@ fn a_slow_master_that_still_streams_is_not_promoted_over() {
         None,
         &silent,
     );
-    assert_eq!(
-        plan.commands,
-        [Command::ReplicaOfNoOne(Target::Local)],
-        "{plan:?}"
-    );
+    assert!(promotes_at_once(&plan), "{plan:?}");
     // Out after the grace, it rejoins once the stream goes quiet (then, as master
     // again, it promotes).
     let mut planner = Planner::new(config());
@@ -1109,11 +1106,7 @@ fn a_slow_master_that_still_streams_is_not_promoted_over() {
         ..Context::default()
     };
     let plan = Planner::new(config()).plan(t0, Role::Master, Some(&streaming), None, &refused);
-    assert_eq!(
-        plan.commands,
-        [Command::ReplicaOfNoOne(Target::Local)],
-        "{plan:?}"
-    );
+    assert!(promotes_at_once(&plan), "{plan:?}");
 }
 
 /// A read of the peer cut short by a VRRP change (becoming master) tells nothing:
@@ -1148,11 +1141,7 @@ fn an_unread_peer_is_read_again_before_any_promotion_over_it() {
     // over a silent one (a promotion never waits on a silent peer).
     let quiet = quiet_for(streaming, 3);
     let plan = Planner::new(config()).plan(t0, Role::Master, Some(&quiet), None, &unread);
-    assert_eq!(
-        plan.commands,
-        [Command::ReplicaOfNoOne(Target::Local)],
-        "{plan:?}"
-    );
+    assert!(promotes_at_once(&plan), "{plan:?}");
 }
 
 fn isolating(timeout: u64) -> Planner {
