@@ -31,6 +31,7 @@ fn planner_config(local: &RedisServer, peer: &RedisServer) -> PlannerConfig {
         slow_poll: Duration::from_millis(200),
         isolation_timeout: None,
         yield_after: Duration::from_millis(2500),
+        master_down_interval: Duration::from_millis(3609),
     }
 }
 

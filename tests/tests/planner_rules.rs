@@ -29,6 +29,7 @@ fn config() -> PlannerConfig {
         slow_poll: Duration::from_secs(1),
         isolation_timeout: None,
         yield_after: Duration::from_millis(2500),
+        master_down_interval: Duration::from_millis(3609),
     }
 }
 
@@ -1058,12 +1059,21 @@ fn a_slow_master_that_still_streams_is_not_promoted_over() {
     );
     assert!(!planner.holds_for_slow_master());
 
-    // A master whose stream goes quiet is dead or cut off: promoted over, also
-    // during the grace.
+    // A master whose stream goes quiet (as long as its adverts: Master_Down_Interval,
+    // 3.6 s here, and Redis's seconds round down) is dead or cut off: promoted over,
+    // also during the grace. Heard 2 s ago (under 3 s) still counts as heard.
+    let plan = Planner::new(config()).plan(
+        t0,
+        Role::Master,
+        Some(&quiet_for(streaming.clone(), 2)),
+        None,
+        &silent,
+    );
+    assert!(is_wait(&plan), "{plan:?}");
     let mut planner = Planner::new(config());
     let plan = planner.plan(t0, Role::Master, Some(&streaming), None, &silent);
     assert!(is_wait(&plan) && plan.eligible, "{plan:?}");
-    let quiet = quiet_for(streaming.clone(), 2);
+    let quiet = quiet_for(streaming.clone(), 3);
     let plan = planner.plan(
         t0 + Duration::from_secs(1),
         Role::Master,
@@ -1075,7 +1085,28 @@ fn a_slow_master_that_still_streams_is_not_promoted_over() {
     let plan = Planner::new(config()).plan(
         t0,
         Role::Master,
-        Some(&quiet_for(streaming.clone(), 3)),
+        Some(&quiet_for(streaming.clone(), 4)),
+        None,
+        &silent,
+    );
+    assert!(promotes_at_once(&plan), "{plan:?}");
+    // With sub-second adverts the stream counts as quiet after 2 s (whole seconds).
+    let fast = PlannerConfig {
+        master_down_interval: Duration::from_millis(360),
+        ..config()
+    };
+    let plan = Planner::new(fast.clone()).plan(
+        t0,
+        Role::Master,
+        Some(&quiet_for(streaming.clone(), 1)),
+        None,
+        &silent,
+    );
+    assert!(is_wait(&plan), "{plan:?}");
+    let plan = Planner::new(fast).plan(
+        t0,
+        Role::Master,
+        Some(&quiet_for(streaming.clone(), 2)),
         None,
         &silent,
     );

@@ -240,6 +240,10 @@ impl Coordinator {
                         slow_poll: redis.check_interval,
                         isolation_timeout: rep.isolation_timeout,
                         yield_after: config.vrrp.advert_int.0 * 2 + Duration::from_millis(500),
+                        master_down_interval: config
+                            .instance()
+                            .router_config(primary.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED))
+                            .master_down_interval(),
                     }),
                     executor,
                     catch_up_timeout: rep.catch_up_timeout,
@@ -620,7 +624,9 @@ impl Coordinator {
             Err(failure) => {
                 rep.peer_claim = None;
                 ctx.peer_failure = *failure;
-                if *failure == PeerFailure::Silent && !rep.witnesses.is_empty() {
+                // Silent, or not read this time: either way nothing says the peer is
+                // down, so the witnesses say which side is connected.
+                if *failure != PeerFailure::Refused && !rep.witnesses.is_empty() {
                     let answered = match rep.witness_seen {
                         Some((answered, at)) if at.elapsed() < WITNESS_EVERY => answered,
                         _ => {
@@ -789,6 +795,9 @@ impl Coordinator {
                     local_replid = %replid(&local), local_offset = %offsets(&local),
                     peer_replid = %replid(&peer), peer_offset = %offsets(&peer),
                     peer_agent = %peer_agent, local_vouched = ctx.local_vouched,
+                    peer_failure = ?peer.is_none().then_some(ctx.peer_failure),
+                    witness = ?ctx.witness,
+                    local_link = ?local.as_ref().and_then(|l| l.master.as_ref()).map(|m| (m.link_status, m.last_io_seconds_ago)),
                     "replication decision"
                 );
             }

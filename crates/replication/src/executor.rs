@@ -162,13 +162,19 @@ impl Executor {
                 return self.peer.info().await.map_err(failure);
             };
             let read = tokio::select! {
-                read = tokio::time::timeout(limit, self.peer.info()) => read.ok(),
+                read = tokio::time::timeout(limit, self.peer.info()) => Some(read),
                 () = abandon => None,
             };
             match read {
-                Some(result) => result.map_err(failure),
+                Some(Ok(result)) => result.map_err(failure),
+                Some(Err(_elapsed)) => {
+                    // No answer within the limit: silent. The connection's state is
+                    // unknown; start afresh.
+                    self.peer.disconnect();
+                    Err(PeerFailure::Silent)
+                }
                 None => {
-                    // Cut short: the connection's state is unknown; start afresh.
+                    // Cut short by `abandon`: nothing learnt.
                     self.peer.disconnect();
                     Err(PeerFailure::Unread)
                 }

@@ -57,6 +57,10 @@ pub struct PlannerConfig {
     /// How long two VRRP masters are left to VRRP (a healed split settles within
     /// an advert interval) before the one that loses the tie-break yields.
     pub yield_after: Duration,
+    /// Our VRRP Master_Down_Interval: how long the peer's adverts had been missing
+    /// when we became master. A replication stream heard more recently than that is
+    /// a slow link, not a dead master (see [`Planner::hears_silent_master`]).
+    pub master_down_interval: Duration,
 }
 
 /// How long a node that yielded to another VRRP master stays out of the election
@@ -69,14 +73,14 @@ const SLOW_MASTER: &str = "the peer's Redis does not answer, but ours still hear
 /// How long after a refused fence the planner tries it again.
 const FENCE_RETRY: Duration = Duration::from_secs(1);
 
-/// How recently our Redis, a replica, must have heard from its master for that
-/// master to count as alive (`master_last_io_seconds_ago`, whole seconds): a master
-/// taking writes streams them at once; one that died or was cut off goes quiet.
-const STREAM_HEARD_WITHIN: i64 = 1;
+/// The shortest silence of the replication stream that counts as the master being
+/// gone, whatever the advert interval: Redis counts `master_last_io_seconds_ago` in
+/// whole seconds (see [`Planner::hears_silent_master`]).
+const STREAM_QUIET_AT_LEAST: Duration = Duration::from_secs(2);
 
 /// How long a VRRP master whose Redis still hears a peer that does not answer
 /// looks again before it leaves the election: long enough for the stream of a
-/// master that just died or was cut off to go quiet (see [`STREAM_HEARD_WITHIN`]).
+/// master that just died or was cut off to go quiet (see [`STREAM_QUIET_AT_LEAST`]).
 const SLOW_MASTER_GRACE: Duration = Duration::from_secs(2);
 
 /// The node's role, as the agent maps it from its VRRP state.
@@ -353,15 +357,23 @@ impl Planner {
     }
 
     /// Does our Redis, a replica of the peer's, still hear its replication stream
-    /// (link up, I/O within [`STREAM_HEARD_WITHIN`]) while the peer's Redis gave no
-    /// snapshot and did not refuse the connection? Then the peer's Redis is alive:
-    /// its host is only slow to answer (a slow or lossy link) or was not read.
+    /// while the peer's Redis gave no snapshot and did not refuse the connection?
+    /// Then the peer's Redis is alive: its host is only slow to answer (a slow or
+    /// lossy link) or was not read.
+    ///
+    /// "Still hears": the link is up and the stream has been silent for less time
+    /// than the adverts were when we became master (Master_Down_Interval, at least
+    /// [`STREAM_QUIET_AT_LEAST`]). A master that died or was cut off went quiet on
+    /// both at once; a slow link loses adverts (they queue behind the data, and VRRP
+    /// gives up after three) while the stream still trickles in. Redis reports the
+    /// silence in whole seconds, rounded down: `n` means less than `n + 1` s.
     fn hears_silent_master(
         &self,
         local: &Snapshot,
         peer: Option<&Snapshot>,
         ctx: &Context,
     ) -> bool {
+        let quiet_at = self.config.master_down_interval.max(STREAM_QUIET_AT_LEAST);
         peer.is_none()
             && ctx.peer_failure != PeerFailure::Refused
             && self.follows_peer(local)
@@ -370,7 +382,8 @@ impl Planner {
                 .master
                 .as_ref()
                 .and_then(|m| m.last_io_seconds_ago)
-                .is_some_and(|s| (0..=STREAM_HEARD_WITHIN).contains(&s))
+                .and_then(|s| u64::try_from(s).ok())
+                .is_some_and(|s| Duration::from_secs(s + 1) <= quiet_at)
     }
 
     /// VRRP master over a peer whose Redis does not answer but still streams to
