@@ -5,7 +5,7 @@
 //! a channel of its own ([`TransitionEvent`]).
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 use crate::garp::GarpSender;
 use crate::instance::InstanceConfig;
 use crate::netlink::{LinkMonitor, Netlink, NetlinkError};
-use crate::receive::{Filter, Inbound};
+use crate::receive::{Datagram, Filter, Inbound};
 use crate::router::{Action, FaultCause, Router, State};
 use crate::socket::{Destination, VrrpSocket};
 use crate::stats::{DropReason, Stats};
@@ -75,9 +75,9 @@ pub struct Status {
     /// The priority we advertise now (0 outside Backup and Master).
     pub effective_priority: u8,
     /// The master we believe in (source address and priority).
-    pub master: Option<(Ipv4Addr, u8)>,
+    pub master: Option<(IpAddr, u8)>,
     /// Our own address on the interface.
-    pub primary_address: Option<Ipv4Addr>,
+    pub primary_address: Option<IpAddr>,
 }
 
 impl Default for Status {
@@ -187,7 +187,7 @@ impl InstanceHandle {
 pub async fn spawn(
     config: InstanceConfig,
     start_in_fault: Option<String>,
-    held: &[Ipv4Addr],
+    held: &[IpAddr],
 ) -> Result<Spawned, DriverError> {
     let netlink = Netlink::connect()?;
     // Subscribe before the first look-up, so that no change slips in between.
@@ -202,8 +202,10 @@ pub async fn spawn(
     let primary = match config.unicast_src_ip {
         Some(ip) => ip,
         None => interface
-            .primary_address(&config.virtual_addresses)
-            .ok_or_else(|| NetlinkError::NoPrimaryAddress(config.interface.clone()))?,
+            .primary_address(&config.virtual_addresses, config.family())
+            .ok_or_else(|| {
+                NetlinkError::NoPrimaryAddress(config.interface.clone(), config.family())
+            })?,
     };
     // Addresses of this instance left behind by an earlier run go first: we start in
     // Backup and must not answer for them.
@@ -306,8 +308,10 @@ pub async fn release(config: &InstanceConfig, was_master: bool) -> Result<(), Dr
     if was_master {
         let source = config
             .unicast_src_ip
-            .or_else(|| interface.primary_address(&config.virtual_addresses))
-            .ok_or_else(|| NetlinkError::NoPrimaryAddress(config.interface.clone()))?;
+            .or_else(|| interface.primary_address(&config.virtual_addresses, config.family()))
+            .ok_or_else(|| {
+                NetlinkError::NoPrimaryAddress(config.interface.clone(), config.family())
+            })?;
         let destination = if config.unicast_peers.is_empty() {
             Destination::Multicast
         } else {
@@ -356,7 +360,7 @@ struct Driver {
     next_refresh: Option<Instant>,
     lease: Duration,
     /// The addresses as adverts and gratuitous ARPs carry them.
-    expected_addresses: Vec<Ipv4Addr>,
+    expected_addresses: Vec<IpAddr>,
     /// The receive checks of the current configuration.
     filter: Filter,
     stats: Arc<Stats>,
@@ -416,7 +420,7 @@ impl Driver {
             };
             tokio::select! {
                 received = self.socket.recv(&mut buf) => match received {
-                    Ok(len) => self.on_packet(&buf[..len]),
+                    Ok(arrival) => self.on_packet(arrival.datagram(&buf)),
                     Err(e) => self.recv_failed(&e),
                 },
                 () = link_changed => self.check_link().await,
@@ -499,13 +503,16 @@ impl Driver {
                 .iter()
                 .any(|a| a.address == ip)
                 .then_some(ip),
-            None => interface.primary_address(&self.config.virtual_addresses),
+            None => interface.primary_address(&self.config.virtual_addresses, self.config.family()),
         };
         let Some(source) = source else {
-            let wanted = self
-                .config
-                .unicast_src_ip
-                .map_or_else(|| "an IPv4 address".to_string(), |ip| ip.to_string());
+            let wanted = self.config.unicast_src_ip.map_or_else(
+                || match self.config.family() {
+                    crate::netlink::Family::V4 => "IPv4 address".to_string(),
+                    crate::netlink::Family::V6 => "link-local IPv6 address".to_string(),
+                },
+                |ip| ip.to_string(),
+            );
             return self.link_down(format!(
                 "interface {name} has no {wanted} to send adverts from"
             ));
@@ -573,7 +580,7 @@ impl Driver {
         info!(instance = %self.config.name, causes = ?causes, "still FAULT");
     }
 
-    fn reopen_sockets(&mut self, index: u32, mac: [u8; 6], source: Ipv4Addr) -> Result<(), String> {
+    fn reopen_sockets(&mut self, index: u32, mac: [u8; 6], source: IpAddr) -> Result<(), String> {
         let destination = if self.config.unicast_peers.is_empty() {
             Destination::Multicast
         } else {
@@ -587,8 +594,8 @@ impl Driver {
         Ok(())
     }
 
-    fn on_packet(&mut self, packet: &[u8]) {
-        match self.filter.classify(packet, self.router.config()) {
+    fn on_packet(&mut self, datagram: Datagram<'_>) {
+        match self.filter.classify(datagram, self.router.config()) {
             Inbound::Advert {
                 source,
                 priority,
@@ -607,7 +614,7 @@ impl Driver {
 
     /// Counts a dropped packet; logs the first of each reason and then at most one
     /// line per reason every ten seconds, so that a flood cannot fill the disk.
-    fn drop_packet(&mut self, reason: DropReason, source: Option<Ipv4Addr>) {
+    fn drop_packet(&mut self, reason: DropReason, source: Option<IpAddr>) {
         let count = self.stats.dropped(reason);
         let now = now();
         let quiet = self

@@ -1,9 +1,9 @@
 //! The configuration of one VRRP instance as the I/O layer needs it.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::netlink::VirtualAddress;
+use crate::netlink::{Family, VirtualAddress};
 use crate::packet::{Advert, Auth, ChecksumScope, Version};
 use crate::router::RouterConfig;
 
@@ -63,13 +63,14 @@ pub struct InstanceConfig {
     /// Authentication.
     pub auth: Auth,
     /// Unicast peers; empty means multicast.
-    pub unicast_peers: Vec<Ipv4Addr>,
-    /// The source address of adverts; default: the interface's primary address.
-    pub unicast_src_ip: Option<Ipv4Addr>,
+    pub unicast_peers: Vec<IpAddr>,
+    /// The source address of adverts; default: the interface's primary address
+    /// (IPv6: its link-local address).
+    pub unicast_src_ip: Option<IpAddr>,
     /// `allowed_sources`: adverts from any other source are dropped (multicast and
     /// unicast alike) and counted as [`crate::DropReason::SourceNotAllowed`]. Empty
     /// allows every source.
-    pub allowed_sources: Vec<Ipv4Addr>,
+    pub allowed_sources: Vec<IpAddr>,
     /// Gratuitous ARP settings.
     pub garp: GarpConfig,
 }
@@ -88,7 +89,7 @@ impl InstanceConfig {
     }
 
     /// Our advert with `priority` for `addresses`, in our version.
-    pub fn advert(&self, priority: u8, addresses: &[Ipv4Addr]) -> Advert {
+    pub fn advert(&self, priority: u8, addresses: &[IpAddr]) -> Advert {
         let int = self.wire_advert_int();
         match self.version {
             Version::V2 => Advert::new(
@@ -103,7 +104,7 @@ impl InstanceConfig {
     }
 
     /// The state machine's parameters, with `primary` as our address.
-    pub fn router_config(&self, primary: Ipv4Addr) -> RouterConfig {
+    pub fn router_config(&self, primary: IpAddr) -> RouterConfig {
         RouterConfig {
             vrid: self.vrid,
             priority: self.priority,
@@ -120,24 +121,29 @@ impl InstanceConfig {
     pub fn encode_advert(
         &self,
         priority: u8,
-        addresses: &[Ipv4Addr],
-        source: Ipv4Addr,
-        destination: Ipv4Addr,
+        addresses: &[IpAddr],
+        source: IpAddr,
+        destination: IpAddr,
     ) -> Vec<u8> {
         self.advert(priority, addresses)
             .encode_with(self.checksum_scope(source, destination))
     }
 
     /// What the checksum of an advert from `source` to `destination` covers.
-    pub fn checksum_scope(&self, source: Ipv4Addr, destination: Ipv4Addr) -> ChecksumScope {
-        if self.version == Version::V3 && !self.v3_checksum_as_v2 {
-            ChecksumScope::Ipv4Pseudo {
-                source,
-                destination,
-            }
-        } else {
-            ChecksumScope::Message
+    pub fn checksum_scope(&self, source: IpAddr, destination: IpAddr) -> ChecksumScope {
+        let plain = self.version == Version::V2 || (self.v3_checksum_as_v2 && source.is_ipv4());
+        match ChecksumScope::pseudo(source, destination) {
+            Some(pseudo) if !plain => pseudo,
+            _ => ChecksumScope::Message,
         }
+    }
+
+    /// The address family of the instance: that of its virtual addresses (the
+    /// configuration refuses a mix).
+    pub fn family(&self) -> Family {
+        self.virtual_addresses
+            .first()
+            .map_or(Family::V4, |v| Family::of(&v.address))
     }
 
     /// The lifetime given to the virtual addresses: Master_Down_Interval rounded up to
@@ -151,7 +157,7 @@ impl InstanceConfig {
     }
 
     /// Just the addresses, without prefix lengths.
-    pub fn addresses(&self) -> Vec<Ipv4Addr> {
+    pub fn addresses(&self) -> Vec<IpAddr> {
         self.virtual_addresses.iter().map(|v| v.address).collect()
     }
 }

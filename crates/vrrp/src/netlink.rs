@@ -5,7 +5,7 @@
 //! the lease) and refreshed while master, so that an agent killed without cleaning up
 //! leaves no address behind once the lease runs out.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +16,42 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::{Handle, MulticastGroup};
 use tokio::sync::Notify;
 
-/// A virtual address and its prefix length, as configured (`192.0.2.100/24`).
+/// A virtual address and its prefix length, as configured (`192.0.2.100/24`,
+/// `2001:db8::100/64`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VirtualAddress {
     /// The address.
-    pub address: Ipv4Addr,
-    /// Its prefix length, 0..=32.
+    pub address: IpAddr,
+    /// Its prefix length, 0..=32 (IPv4) or 0..=128 (IPv6).
     pub prefix_len: u8,
+}
+
+/// An address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// The family of `address`.
+    pub fn of(address: &IpAddr) -> Family {
+        match address {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
 }
 
 impl std::fmt::Display for VirtualAddress {
@@ -40,9 +69,12 @@ pub enum NetlinkError {
     /// No interface of that name.
     #[error("interface {0:?} not found")]
     NoInterface(String),
-    /// The interface has no IPv4 address to send adverts from.
-    #[error("interface {0:?} has no IPv4 address of its own to send adverts from")]
-    NoPrimaryAddress(String),
+    /// The interface has no address of the family to send adverts from (IPv6: a
+    /// link-local address, not tentative).
+    #[error(
+        "interface {0:?} has no {1} address of its own to send adverts from (IPv6: a link-local address)"
+    )]
+    NoPrimaryAddress(String, Family),
     /// The interface has no Ethernet address.
     #[error("interface {0:?} has no 6-byte hardware address")]
     NoHardwareAddress(String),
@@ -69,17 +101,24 @@ pub struct Interface {
     /// Whether it is usable: administratively up and with carrier (IFF_UP and
     /// IFF_RUNNING).
     pub up: bool,
-    /// Its IPv4 addresses with prefix lengths, primary first.
+    /// Its IPv4 and IPv6 addresses with prefix lengths, primary first (IPv6:
+    /// without tentative ones, which cannot be sent from yet).
     pub addresses: Vec<VirtualAddress>,
 }
 
 impl Interface {
-    /// The first address of the interface that is not one of `virtuals`: the source
-    /// of our adverts and our tie-breaker.
-    pub fn primary_address(&self, virtuals: &[VirtualAddress]) -> Option<Ipv4Addr> {
+    /// The source of our adverts and our tie-breaker: for IPv4, the first address of
+    /// the interface that is not one of `virtuals`; for IPv6, its link-local address
+    /// (RFC 5798 section 5.1.2.1).
+    pub fn primary_address(&self, virtuals: &[VirtualAddress], family: Family) -> Option<IpAddr> {
         self.addresses
             .iter()
             .map(|a| a.address)
+            .filter(|a| Family::of(a) == family)
+            .filter(|a| match a {
+                IpAddr::V6(v6) => v6.is_unicast_link_local(),
+                IpAddr::V4(_) => true,
+            })
             .find(|a| !virtuals.iter().any(|v| v.address == *a))
     }
 }
@@ -139,8 +178,12 @@ impl Netlink {
                 })?
         {
             let is_secondary = message.header.flags.contains(AddressHeaderFlags::Secondary);
+            if message.header.flags.contains(AddressHeaderFlags::Tentative) {
+                // IPv6 duplicate address detection under way: not usable yet.
+                continue;
+            }
             for attribute in &message.attributes {
-                if let AddressAttribute::Address(IpAddr::V4(address)) = attribute {
+                if let AddressAttribute::Address(address) = attribute {
                     let entry = VirtualAddress {
                         address: *address,
                         prefix_len: message.header.prefix_len,
@@ -163,12 +206,13 @@ impl Netlink {
         })
     }
 
-    /// Subscribes to the kernel's link and IPv4 address notifications (as `ip
-    /// monitor link address` does), on a netlink socket of its own.
+    /// Subscribes to the kernel's link and address notifications (as `ip monitor
+    /// link address` does), on a netlink socket of its own.
     pub fn monitor() -> Result<LinkMonitor, NetlinkError> {
         let (connection, handle, messages) = rtnetlink::new_multicast_connection(&[
             MulticastGroup::Link,
             MulticastGroup::Ipv4Ifaddr,
+            MulticastGroup::Ipv6Ifaddr,
         ])
         .map_err(NetlinkError::Connect)?;
         tokio::spawn(connection);
@@ -185,7 +229,9 @@ impl Netlink {
         Ok(LinkMonitor { notify, task })
     }
 
-    /// Adds (or refreshes) a virtual address with a kernel lifetime of `lease`.
+    /// Adds (or refreshes) a virtual address with a kernel lifetime of `lease`; an
+    /// IPv6 one without duplicate address detection (`nodad`: it is ours by VRRP, and
+    /// a tentative address could not be used for a second or so).
     pub async fn add_address(
         &self,
         index: u32,
@@ -196,8 +242,11 @@ impl Netlink {
         let mut request = self
             .handle
             .address()
-            .add(index, IpAddr::V4(vip.address), vip.prefix_len)
+            .add(index, vip.address, vip.prefix_len)
             .replace();
+        if vip.address.is_ipv6() {
+            request.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+        }
         let mut cache_info = CacheInfo::default();
         cache_info.ifa_valid = secs;
         cache_info.ifa_preferred = secs;
@@ -226,7 +275,7 @@ impl Netlink {
             .address()
             .get()
             .set_link_index_filter(index)
-            .set_address_filter(IpAddr::V4(vip.address))
+            .set_address_filter(vip.address)
             .execute();
         let mut removed = false;
         while let Some(message) =
@@ -254,7 +303,7 @@ impl Netlink {
     }
 }
 
-/// Link and IPv4 address notifications of the kernel (any interface), coalesced: the
+/// Link and address notifications of the kernel (any interface), coalesced: the
 /// caller looks its interface up afresh on each wake-up, so one covers any number of
 /// messages.
 #[derive(Debug)]

@@ -14,8 +14,10 @@
 //! either and says which ([`Received::checksum_as_v2`]); the instance's check then
 //! takes only the kind it is configured for.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
+
+use crate::netlink::Family;
 
 use crate::stats::DropReason;
 
@@ -23,7 +25,9 @@ use crate::stats::DropReason;
 pub const IPPROTO_VRRP: u8 = 112;
 /// The IPv4 multicast group VRRP adverts are sent to.
 pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-/// The TTL every advert is sent with and must arrive with.
+/// The IPv6 multicast group VRRP adverts are sent to (RFC 5798 section 5.1.2.2).
+pub const MULTICAST_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// The TTL (IPv4) or hop limit (IPv6) every advert is sent with and must arrive with.
 pub const TTL: u8 = 255;
 /// The only VRRP packet type: ADVERTISEMENT.
 pub const TYPE_ADVERTISEMENT: u8 = 1;
@@ -139,23 +143,27 @@ pub struct Advert {
     pub auth_type: u8,
     /// The 8 bytes of authentication data as received (v2; zero in v3).
     pub auth_data: [u8; AUTH_DATA_LEN],
-    /// The virtual addresses the sender announces.
-    pub addresses: Vec<Ipv4Addr>,
+    /// The virtual addresses the sender announces, all of one family.
+    pub addresses: Vec<IpAddr>,
 }
 
-/// An advert together with the IPv4 facts the receive checks need.
+/// An advert together with the IP facts the receive checks need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {
-    /// IPv4 source address of the datagram.
-    pub source: Ipv4Addr,
-    /// IPv4 destination address (the multicast group, or ours for unicast).
-    pub destination: Ipv4Addr,
+    /// Source address of the datagram.
+    pub source: IpAddr,
+    /// Destination address (the multicast group, or ours for unicast).
+    pub destination: IpAddr,
     /// The VRRP payload.
     pub advert: Advert,
     /// Whether the checksum covers the VRRP message alone, as in VRRPv2 (always so
     /// for a v2 advert; for v3, a sender configured as keepalived's
     /// `v3_checksum_as_v2`), rather than the pseudo-header too.
     pub checksum_as_v2: bool,
+    /// The TTL (IPv4: always 255, the decoder drops any other) or hop limit (IPv6:
+    /// checked by [`Received::check_against`], which lets a listed unicast peer send
+    /// with another, as keepalived 2.2.7 does over IPv6 unicast with 64).
+    pub hop_limit: u8,
 }
 
 /// What the local instance expects of a peer's advert (section 7.1).
@@ -173,20 +181,21 @@ pub struct Expect<'a> {
     /// v3: whether we take checksums without the pseudo-header (and only those).
     pub checksum_as_v2: bool,
     /// Our configured virtual addresses, in configuration order.
-    pub addresses: &'a [Ipv4Addr],
+    pub addresses: &'a [IpAddr],
     /// True when we own the addresses (priority 255): an owner accepts no advert.
     pub we_are_owner: bool,
     /// Unicast mode: the only sources adverts are taken from
     /// ([`DropReason::UnknownSource`] otherwise). Empty in multicast mode.
-    pub unicast_peers: &'a [Ipv4Addr],
+    pub unicast_peers: &'a [IpAddr],
     /// `allowed_sources`: the only sources adverts are taken from, multicast or
     /// unicast ([`DropReason::SourceNotAllowed`] otherwise). Empty allows any.
-    pub allowed_sources: &'a [Ipv4Addr],
+    pub allowed_sources: &'a [IpAddr],
 }
 
 impl Received {
     /// Every check that needs the local configuration, in this order: the source
-    /// against `unicast_peers` (as it always was), the VRID (another virtual router's
+    /// against `unicast_peers` (as it always was), the hop limit (255 unless the
+    /// sender is a listed unicast peer), the VRID (another virtual router's
     /// adverts are the LAN's normal traffic and are counted as such, not as strangers),
     /// the source against `allowed_sources`, the version and, for v3, the kind of
     /// checksum, then [`Advert::check_against`].
@@ -195,8 +204,12 @@ impl Received {
     /// router (a third keepalived with our VRID, a test box cloned from a
     /// production image), not a host on the LAN that forges its source address.
     pub fn check_against(&self, expect: &Expect<'_>) -> Result<(), DropReason> {
-        if !expect.unicast_peers.is_empty() && !expect.unicast_peers.contains(&self.source) {
+        let listed = expect.unicast_peers.contains(&self.source);
+        if !expect.unicast_peers.is_empty() && !listed {
             return Err(DropReason::UnknownSource);
+        }
+        if self.hop_limit != TTL && !listed {
+            return Err(DropReason::Ttl);
         }
         if self.advert.vrid != expect.vrid {
             return Err(DropReason::Vrid);
@@ -207,7 +220,10 @@ impl Received {
         if self.advert.version != expect.version {
             return Err(DropReason::Version);
         }
-        if self.advert.version == Version::V3 && self.checksum_as_v2 != expect.checksum_as_v2 {
+        if self.advert.version == Version::V3
+            && self.source.is_ipv4()
+            && self.checksum_as_v2 != expect.checksum_as_v2
+        {
             return Err(DropReason::Checksum);
         }
         self.advert.check_against(expect)
@@ -226,16 +242,41 @@ pub enum ChecksumScope {
         /// The datagram's destination address.
         destination: Ipv4Addr,
     },
+    /// VRRPv3 over IPv6: the IPv6 pseudo-header (RFC 8200 section 8.1), always.
+    Ipv6Pseudo {
+        /// The datagram's source address.
+        source: Ipv6Addr,
+        /// The datagram's destination address.
+        destination: Ipv6Addr,
+    },
+}
+
+impl ChecksumScope {
+    /// The pseudo-header of a datagram from `source` to `destination`; `None` for
+    /// addresses of two families.
+    pub fn pseudo(source: IpAddr, destination: IpAddr) -> Option<ChecksumScope> {
+        match (source, destination) {
+            (IpAddr::V4(source), IpAddr::V4(destination)) => Some(ChecksumScope::Ipv4Pseudo {
+                source,
+                destination,
+            }),
+            (IpAddr::V6(source), IpAddr::V6(destination)) => Some(ChecksumScope::Ipv6Pseudo {
+                source,
+                destination,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl Advert {
-    /// Builds a VRRPv2 advert.
-    pub fn new(
+    /// Builds a VRRPv2 advert (IPv4 addresses only: VRRPv2 has no IPv6).
+    pub fn new<A: Into<IpAddr> + Copy>(
         vrid: u8,
         priority: u8,
         advert_int_secs: u8,
         auth: &Auth,
-        addresses: &[Ipv4Addr],
+        addresses: &[A],
     ) -> Self {
         Advert {
             version: Version::V2,
@@ -244,12 +285,18 @@ impl Advert {
             advert_int: u16::from(advert_int_secs),
             auth_type: auth.type_code(),
             auth_data: auth.data(),
-            addresses: addresses.to_vec(),
+            addresses: addresses.iter().map(|&a| a.into()).collect(),
         }
     }
 
-    /// Builds a VRRPv3 advert; `advert_int_centis` is cut to its 12 bits.
-    pub fn v3(vrid: u8, priority: u8, advert_int_centis: u16, addresses: &[Ipv4Addr]) -> Self {
+    /// Builds a VRRPv3 advert for IPv4 or IPv6 `addresses` (of one family);
+    /// `advert_int_centis` is cut to its 12 bits.
+    pub fn v3<A: Into<IpAddr> + Copy>(
+        vrid: u8,
+        priority: u8,
+        advert_int_centis: u16,
+        addresses: &[A],
+    ) -> Self {
         Advert {
             version: Version::V3,
             vrid,
@@ -257,7 +304,15 @@ impl Advert {
             advert_int: advert_int_centis & MAX_ADVER_INT_V3,
             auth_type: 0,
             auth_data: [0; AUTH_DATA_LEN],
-            addresses: addresses.to_vec(),
+            addresses: addresses.iter().map(|&a| a.into()).collect(),
+        }
+    }
+
+    /// The family of its addresses (IPv4 when it has none).
+    pub fn family(&self) -> Family {
+        match self.addresses.first() {
+            Some(IpAddr::V6(_)) => Family::V6,
+            _ => Family::V4,
         }
     }
 
@@ -272,7 +327,7 @@ impl Advert {
             Version::V2 => AUTH_DATA_LEN,
             Version::V3 => 0,
         };
-        HEADER_LEN + 4 * self.addresses.len() + auth
+        HEADER_LEN + address_len(self.family()) * self.addresses.len() + auth
     }
 
     /// Encodes the VRRP message (without an IP header), its checksum over the message
@@ -307,7 +362,10 @@ impl Advert {
         }
         buf.extend_from_slice(&[0, 0]);
         for address in &self.addresses {
-            buf.extend_from_slice(&address.octets());
+            match address {
+                IpAddr::V4(a) => buf.extend_from_slice(&a.octets()),
+                IpAddr::V6(a) => buf.extend_from_slice(&a.octets()),
+            }
         }
         if self.version == Version::V2 {
             buf.extend_from_slice(&self.auth_data);
@@ -325,15 +383,17 @@ impl Advert {
     /// verified. Without the IP header a v3 checksum can only be taken as
     /// `v3_checksum_as_v2`; see [`Advert::decode_ipv4`].
     pub fn decode(buf: &[u8]) -> Result<Advert, DropReason> {
-        Self::decode_message(buf, None).map(|(advert, _)| advert)
+        Self::decode_message(buf, Family::V4, None).map(|(advert, _)| advert)
     }
 
-    /// Decodes a VRRP message; a v3 checksum is tried with the pseudo-header of
-    /// `pseudo` (source, destination) first, then over the message alone. Returns
-    /// the advert and whether its checksum covers the message alone.
+    /// Decodes a VRRP message carrying `family` addresses; a v3 checksum is tried
+    /// with `pseudo` (the datagram's pseudo-header) first, then, over IPv4 only, over
+    /// the message alone. Returns the advert and whether its checksum covers the
+    /// message alone.
     fn decode_message(
         buf: &[u8],
-        pseudo: Option<(Ipv4Addr, Ipv4Addr)>,
+        family: Family,
+        pseudo: Option<ChecksumScope>,
     ) -> Result<(Advert, bool), DropReason> {
         if buf.len() < HEADER_LEN {
             return Err(DropReason::Truncated);
@@ -346,25 +406,26 @@ impl Advert {
         if buf[0] & 0x0f != TYPE_ADVERTISEMENT {
             return Err(DropReason::Type);
         }
+        if version == Version::V2 && family == Family::V6 {
+            // VRRPv2 is IPv4 only.
+            return Err(DropReason::Version);
+        }
         let count = usize::from(buf[3]);
         let auth_len = match version {
             Version::V2 => AUTH_DATA_LEN,
             Version::V3 => 0,
         };
-        let len = HEADER_LEN + 4 * count + auth_len;
+        let width = address_len(family);
+        let len = HEADER_LEN + width * count + auth_len;
         if buf.len() < len {
             return Err(DropReason::Truncated);
         }
         // Bytes past the declared message (link padding) are not part of it.
         let buf = &buf[..len];
-        let as_v2 = checksum(buf) == 0;
+        let as_v2 = family == Family::V4 && checksum(buf) == 0;
         let checksum_as_v2 = match (version, pseudo) {
             (Version::V2, _) | (Version::V3, None) if as_v2 => true,
-            (Version::V3, Some((source, destination))) => {
-                let scope = ChecksumScope::Ipv4Pseudo {
-                    source,
-                    destination,
-                };
+            (Version::V3, Some(scope)) => {
                 if checksum_in(scope, buf) == 0 {
                     false
                 } else if as_v2 {
@@ -375,9 +436,12 @@ impl Advert {
             }
             _ => return Err(DropReason::Checksum),
         };
-        let addresses = buf[HEADER_LEN..HEADER_LEN + 4 * count]
-            .chunks_exact(4)
-            .map(|o| Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+        let addresses = buf[HEADER_LEN..HEADER_LEN + width * count]
+            .chunks_exact(width)
+            .map(|o| match <[u8; 16]>::try_from(o) {
+                Ok(v6) => IpAddr::V6(Ipv6Addr::from(v6)),
+                Err(_) => IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], o[3])),
+            })
             .collect();
         let (auth_type, advert_int, auth_data) = match version {
             Version::V2 => {
@@ -429,13 +493,43 @@ impl Advert {
         }
         let source = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
         let destination = Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]);
-        let (advert, checksum_as_v2) =
-            Advert::decode_message(&buf[header_len..total_len], Some((source, destination)))?;
-        Ok(Received {
+        let pseudo = ChecksumScope::Ipv4Pseudo {
             source,
             destination,
+        };
+        let (advert, checksum_as_v2) =
+            Advert::decode_message(&buf[header_len..total_len], Family::V4, Some(pseudo))?;
+        Ok(Received {
+            source: source.into(),
+            destination: destination.into(),
             advert,
             checksum_as_v2,
+            hop_limit: TTL,
+        })
+    }
+
+    /// Decodes a VRRP message received over IPv6: a raw IPv6 socket hands over the
+    /// payload alone, with the source, the destination and the hop limit from its
+    /// control messages. The version must be 3 and the checksum must cover the IPv6
+    /// pseudo-header; the hop limit is checked with the configuration
+    /// ([`Received::check_against`]).
+    pub fn decode_ipv6(
+        payload: &[u8],
+        source: Ipv6Addr,
+        destination: Ipv6Addr,
+        hop_limit: u8,
+    ) -> Result<Received, DropReason> {
+        let pseudo = ChecksumScope::Ipv6Pseudo {
+            source,
+            destination,
+        };
+        let (advert, checksum_as_v2) = Advert::decode_message(payload, Family::V6, Some(pseudo))?;
+        Ok(Received {
+            source: source.into(),
+            destination: destination.into(),
+            advert,
+            checksum_as_v2,
+            hop_limit,
         })
     }
 
@@ -480,7 +574,15 @@ impl Advert {
     }
 }
 
-fn same_addresses(a: &[Ipv4Addr], b: &[Ipv4Addr]) -> bool {
+/// Bytes per address of `family` in an advert.
+fn address_len(family: Family) -> usize {
+    match family {
+        Family::V4 => 4,
+        Family::V6 => 16,
+    }
+}
+
+fn same_addresses(a: &[IpAddr], b: &[IpAddr]) -> bool {
     let mut a = a.to_vec();
     let mut b = b.to_vec();
     a.sort_unstable();
@@ -508,6 +610,18 @@ fn checksum_in(scope: ChecksumScope, message: &[u8]) -> u16 {
             pseudo[4..8].copy_from_slice(&destination.octets());
             pseudo[9] = IPPROTO_VRRP;
             pseudo[10..].copy_from_slice(&len.to_be_bytes());
+            fold(sum_words(sum_words(0, &pseudo), message))
+        }
+        ChecksumScope::Ipv6Pseudo {
+            source,
+            destination,
+        } => {
+            let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+            let mut pseudo = [0u8; 40];
+            pseudo[..16].copy_from_slice(&source.octets());
+            pseudo[16..32].copy_from_slice(&destination.octets());
+            pseudo[32..36].copy_from_slice(&len.to_be_bytes());
+            pseudo[39] = IPPROTO_VRRP;
             fold(sum_words(sum_words(0, &pseudo), message))
         }
     }
@@ -556,13 +670,13 @@ mod tests {
     use proptest::prelude::*;
 
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+    const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100));
 
     fn advert() -> Advert {
         Advert::new(51, 100, 1, &Auth::None, &[VIP])
     }
 
-    fn expect<'a>(auth: &'a Auth, addresses: &'a [Ipv4Addr]) -> Expect<'a> {
+    fn expect<'a>(auth: &'a Auth, addresses: &'a [IpAddr]) -> Expect<'a> {
         Expect {
             version: Version::V2,
             vrid: 51,
@@ -576,20 +690,25 @@ mod tests {
         }
     }
 
-    fn received(source: Ipv4Addr, advert: Advert) -> Received {
+    fn ip4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    fn received(source: IpAddr, advert: Advert) -> Received {
         Received {
             source,
-            destination: MULTICAST_GROUP,
+            destination: MULTICAST_GROUP.into(),
             advert,
             checksum_as_v2: true,
+            hop_limit: TTL,
         }
     }
 
     #[test]
     fn allowed_sources_drops_every_other_source_multicast_too() {
         let auth = Auth::None;
-        let peer = Ipv4Addr::new(192, 0, 2, 12);
-        let stranger = Ipv4Addr::new(192, 0, 2, 13);
+        let peer = ip4(192, 0, 2, 12);
+        let stranger = ip4(192, 0, 2, 13);
         let allowed = [peer];
         let e = Expect {
             allowed_sources: &allowed,
@@ -625,8 +744,8 @@ mod tests {
     #[test]
     fn unicast_peers_still_filter_and_combine_with_allowed_sources() {
         let auth = Auth::None;
-        let peer = Ipv4Addr::new(192, 0, 2, 12);
-        let other = Ipv4Addr::new(192, 0, 2, 14);
+        let peer = ip4(192, 0, 2, 12);
+        let other = ip4(192, 0, 2, 14);
         let peers = [peer];
         let e = Expect {
             unicast_peers: &peers,
@@ -653,7 +772,7 @@ mod tests {
     #[test]
     fn the_advert_checks_follow_the_source_checks() {
         let auth = Auth::simple("secret");
-        let peer = Ipv4Addr::new(192, 0, 2, 12);
+        let peer = ip4(192, 0, 2, 12);
         let allowed = [peer];
         let e = Expect {
             allowed_sources: &allowed,
@@ -837,7 +956,7 @@ mod tests {
     #[test]
     fn checks_the_address_list_unless_the_sender_owns_it() {
         let auth = Auth::None;
-        let other = Ipv4Addr::new(192, 0, 2, 101);
+        let other = ip4(192, 0, 2, 101);
         let a = Advert::new(51, 100, 1, &auth, &[other]);
         assert_eq!(
             a.check_against(&expect(&auth, &[VIP])),
@@ -867,9 +986,9 @@ mod tests {
         );
     }
 
-    const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12));
 
-    fn expect_v3<'a>(addresses: &'a [Ipv4Addr], as_v2: bool) -> Expect<'a> {
+    fn expect_v3<'a>(addresses: &'a [IpAddr], as_v2: bool) -> Expect<'a> {
         Expect {
             version: Version::V3,
             advert_int: 100,
@@ -930,7 +1049,7 @@ mod tests {
         // checksummed for another destination fails both ways.
         let other = ChecksumScope::Ipv4Pseudo {
             source: SRC,
-            destination: PEER,
+            destination: Ipv4Addr::new(192, 0, 2, 12),
         };
         let wrong = ipv4_datagram(SRC, MULTICAST_GROUP, 255, &a.encode_with(other));
         assert_eq!(Advert::decode_ipv4(&wrong), Err(DropReason::Checksum));
@@ -989,7 +1108,93 @@ mod tests {
         assert_eq!(Version::V3.wire_interval(ms(0)), None);
     }
 
+    const LL_A: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x11);
+    const LL_B: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x12);
+
+    fn v6_payload(advert: &Advert) -> Vec<u8> {
+        advert.encode_with(ChecksumScope::Ipv6Pseudo {
+            source: LL_A,
+            destination: MULTICAST_GROUP_V6,
+        })
+    }
+
+    /// Over IPv6: 16-byte addresses, the checksum always over the IPv6 pseudo-header
+    /// (no v3_checksum_as_v2: RFC 5798 leaves no choice there), version 3 only, the
+    /// hop limit checked against the unicast peers.
+    #[test]
+    fn v3_over_ipv6() {
+        let vip: IpAddr = "2001:db8::100".parse().unwrap();
+        let a = Advert::v3(52, 100, 10, &[vip]);
+        assert_eq!(a.encoded_len(), 8 + 16);
+        let payload = v6_payload(&a);
+        let r = Advert::decode_ipv6(&payload, LL_A, MULTICAST_GROUP_V6, 255).unwrap();
+        assert_eq!(r.advert, a);
+        assert_eq!(r.source, IpAddr::V6(LL_A));
+        let e = Expect {
+            vrid: 52,
+            ..expect_v3(std::slice::from_ref(&vip), false)
+        };
+        assert_eq!(r.check_against(&e), Ok(()));
+        // The option for IPv4 peers does not apply to IPv6.
+        let as_v2 = Expect {
+            checksum_as_v2: true,
+            ..e.clone()
+        };
+        assert_eq!(r.check_against(&as_v2), Ok(()));
+        // A checksum without the pseudo-header is refused over IPv6.
+        assert_eq!(
+            Advert::decode_ipv6(&a.encode(), LL_A, MULTICAST_GROUP_V6, 255),
+            Err(DropReason::Checksum)
+        );
+        // The pseudo-header's destination counts too.
+        assert_eq!(
+            Advert::decode_ipv6(&payload, LL_A, LL_B, 255),
+            Err(DropReason::Checksum)
+        );
+        // VRRPv2 has no IPv6.
+        let mut v2 = payload.clone();
+        v2[0] = 0x21;
+        assert_eq!(
+            Advert::decode_ipv6(&v2, LL_A, MULTICAST_GROUP_V6, 255),
+            Err(DropReason::Version)
+        );
+        // A hop limit other than 255 is taken from a listed unicast peer only.
+        let low = Advert::decode_ipv6(&payload, LL_A, MULTICAST_GROUP_V6, 64).unwrap();
+        assert_eq!(low.check_against(&e), Err(DropReason::Ttl));
+        let peers = [IpAddr::V6(LL_A)];
+        let unicast = Expect {
+            unicast_peers: &peers,
+            ..e.clone()
+        };
+        assert_eq!(low.check_against(&unicast), Ok(()));
+        // Truncated at every length.
+        for len in 0..payload.len() {
+            assert!(
+                Advert::decode_ipv6(&payload[..len], LL_A, MULTICAST_GROUP_V6, 255).is_err(),
+                "len {len}"
+            );
+        }
+    }
+
     proptest! {
+        #[test]
+        fn v3_ipv6_round_trips(vrid in 1u8.., priority: u8, int in 1u16..=4095,
+                               addrs in proptest::collection::vec(any::<u128>(), 0..10)) {
+            let addresses: Vec<IpAddr> =
+                addrs.into_iter().map(|a| IpAddr::V6(Ipv6Addr::from(a))).collect();
+            let a = Advert::v3(vrid, priority, int, &addresses);
+            let payload = v6_payload(&a);
+            prop_assert_eq!(payload.len(), a.encoded_len());
+            let r = Advert::decode_ipv6(&payload, LL_A, MULTICAST_GROUP_V6, 255).unwrap();
+            prop_assert_eq!(r.advert, a);
+        }
+
+        #[test]
+        fn never_panics_on_ipv6_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..200),
+                                        hop: u8) {
+            let _ = Advert::decode_ipv6(&bytes, LL_A, MULTICAST_GROUP_V6, hop);
+        }
+
         #[test]
         fn v3_round_trips(vrid in 1u8.., priority: u8, int in 1u16..=4095, as_v2: bool,
                           addrs in proptest::collection::vec(any::<u32>(), 0..20)) {

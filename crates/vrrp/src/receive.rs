@@ -6,8 +6,9 @@
 //! or counts: the caller counts and logs what comes out.
 //!
 //! * [`Filter`] holds one instance's receive checks, prepared from its
-//!   [`InstanceConfig`]. [`Filter::classify`] takes a whole IPv4 datagram, as the raw
-//!   socket hands it over, and says what it is: a peer's advert to feed to
+//!   [`InstanceConfig`]. [`Filter::classify`] takes a [`Datagram`] as the raw socket
+//!   hands it over (a whole IPv4 datagram, or an IPv6 payload with its addresses and
+//!   hop limit), and says what it is: a peer's advert to feed to
 //!   [`Router::receive`](crate::Router::receive), our own advert looped back, or a
 //!   packet to drop and count ([`Inbound`]).
 //! * [`Demux`] maps a VRID to an instance key, for instances that share one receive
@@ -17,7 +18,7 @@
 //!   agent runs one instance with a socket of its own, so only the tests use it; it
 //!   is the sans-IO half of several instances per agent (issue 9).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::instance::InstanceConfig;
@@ -31,7 +32,7 @@ pub enum Inbound {
     /// A peer's advert that passed every check: feed it to the router.
     Advert {
         /// The sender's address.
-        source: Ipv4Addr,
+        source: IpAddr,
         /// The priority it advertises.
         priority: u8,
         /// The advertisement interval it announces (VRRPv3's backups learn the
@@ -40,9 +41,45 @@ pub enum Inbound {
     },
     /// Our own advert, looped back by the kernel: ignore it, count nothing.
     Own,
-    /// A packet to drop, with the reason to count it under and its source when the
-    /// IPv4 header could be read.
-    Dropped(DropReason, Option<Ipv4Addr>),
+    /// A packet to drop, with the reason to count it under and its source when it
+    /// is known (the IPv4 header could be read; IPv6: always).
+    Dropped(DropReason, Option<IpAddr>),
+}
+
+/// One received datagram, as the raw socket hands it over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Datagram<'a> {
+    /// A whole IPv4 datagram, header included.
+    Ipv4(&'a [u8]),
+    /// An IPv6 payload (the VRRP message), with what the socket's control messages
+    /// and address said of it.
+    Ipv6 {
+        /// The VRRP message.
+        payload: &'a [u8],
+        /// The source address.
+        source: Ipv6Addr,
+        /// The destination address (the group, or ours).
+        destination: Ipv6Addr,
+        /// The hop limit it arrived with.
+        hop_limit: u8,
+    },
+}
+
+impl Datagram<'_> {
+    /// Decodes it ([`Advert::decode_ipv4`], [`Advert::decode_ipv6`]); a failure comes
+    /// with the source when it is known.
+    pub fn decode(&self) -> Result<Received, (DropReason, Option<IpAddr>)> {
+        match *self {
+            Datagram::Ipv4(bytes) => Advert::decode_ipv4(bytes).map_err(|r| (r, None)),
+            Datagram::Ipv6 {
+                payload,
+                source,
+                destination,
+                hop_limit,
+            } => Advert::decode_ipv6(payload, source, destination, hop_limit)
+                .map_err(|r| (r, Some(source.into()))),
+        }
+    }
 }
 
 /// One instance's receive checks (RFC 3768 section 7.1, plus `unicast_peers` and
@@ -55,9 +92,9 @@ pub struct Filter {
     advert_int: u16,
     auth: Auth,
     checksum_as_v2: bool,
-    addresses: Vec<Ipv4Addr>,
-    unicast_peers: Vec<Ipv4Addr>,
-    allowed_sources: Vec<Ipv4Addr>,
+    addresses: Vec<IpAddr>,
+    unicast_peers: Vec<IpAddr>,
+    allowed_sources: Vec<IpAddr>,
 }
 
 impl Filter {
@@ -80,14 +117,14 @@ impl Filter {
         self.vrid
     }
 
-    /// Decodes a whole IPv4 datagram ([`Advert::decode_ipv4`]) and [checks](Self::check)
-    /// it. `router` is the router's current configuration: its primary address is where
+    /// Decodes a datagram ([`Datagram::decode`]) and [checks](Self::check) it.
+    /// `router` is the router's current configuration: its primary address is where
     /// our own adverts come from, its priority 255 makes us the owner, who accepts no
     /// advert.
-    pub fn classify(&self, datagram: &[u8], router: &RouterConfig) -> Inbound {
-        match Advert::decode_ipv4(datagram) {
+    pub fn classify(&self, datagram: Datagram<'_>, router: &RouterConfig) -> Inbound {
+        match datagram.decode() {
             Ok(received) => self.check(&received, router),
-            Err(reason) => Inbound::Dropped(reason, None),
+            Err((reason, source)) => Inbound::Dropped(reason, source),
         }
     }
 
@@ -127,8 +164,8 @@ pub enum Routed<'a, K> {
     /// An advert for the instance `K`: run its [`Filter::check`] on it.
     To(&'a K, Received),
     /// For no instance: undecodable, or for a VRID nobody here serves
-    /// ([`DropReason::Vrid`]); with its source when the IPv4 header could be read.
-    Dropped(DropReason, Option<Ipv4Addr>),
+    /// ([`DropReason::Vrid`]); with its source when it is known.
+    Dropped(DropReason, Option<IpAddr>),
 }
 
 /// Which instance, of those sharing one receive socket, a datagram is for: a map from
@@ -192,15 +229,14 @@ impl<K> Demux<K> {
         self.len() == 0
     }
 
-    /// Decodes a whole IPv4 datagram ([`Advert::decode_ipv4`]) and says which instance
-    /// it is for.
-    pub fn route(&self, datagram: &[u8]) -> Routed<'_, K> {
-        match Advert::decode_ipv4(datagram) {
+    /// Decodes a datagram ([`Datagram::decode`]) and says which instance it is for.
+    pub fn route(&self, datagram: Datagram<'_>) -> Routed<'_, K> {
+        match datagram.decode() {
             Ok(received) => match self.get(received.advert.vrid) {
                 Some(key) => Routed::To(key, received),
                 None => Routed::Dropped(DropReason::Vrid, Some(received.source)),
             },
-            Err(reason) => Routed::Dropped(reason, None),
+            Err((reason, source)) => Routed::Dropped(reason, source),
         }
     }
 }
@@ -208,6 +244,8 @@ impl<K> Demux<K> {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use std::net::Ipv4Addr;
 
     use super::*;
     use crate::instance::GarpConfig;
@@ -231,7 +269,7 @@ mod tests {
             preempt: false,
             preempt_delay: Duration::ZERO,
             virtual_addresses: vec![VirtualAddress {
-                address: VIP,
+                address: VIP.into(),
                 prefix_len: 24,
             }],
             auth: Auth::simple("secret"),
@@ -243,12 +281,17 @@ mod tests {
     }
 
     fn router(config: &InstanceConfig) -> RouterConfig {
-        config.router_config(US)
+        config.router_config(US.into())
     }
 
     /// An advert as `config`'s peers send it, from `source` with TTL 255.
     fn datagram(config: &InstanceConfig, source: Ipv4Addr, priority: u8) -> Vec<u8> {
-        let advert = config.encode_advert(priority, &config.addresses(), source, MULTICAST_GROUP);
+        let advert = config.encode_advert(
+            priority,
+            &config.addresses(),
+            source.into(),
+            MULTICAST_GROUP.into(),
+        );
         ipv4_datagram(source, MULTICAST_GROUP, TTL, &advert)
     }
 
@@ -258,9 +301,12 @@ mod tests {
         let filter = Filter::new(&config);
         assert_eq!(filter.vrid(), 51);
         assert_eq!(
-            filter.classify(&datagram(&config, PEER, 120), &router(&config)),
+            filter.classify(
+                Datagram::Ipv4(&datagram(&config, PEER, 120)),
+                &router(&config)
+            ),
             Inbound::Advert {
-                source: PEER,
+                source: PEER.into(),
                 priority: 120,
                 interval: Duration::from_secs(1),
             }
@@ -273,7 +319,7 @@ mod tests {
         let filter = Filter::new(&config);
         let ours = router(&config);
         assert_eq!(
-            filter.classify(&datagram(&config, US, 100), &ours),
+            filter.classify(Datagram::Ipv4(&datagram(&config, US, 100)), &ours),
             Inbound::Own
         );
         // Even as the owner, or with allowed_sources leaving us out: it is ours, not
@@ -283,25 +329,25 @@ mod tests {
             ..ours.clone()
         };
         assert_eq!(
-            filter.classify(&datagram(&config, US, 255), &owner),
+            filter.classify(Datagram::Ipv4(&datagram(&config, US, 255)), &owner),
             Inbound::Own
         );
         let strict = Filter::new(&InstanceConfig {
-            allowed_sources: vec![PEER],
+            allowed_sources: vec![PEER.into()],
             ..config.clone()
         });
         assert_eq!(
-            strict.classify(&datagram(&config, US, 100), &ours),
+            strict.classify(Datagram::Ipv4(&datagram(&config, US, 100)), &ours),
             Inbound::Own
         );
         // The router's primary address counts, not the configured source: the driver
         // follows the interface's primary address as it changes.
         let moved = RouterConfig {
-            primary_address: PEER,
+            primary_address: PEER.into(),
             ..ours
         };
         assert_eq!(
-            filter.classify(&datagram(&config, PEER, 100), &moved),
+            filter.classify(Datagram::Ipv4(&datagram(&config, PEER, 100)), &moved),
             Inbound::Own
         );
     }
@@ -314,19 +360,19 @@ mod tests {
         let mut ttl = datagram(&config, PEER, 100);
         ttl[8] = 64;
         assert_eq!(
-            filter.classify(&ttl, &ours),
+            filter.classify(Datagram::Ipv4(&ttl), &ours),
             Inbound::Dropped(DropReason::Ttl, None)
         );
         let whole = datagram(&config, PEER, 100);
         assert_eq!(
-            filter.classify(&whole[..10], &ours),
+            filter.classify(Datagram::Ipv4(&whole[..10]), &ours),
             Inbound::Dropped(DropReason::Truncated, None)
         );
         let mut corrupt = whole;
         let last = corrupt.len() - 1;
         corrupt[last] ^= 1;
         assert_eq!(
-            filter.classify(&corrupt, &ours),
+            filter.classify(Datagram::Ipv4(&corrupt), &ours),
             Inbound::Dropped(DropReason::Checksum, None)
         );
     }
@@ -336,7 +382,7 @@ mod tests {
         let config = instance(51);
         let ours = router(&config);
         let dropped = |filter: &Filter, datagram: Vec<u8>, router: &RouterConfig| match filter
-            .classify(&datagram, router)
+            .classify(Datagram::Ipv4(&datagram), router)
         {
             Inbound::Dropped(reason, Some(source)) => {
                 assert_eq!(source, PEER);
@@ -364,7 +410,7 @@ mod tests {
             (
                 InstanceConfig {
                     virtual_addresses: vec![VirtualAddress {
-                        address: Ipv4Addr::new(192, 0, 2, 101),
+                        address: Ipv4Addr::new(192, 0, 2, 101).into(),
                         prefix_len: 24,
                     }],
                     ..config.clone()
@@ -397,7 +443,7 @@ mod tests {
         );
         // Unicast: only the peers are heard.
         let unicast = Filter::new(&InstanceConfig {
-            unicast_peers: vec![STRANGER],
+            unicast_peers: vec![STRANGER.into()],
             ..config.clone()
         });
         assert_eq!(
@@ -406,7 +452,7 @@ mod tests {
         );
         // allowed_sources: only the listed sources are heard.
         let allowed = Filter::new(&InstanceConfig {
-            allowed_sources: vec![STRANGER],
+            allowed_sources: vec![STRANGER.into()],
             ..config.clone()
         });
         assert_eq!(
@@ -414,14 +460,14 @@ mod tests {
             DropReason::SourceNotAllowed
         );
         let listed = Filter::new(&InstanceConfig {
-            allowed_sources: vec![PEER],
-            unicast_peers: vec![PEER],
+            allowed_sources: vec![PEER.into()],
+            unicast_peers: vec![PEER.into()],
             ..config.clone()
         });
         assert_eq!(
-            listed.classify(&datagram(&config, PEER, 100), &ours),
+            listed.classify(Datagram::Ipv4(&datagram(&config, PEER, 100)), &ours),
             Inbound::Advert {
-                source: PEER,
+                source: PEER.into(),
                 priority: 100,
                 interval: Duration::from_secs(1),
             }
@@ -439,7 +485,9 @@ mod tests {
         assert_eq!(demux.get(51), Some(&"a"));
 
         for (config, key) in [(&a, "a"), (&b, "b")] {
-            let Routed::To(to, received) = demux.route(&datagram(config, PEER, 100)) else {
+            let Routed::To(to, received) =
+                demux.route(Datagram::Ipv4(&datagram(config, PEER, 100)))
+            else {
                 panic!("not routed");
             };
             assert_eq!(*to, key);
@@ -447,19 +495,22 @@ mod tests {
             assert_eq!(
                 Filter::new(config).check(&received, &router(config)),
                 Inbound::Advert {
-                    source: PEER,
+                    source: PEER.into(),
                     priority: 100,
                     interval: Duration::from_secs(1),
                 }
             );
         }
         assert_eq!(
-            demux.route(&datagram(&instance(53), PEER, 100)),
-            Routed::Dropped(DropReason::Vrid, Some(PEER))
+            demux.route(Datagram::Ipv4(&datagram(&instance(53), PEER, 100))),
+            Routed::Dropped(DropReason::Vrid, Some(PEER.into()))
         );
         let mut ttl = datagram(&a, PEER, 100);
         ttl[8] = 1;
-        assert_eq!(demux.route(&ttl), Routed::Dropped(DropReason::Ttl, None));
+        assert_eq!(
+            demux.route(Datagram::Ipv4(&ttl)),
+            Routed::Dropped(DropReason::Ttl, None)
+        );
     }
 
     #[test]
@@ -472,8 +523,8 @@ mod tests {
         assert_eq!(demux.remove(51), Some(0));
         assert_eq!(demux.remove(51), None);
         assert_eq!(
-            demux.route(&datagram(&config, PEER, 100)),
-            Routed::Dropped(DropReason::Vrid, Some(PEER))
+            demux.route(Datagram::Ipv4(&datagram(&config, PEER, 100))),
+            Routed::Dropped(DropReason::Vrid, Some(PEER.into()))
         );
         // VRID 0 and 255 are slots like any other (0 is refused by the configuration,
         // not here).

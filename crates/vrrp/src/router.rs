@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::packet::Version;
@@ -31,9 +31,10 @@ pub struct RouterConfig {
     pub preempt: bool,
     /// With `preempt`, how long after start-up we refrain from preempting.
     pub preempt_delay: Duration,
-    /// Our primary IPv4 address on the interface: the source of our adverts and the
-    /// tie-breaker between equal priorities (the higher address wins).
-    pub primary_address: Ipv4Addr,
+    /// Our primary address on the interface (IPv6: the link-local one): the source
+    /// of our adverts and the tie-breaker between equal priorities (the higher
+    /// address wins).
+    pub primary_address: IpAddr,
 }
 
 impl RouterConfig {
@@ -149,14 +150,14 @@ pub enum Reason {
     /// An advert with a higher priority than ours arrived while we were master.
     HigherPriority {
         /// Its source.
-        source: Ipv4Addr,
+        source: IpAddr,
         /// Its priority.
         priority: u8,
     },
     /// An advert with our priority from a higher address arrived while we were master.
     HigherAddress {
         /// Its source.
-        source: Ipv4Addr,
+        source: IpAddr,
         /// Its (and our) priority.
         priority: u8,
     },
@@ -311,7 +312,7 @@ pub struct Router {
     master_adver_int: Duration,
     started_at: Option<Instant>,
     since: Option<Instant>,
-    master: Option<(Ipv4Addr, u8)>,
+    master: Option<(IpAddr, u8)>,
     /// Why we are in Fault, by cause (empty outside Fault).
     faults: BTreeMap<FaultCause, String>,
     /// When we last answered another router's advert while master.
@@ -380,7 +381,7 @@ impl Router {
     }
 
     /// The master we last heard from while in Backup (source, priority).
-    pub fn master(&self) -> Option<(Ipv4Addr, u8)> {
+    pub fn master(&self) -> Option<(IpAddr, u8)> {
         match self.state {
             State::Master => Some((self.config.primary_address, self.config.priority)),
             State::Backup => self.master,
@@ -566,7 +567,7 @@ impl Router {
     /// at all for a while (see [`Router::notice_stall`]): after a stop, every timer
     /// is overdue and the socket holds adverts from the whole pause, and whichever
     /// comes first must not act on a world that has moved on.
-    pub fn receive(&mut self, now: Instant, source: Ipv4Addr, priority: u8, interval: Duration) {
+    pub fn receive(&mut self, now: Instant, source: IpAddr, priority: u8, interval: Duration) {
         self.notice_stall(now);
         match self.state {
             State::Backup => self.receive_as_backup(now, source, priority, interval),
@@ -578,7 +579,7 @@ impl Router {
     fn receive_as_backup(
         &mut self,
         now: Instant,
-        source: Ipv4Addr,
+        source: IpAddr,
         priority: u8,
         interval: Duration,
     ) {
@@ -607,7 +608,7 @@ impl Router {
     fn receive_as_master(
         &mut self,
         now: Instant,
-        source: Ipv4Addr,
+        source: IpAddr,
         priority: u8,
         interval: Duration,
     ) {
@@ -676,7 +677,7 @@ impl Router {
     /// master answers a lower advert with its own and gratuitous ARP, keepalived
     /// too). Not priority 0: that would make every other backup arm its short
     /// Skew_Time timer, and one lost packet would then elect a third router.
-    fn step_down(&mut self, now: Instant, reason: Reason, source: Ipv4Addr, priority: u8) {
+    fn step_down(&mut self, now: Instant, reason: Reason, source: IpAddr, priority: u8) {
         self.actions.push_back(Action::RemoveAddresses);
         self.actions.push_back(Action::SendAdvert {
             priority: self.config.priority,
@@ -825,9 +826,11 @@ impl Router {
 mod tests {
     use super::*;
 
-    const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
-    const LOWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);
-    const HIGHER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
+    use std::net::Ipv4Addr;
+
+    const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
+    const LOWER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5));
+    const HIGHER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20));
 
     fn config(priority: u8, preempt: bool) -> RouterConfig {
         RouterConfig {
@@ -842,7 +845,7 @@ mod tests {
     }
 
     /// An advert at our own interval.
-    fn hear(r: &mut Router, now: Instant, source: Ipv4Addr, priority: u8) {
+    fn hear(r: &mut Router, now: Instant, source: IpAddr, priority: u8) {
         let interval = r.config().advert_int;
         r.receive(now, source, priority, interval);
     }

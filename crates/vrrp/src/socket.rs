@@ -1,24 +1,77 @@
-//! The raw IPv4 socket for protocol 112: multicast to 224.0.0.18 joined on one
-//! interface only, or unicast to configured peers; TTL 255 on everything sent, and
-//! every advert sent from the instance's source address (`unicast_src_ip` or the
-//! interface's primary address), whatever address the kernel would pick.
+//! The raw socket for protocol 112, IPv4 or IPv6: multicast to 224.0.0.18 or ff02::12
+//! joined on one interface only, or unicast to configured peers; TTL (hop limit) 255
+//! on everything sent, and every advert sent from the instance's source address
+//! (`unicast_src_ip` or the interface's primary address: IPv6, its link-local one),
+//! whatever address the kernel would pick.
+//!
+//! An IPv4 raw socket hands over whole datagrams; an IPv6 one the payload alone, so
+//! the source comes from the sender's address, and the destination and the hop limit
+//! from control messages (`IPV6_PKTINFO`, `IPV6_HOPLIMIT`), for the receive checks and
+//! the pseudo-header checksum, which the agent computes and checks itself.
 
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
-use socket2::{Domain, InterfaceIndexOrAddress, MsgHdr, Protocol, SockAddr, Socket, Type};
+use socket2::{
+    Domain, InterfaceIndexOrAddress, MaybeUninitSlice, MsgHdr, MsgHdrMut, Protocol, SockAddr,
+    Socket, Type,
+};
 use tokio::io::unix::AsyncFd;
 
-use crate::packet::{IPPROTO_VRRP, MULTICAST_GROUP, TTL};
+use crate::packet::{IPPROTO_VRRP, MULTICAST_GROUP, MULTICAST_GROUP_V6, TTL};
+use crate::receive::Datagram;
 
 /// Where adverts go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Destination {
-    /// The VRRP multicast group.
+    /// The VRRP multicast group of the source's family.
     Multicast,
     /// Each of these peers, one datagram each.
-    Unicast(Vec<Ipv4Addr>),
+    Unicast(Vec<IpAddr>),
+}
+
+/// What one receive produced: how much of the buffer it filled and, over IPv6, what
+/// the socket said of the datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// A whole IPv4 datagram of `len` bytes.
+    Ipv4 {
+        /// Bytes received.
+        len: usize,
+    },
+    /// An IPv6 payload of `len` bytes.
+    Ipv6 {
+        /// Bytes received.
+        len: usize,
+        /// The sender.
+        source: Ipv6Addr,
+        /// The destination (`IPV6_PKTINFO`; the group when the kernel gave none).
+        destination: Ipv6Addr,
+        /// The hop limit it arrived with (`IPV6_HOPLIMIT`; 0 when the kernel gave
+        /// none, which the receive checks drop).
+        hop_limit: u8,
+    },
+}
+
+impl Arrival {
+    /// The datagram in `buf`, the buffer it was received into.
+    pub fn datagram<'a>(&self, buf: &'a [u8]) -> Datagram<'a> {
+        match *self {
+            Arrival::Ipv4 { len } => Datagram::Ipv4(&buf[..len]),
+            Arrival::Ipv6 {
+                len,
+                source,
+                destination,
+                hop_limit,
+            } => Datagram::Ipv6 {
+                payload: &buf[..len],
+                source,
+                destination,
+                hop_limit,
+            },
+        }
+    }
 }
 
 /// A raw VRRP socket bound to one interface.
@@ -27,71 +80,92 @@ pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
     destination: Destination,
     index: u32,
-    source: Ipv4Addr,
+    source: IpAddr,
 }
 
 impl VrrpSocket {
-    /// Opens the socket on `interface` (name and index), sending from `source`.
+    /// Opens the socket on `interface` (name and index), sending from `source`, of
+    /// `source`'s family.
     ///
     /// The socket is not bound to `source` (a bound raw socket receives only datagrams
     /// addressed to it, not the multicast group): each advert carries the source in an
-    /// `IP_PKTINFO` control message instead, which the kernel puts in the IPv4 header
-    /// as long as the address is one of the host's.
+    /// `IP_PKTINFO` (`IPV6_PKTINFO`) control message instead, which the kernel puts in
+    /// the IP header as long as the address is one of the host's.
     pub fn open(
         interface: &str,
         index: u32,
-        source: Ipv4Addr,
+        source: IpAddr,
         destination: Destination,
     ) -> io::Result<Self> {
+        let domain = match source {
+            IpAddr::V4(_) => Domain::IPV4,
+            IpAddr::V6(_) => Domain::IPV6,
+        };
         let socket = Socket::new(
-            Domain::IPV4,
+            domain,
             Type::RAW,
             Some(Protocol::from(i32::from(IPPROTO_VRRP))),
         )?;
         socket.set_nonblocking(true)?;
         socket.bind_device(Some(interface.as_bytes()))?;
-        socket.set_ttl_v4(u32::from(TTL))?;
-        socket.set_multicast_ttl_v4(u32::from(TTL))?;
-        socket.set_multicast_loop_v4(false)?;
-        // Receive only the groups this socket joined, not every group of the host.
-        socket.set_multicast_all_v4(false)?;
-        socket.set_multicast_if_v4(&source)?;
+        match source {
+            IpAddr::V4(v4) => {
+                socket.set_ttl_v4(u32::from(TTL))?;
+                socket.set_multicast_ttl_v4(u32::from(TTL))?;
+                socket.set_multicast_loop_v4(false)?;
+                // Receive only the groups this socket joined, not every group of the
+                // host.
+                socket.set_multicast_all_v4(false)?;
+                socket.set_multicast_if_v4(&v4)?;
+            }
+            IpAddr::V6(_) => {
+                socket.set_unicast_hops_v6(u32::from(TTL))?;
+                socket.set_multicast_hops_v6(u32::from(TTL))?;
+                socket.set_multicast_loop_v6(false)?;
+                socket.set_multicast_all_v6(false)?;
+                socket.set_multicast_if_v6(index)?;
+                socket.set_recv_hoplimit_v6(true)?;
+                set_recv_pktinfo_v6(&socket)?;
+            }
+        }
+        let this_destination = destination.clone();
         if destination == Destination::Multicast {
-            socket.join_multicast_v4_n(&MULTICAST_GROUP, &InterfaceIndexOrAddress::Index(index))?;
+            join(&socket, source, index)?;
         }
         // SAFETY: the socket owns its descriptor, which stays open and the same until
         // the AsyncFd drops it.
         let fd = unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)?;
         Ok(VrrpSocket {
             fd,
-            destination,
+            destination: this_destination,
             index,
             source,
         })
     }
 
     /// The source address adverts leave from.
-    pub fn source(&self) -> Ipv4Addr {
+    pub fn source(&self) -> IpAddr {
         self.source
     }
 
     /// Changes the source address of the adverts (a reload changed `unicast_src_ip`).
-    pub fn set_source(&mut self, source: Ipv4Addr) -> io::Result<()> {
-        self.fd.get_ref().set_multicast_if_v4(&source)?;
+    pub fn set_source(&mut self, source: IpAddr) -> io::Result<()> {
+        if let IpAddr::V4(v4) = source {
+            self.fd.get_ref().set_multicast_if_v4(&v4)?;
+        }
         self.source = source;
         Ok(())
     }
 
     /// Changes where adverts go, joining or leaving the multicast group as needed.
     pub fn set_destination(&mut self, index: u32, destination: Destination) -> io::Result<()> {
-        let group = InterfaceIndexOrAddress::Index(index);
         let socket = self.fd.get_ref();
         match (&self.destination, &destination) {
             (Destination::Multicast, Destination::Unicast(_)) => {
-                socket.leave_multicast_v4_n(&MULTICAST_GROUP, &group)?;
+                leave(socket, self.source, index)?;
             }
             (Destination::Unicast(_), Destination::Multicast) => {
-                socket.join_multicast_v4_n(&MULTICAST_GROUP, &group)?;
+                join(socket, self.source, index)?;
             }
             _ => {}
         }
@@ -99,19 +173,24 @@ impl VrrpSocket {
         Ok(())
     }
 
-    /// Sends one VRRP message (the kernel adds the IPv4 header) to every destination;
+    /// Sends one VRRP message (the kernel adds the IP header) to every destination;
     /// `encode(source, destination)` writes it for each (a VRRPv3 checksum covers
     /// both addresses).
-    pub async fn send(&self, encode: impl Fn(Ipv4Addr, Ipv4Addr) -> Vec<u8>) -> io::Result<()> {
-        let targets = match &self.destination {
-            Destination::Multicast => vec![MULTICAST_GROUP],
-            Destination::Unicast(peers) => peers.clone(),
+    pub async fn send(&self, encode: impl Fn(IpAddr, IpAddr) -> Vec<u8>) -> io::Result<()> {
+        let targets = match (&self.destination, self.source) {
+            (Destination::Multicast, IpAddr::V4(_)) => vec![IpAddr::V4(MULTICAST_GROUP)],
+            (Destination::Multicast, IpAddr::V6(_)) => vec![IpAddr::V6(MULTICAST_GROUP_V6)],
+            (Destination::Unicast(peers), _) => peers.clone(),
         };
         let control = PktInfo::new(self.index, self.source);
         for target in targets {
             let message = encode(self.source, target);
             let buffers = [IoSlice::new(&message)];
-            let addr = SockAddr::from(SocketAddrV4::new(target, 0));
+            let addr = match target {
+                IpAddr::V4(v4) => SockAddr::from(SocketAddrV4::new(v4, 0)),
+                // Link-local and multicast destinations need the interface as scope.
+                IpAddr::V6(v6) => SockAddr::from(SocketAddrV6::new(v6, 0, 0, self.index)),
+            };
             let header = MsgHdr::new()
                 .with_addr(&addr)
                 .with_buffers(&buffers)
@@ -130,16 +209,19 @@ impl VrrpSocket {
         Ok(())
     }
 
-    /// Receives one whole IPv4 datagram (header included) into `buf`; returns its
-    /// length.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Receives one datagram into `buf`: a whole IPv4 datagram (header included), or
+    /// an IPv6 payload with its addresses and hop limit.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Arrival> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| {
-                // SAFETY: recv only writes initialised bytes into the buffer, and
-                // MaybeUninit<u8> has the layout of u8.
-                let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-                fd.get_ref().recv(uninit)
+            match guard.try_io(|fd| match self.source {
+                IpAddr::V4(_) => {
+                    // SAFETY: recv only writes initialised bytes into the buffer, and
+                    // MaybeUninit<u8> has the layout of u8.
+                    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+                    fd.get_ref().recv(uninit).map(|len| Arrival::Ipv4 { len })
+                }
+                IpAddr::V6(_) => recv_v6(fd.get_ref(), buf),
             }) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
@@ -148,8 +230,102 @@ impl VrrpSocket {
     }
 }
 
-/// An `IP_PKTINFO` control message naming the outgoing interface and the source
-/// address (`ipi_spec_dst`) of one datagram.
+fn join(socket: &Socket, source: IpAddr, index: u32) -> io::Result<()> {
+    match source {
+        IpAddr::V4(_) => {
+            socket.join_multicast_v4_n(&MULTICAST_GROUP, &InterfaceIndexOrAddress::Index(index))
+        }
+        IpAddr::V6(_) => socket.join_multicast_v6(&MULTICAST_GROUP_V6, index),
+    }
+}
+
+fn leave(socket: &Socket, source: IpAddr, index: u32) -> io::Result<()> {
+    match source {
+        IpAddr::V4(_) => {
+            socket.leave_multicast_v4_n(&MULTICAST_GROUP, &InterfaceIndexOrAddress::Index(index))
+        }
+        IpAddr::V6(_) => socket.leave_multicast_v6(&MULTICAST_GROUP_V6, index),
+    }
+}
+
+/// `IPV6_RECVPKTINFO`: the destination of each datagram comes as a control message.
+fn set_recv_pktinfo_v6(socket: &Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid descriptor and a c_int of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_RECVPKTINFO,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One `recvmsg` on an IPv6 raw socket: the payload into `buf`, the source from the
+/// address, the destination and the hop limit from the control messages.
+fn recv_v6(socket: &Socket, buf: &mut [u8]) -> io::Result<Arrival> {
+    // u64 words keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    // SAFETY: a zeroed sockaddr_storage is a valid (empty) address to receive into.
+    let mut from = unsafe { SockAddr::try_init(|_, _| Ok(())) }?.1;
+    // SAFETY: recvmsg only writes initialised bytes; MaybeUninit<u8> has u8's layout.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+    let control_bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            control.as_mut_ptr().cast::<MaybeUninit<u8>>(),
+            std::mem::size_of_val(&control),
+        )
+    };
+    let mut bufs = [MaybeUninitSlice::new(uninit)];
+    let mut msg = MsgHdrMut::new()
+        .with_addr(&mut from)
+        .with_buffers(&mut bufs)
+        .with_control(control_bytes);
+    let len = socket.recvmsg(&mut msg, 0)?;
+    let control_len = msg.control_len();
+    let source = from
+        .as_socket_ipv6()
+        .map_or(Ipv6Addr::UNSPECIFIED, |a| *a.ip());
+    let (mut destination, mut hop_limit) = (MULTICAST_GROUP_V6, 0u8);
+    // SAFETY: a msghdr over the control buffer the kernel filled (`control_len`
+    // bytes); CMSG_FIRSTHDR/CMSG_NXTHDR stay inside it, and each data read is of the
+    // type its level and kind name.
+    unsafe {
+        let mut hdr: libc::msghdr = std::mem::zeroed();
+        hdr.msg_control = control.as_mut_ptr().cast();
+        hdr.msg_controllen = control_len as _;
+        let mut cmsg = libc::CMSG_FIRSTHDR(&hdr);
+        while !cmsg.is_null() {
+            let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
+            if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_HOPLIMIT {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                hop_limit = u8::try_from(v).unwrap_or(0);
+            } else if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+                let info =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>());
+                destination = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+            }
+            cmsg = libc::CMSG_NXTHDR(&hdr, cmsg);
+        }
+    }
+    Ok(Arrival::Ipv6 {
+        len,
+        source,
+        destination,
+        hop_limit,
+    })
+}
+
+/// An `IP_PKTINFO` (`IPV6_PKTINFO`) control message naming the outgoing interface
+/// and the source address of one datagram.
 struct PktInfo {
     /// `u64` words keep the buffer aligned for `cmsghdr`.
     buf: [u64; PktInfo::WORDS],
@@ -159,35 +335,55 @@ struct PktInfo {
 impl PktInfo {
     const WORDS: usize = 8;
 
-    fn new(index: u32, source: Ipv4Addr) -> Self {
+    fn new(index: u32, source: IpAddr) -> Self {
+        match source {
+            IpAddr::V4(v4) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: i32::try_from(index).unwrap_or(0),
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(v4).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                Self::with(libc::IPPROTO_IP, libc::IP_PKTINFO, info)
+            }
+            IpAddr::V6(v6) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: v6.octets(),
+                    },
+                    ipi6_ifindex: index,
+                };
+                Self::with(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, info)
+            }
+        }
+    }
+
+    fn with<T>(level: libc::c_int, kind: libc::c_int, info: T) -> Self {
         let mut this = PktInfo {
             buf: [0; Self::WORDS],
             len: 0,
         };
-        let info_len = std::mem::size_of::<libc::in_pktinfo>() as u32;
+        let info_len = std::mem::size_of::<T>() as u32;
         // SAFETY: CMSG_SPACE and CMSG_LEN only compute sizes.
         let (space, cmsg_len) = unsafe { (libc::CMSG_SPACE(info_len), libc::CMSG_LEN(info_len)) };
         let space = space as usize;
-        assert!(space <= std::mem::size_of_val(&this.buf), "IP_PKTINFO fits");
-        let info = libc::in_pktinfo {
-            ipi_ifindex: i32::try_from(index).unwrap_or(0),
-            ipi_spec_dst: libc::in_addr {
-                s_addr: u32::from(source).to_be(),
-            },
-            ipi_addr: libc::in_addr { s_addr: 0 },
-        };
+        assert!(
+            space <= std::mem::size_of_val(&this.buf),
+            "the pktinfo fits"
+        );
         // SAFETY: a msghdr whose control buffer is `buf` (aligned, `space` bytes):
         // CMSG_FIRSTHDR points at its start and CMSG_DATA inside it, with room for
-        // the header and an in_pktinfo.
+        // the header and a T.
         unsafe {
             let mut msg: libc::msghdr = std::mem::zeroed();
             msg.msg_control = this.buf.as_mut_ptr().cast();
             msg.msg_controllen = space as _;
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::IPPROTO_IP;
-            (*cmsg).cmsg_type = libc::IP_PKTINFO;
+            (*cmsg).cmsg_level = level;
+            (*cmsg).cmsg_type = kind;
             (*cmsg).cmsg_len = cmsg_len as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>(), info);
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<T>(), info);
         }
         this.len = space;
         this
@@ -201,11 +397,13 @@ impl PktInfo {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     #[test]
     fn pktinfo_names_the_interface_and_the_source() {
-        let p = PktInfo::new(7, Ipv4Addr::new(192, 0, 2, 51));
+        let p = PktInfo::new(7, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 51)));
         let bytes = p.bytes();
         let header = std::mem::size_of::<libc::cmsghdr>();
         assert!(bytes.len() >= header + std::mem::size_of::<libc::in_pktinfo>());
