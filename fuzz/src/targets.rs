@@ -2,7 +2,7 @@
 //! for every input; a violated property panics, like a crash.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
 
 use health::snapshot::{Role, parse_info, relation};
@@ -103,19 +103,43 @@ pub fn vrrp_decode(data: &[u8]) -> Outcome {
         assert!(same_checksum(&bytes[6..8], &data[6..8]), "checksum differs");
         assert_eq!(Advert::decode(&bytes).as_ref(), Ok(&advert));
     }
+    // The same bytes as an IPv6 payload between two link-local addresses: decoding
+    // never panics, and what decodes re-encodes to the message it came from.
+    let (ll_a, ll_b) = (
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x11),
+        vrrp::packet::MULTICAST_GROUP_V6,
+    );
+    let hop_limit = data.last().copied().unwrap_or(0);
+    if let Ok(received) = Advert::decode_ipv6(data, ll_a, ll_b, hop_limit) {
+        let scope = ChecksumScope::Ipv6Pseudo {
+            source: ll_a,
+            destination: ll_b,
+        };
+        let bytes = received.advert.encode_with(scope);
+        assert_eq!(
+            Advert::decode_ipv6(&bytes, ll_a, ll_b, hop_limit).as_ref(),
+            Ok(&received),
+            "an IPv6 advert re-encoded differently"
+        );
+    }
     match Advert::decode_ipv4(data) {
         Ok(received) => {
+            let (IpAddr::V4(source), IpAddr::V4(destination)) =
+                (received.source, received.destination)
+            else {
+                panic!("an IPv4 datagram decoded with IPv6 addresses");
+            };
             let scope = if received.checksum_as_v2 {
                 ChecksumScope::Message
             } else {
                 ChecksumScope::Ipv4Pseudo {
-                    source: received.source,
-                    destination: received.destination,
+                    source,
+                    destination,
                 }
             };
             let again = ipv4_datagram(
-                received.source,
-                received.destination,
+                source,
+                destination,
                 vrrp::packet::TTL,
                 &received.advert.encode_with(scope),
             );
@@ -132,9 +156,9 @@ pub fn vrrp_decode(data: &[u8]) -> Outcome {
             let addresses = if pick & 4 == 0 {
                 received.advert.addresses.clone()
             } else {
-                vec![Ipv4Addr::new(192, 0, 2, 100)]
+                vec![IpAddr::from([192, 0, 2, 100])]
             };
-            let sources = [received.source, Ipv4Addr::new(192, 0, 2, 12)];
+            let sources = [received.source, IpAddr::from([192, 0, 2, 12])];
             let expect = Expect {
                 version: received.advert.version,
                 checksum_as_v2: received.checksum_as_v2 == (byte(2) & 1 == 0),

@@ -24,11 +24,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use vrrp::packet::{MULTICAST_GROUP, TTL, ipv4_datagram};
-use vrrp::receive::{Filter, Inbound};
+use vrrp::receive::{Datagram, Filter, Inbound};
 use vrrp::{
     Action, Advert, Auth, GarpConfig, InstanceConfig, Router, RouterConfig, State, Version,
     VirtualAddress,
@@ -63,7 +63,7 @@ pub fn router_config(host: u8, priority: u8) -> RouterConfig {
         advert_int: Duration::from_secs(1),
         preempt: true,
         preempt_delay: Duration::ZERO,
-        primary_address: host_address(host),
+        primary_address: host_address(host).into(),
     }
 }
 
@@ -197,7 +197,7 @@ impl Lan {
             preempt: config.preempt,
             preempt_delay: config.preempt_delay,
             virtual_addresses: vec![VirtualAddress {
-                address: VIP,
+                address: VIP.into(),
                 prefix_len: 24,
             }],
             auth: Auth::None,
@@ -927,12 +927,14 @@ impl Lan {
             return;
         };
         node.adverts_sent += 1;
-        let source = node.config.primary_address;
+        let IpAddr::V4(source) = node.config.primary_address else {
+            unreachable!("the simulated LAN is IPv4");
+        };
         let advert = node.instance.encode_advert(
             priority,
             &node.instance.addresses(),
-            source,
-            MULTICAST_GROUP,
+            source.into(),
+            MULTICAST_GROUP.into(),
         );
         let datagram = ipv4_datagram(source, MULTICAST_GROUP, TTL, &advert);
         self.send_frame(Some(id), segment, datagram);
@@ -971,7 +973,7 @@ impl Lan {
     /// runs ([`Filter::classify`]).
     fn receive(&mut self, id: NodeId, datagram: &[u8]) {
         let node = &mut self.nodes[id];
-        match node.filter.classify(datagram, node.router.config()) {
+        match node.filter.classify(Datagram::Ipv4(datagram), node.router.config()) {
             Inbound::Advert {
                 source,
                 priority,

@@ -50,7 +50,7 @@ fn router(config: &toml::Table, address: Ipv4Addr) -> RouterConfig {
         advert_int: Duration::from_secs(secs),
         preempt: vrrp["preempt"].as_bool().unwrap(),
         preempt_delay: Duration::ZERO,
-        primary_address: address,
+        primary_address: address.into(),
     }
 }
 

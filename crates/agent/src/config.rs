@@ -2,13 +2,14 @@
 //! checked while it is read, so that an error names the file, the line and the key.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
+use vrrp::netlink::Family;
 use vrrp::{Auth, GarpConfig, InstanceConfig, Version, VirtualAddress};
 
 /// A node's configuration.
@@ -259,14 +260,14 @@ pub struct VrrpConfig {
     /// Send adverts to these peers instead of multicast; adverts from others are
     /// dropped.
     #[serde(default)]
-    pub unicast_peers: Vec<Ipv4Addr>,
+    pub unicast_peers: Vec<IpAddr>,
     /// The source address of adverts; default: the interface's first address.
     #[serde(default)]
-    pub unicast_src_ip: Option<Ipv4Addr>,
+    pub unicast_src_ip: Option<IpAddr>,
     /// Take adverts only from these sources (multicast or unicast); others are
     /// dropped and counted (`source_not_allowed`). Default: any source.
     #[serde(default)]
-    pub allowed_sources: Option<Vec<Ipv4Addr>>,
+    pub allowed_sources: Option<Vec<IpAddr>>,
     /// VRRPv2 simple password (auth_type PASS), 1 to 8 characters.
     #[serde(default)]
     pub auth_pass: Option<Password>,
@@ -464,18 +465,22 @@ pub fn parse_vip(text: &str) -> Result<VirtualAddress, String> {
         Some((a, l)) => (a, Some(l)),
         None => (text, None),
     };
-    let address: Ipv4Addr = addr
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not an IPv4 address (a.b.c.d or a.b.c.d/len)"))?;
+    let address: IpAddr = addr.trim().parse().map_err(|_| {
+        format!("{text:?} is not an IP address (a.b.c.d, a.b.c.d/len, or IPv6 as 2001:db8::1/64)")
+    })?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
     let prefix_len = match len {
-        None => 32,
+        None => max,
         Some(l) => match l.trim().parse::<u8>() {
-            Ok(n) if n <= 32 => n,
-            _ => return Err(format!("{text:?}: the prefix length must be 0 to 32")),
+            Ok(n) if n <= max => n,
+            _ => return Err(format!("{text:?}: the prefix length must be 0 to {max}")),
         },
     };
-    if address.is_unspecified() || address.is_multicast() || address.is_broadcast() {
+    let unusable = match address {
+        IpAddr::V4(a) => a.is_unspecified() || a.is_multicast() || a.is_broadcast(),
+        IpAddr::V6(a) => a.is_unspecified() || a.is_multicast() || a.is_loopback(),
+    };
+    if unusable {
         return Err(format!("{text:?} cannot be a virtual address"));
     }
     Ok(VirtualAddress {
@@ -579,6 +584,36 @@ impl Config {
         if let Some(why) = advert_int_refusal(version, v.advert_int.0) {
             return Err(fail("advert_int", why));
         }
+        let vips = &v.virtual_ipaddresses.0;
+        let family = Family::of(&vips[0].address);
+        if let Some(other) = vips.iter().find(|a| Family::of(&a.address) != family) {
+            return Err(fail(
+                "virtual_ipaddresses",
+                format!(
+                    "mixes IPv4 and IPv6 ({} and {}): one instance is one address family",
+                    vips[0].address, other.address
+                ),
+            ));
+        }
+        if family == Family::V6 && version == Version::V2 {
+            return Err(fail(
+                "virtual_ipaddresses",
+                "IPv6 virtual addresses need version = 3 (VRRPv2 is IPv4 only)".into(),
+            ));
+        }
+        let foreign = |addrs: &[IpAddr]| addrs.iter().find(|a| Family::of(a) != family).copied();
+        for (key, addrs) in [
+            ("unicast_peers", v.unicast_peers.clone()),
+            ("unicast_src_ip", v.unicast_src_ip.into_iter().collect()),
+            ("allowed_sources", v.allowed_sources.clone().unwrap_or_default()),
+        ] {
+            if let Some(a) = foreign(&addrs) {
+                return Err(fail(
+                    key,
+                    format!("{a} is not {family}, like the virtual addresses"),
+                ));
+            }
+        }
         if version == Version::V3 && v.auth_pass.is_some() {
             return Err(fail(
                 "auth_pass",
@@ -619,7 +654,8 @@ impl Config {
                 ));
             }
             for (i, source) in allowed.iter().enumerate() {
-                if source.is_unspecified() || source.is_multicast() || source.is_broadcast() {
+                let broadcast = matches!(source, IpAddr::V4(a) if a.is_broadcast());
+                if source.is_unspecified() || source.is_multicast() || broadcast {
                     return Err(fail(
                         "allowed_sources",
                         format!("{source} cannot be the source of an advert"),
@@ -716,6 +752,13 @@ impl Config {
                     "replication",
                     "witnesses",
                     "witnesses only lift the isolation fence: set isolation_timeout too".into(),
+                ));
+            }
+            if family == Family::V6 && rep.announce.is_none() {
+                return Err(fail_in(
+                    "replication",
+                    "peer",
+                    "with IPv6 virtual addresses set [replication] announce too: the adverts' source is link-local, which the peer's Redis cannot reach without a zone".into(),
                 ));
             }
             if let Some(dir) = &rep.state_dir
@@ -1016,8 +1059,8 @@ virtual_ipaddresses = ["10.20.112.100/24"]
         assert_eq!(
             c.instance().allowed_sources,
             [
-                Ipv4Addr::new(10, 20, 112, 26),
-                Ipv4Addr::new(10, 20, 112, 27)
+                IpAddr::from([10, 20, 112, 26]),
+                IpAddr::from([10, 20, 112, 27])
             ]
         );
         // Left out: every source.

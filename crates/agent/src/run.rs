@@ -9,7 +9,7 @@
 //! and the service manager restarts it. A control socket whose path was deleted is
 //! created again instead.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -305,7 +305,7 @@ async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Ru
     // still removes them when it steps down; a new instance that is already master
     // by then, an address owner at priority 255, adds them again at its next
     // advert, one advert interval later.)
-    let held: Vec<Ipv4Addr> = if new_instance.interface == running.instance.interface {
+    let held: Vec<IpAddr> = if new_instance.interface == running.instance.interface {
         running.instance.addresses()
     } else {
         Vec::new()
@@ -365,7 +365,7 @@ impl Launched {
     /// The local Redis's preflight (with `[replication]`), then the VRRP instance,
     /// which leaves the addresses in `held` alone (see [`vrrp::driver::spawn`]).
     /// Nothing runs when this fails.
-    async fn start(config: Config, held: &[Ipv4Addr]) -> Result<Launched> {
+    async fn start(config: Config, held: &[IpAddr]) -> Result<Launched> {
         if let (Some(redis), Some(_)) = (&config.redis, &config.replication) {
             let target = config.redis_target(redis)?;
             if let Verdict::Refused(why) = preflight::check(&target, redis.check_timeout).await {
