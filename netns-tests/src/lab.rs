@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::fmt::{Display, Write as _};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, Weak};
@@ -41,7 +41,9 @@ pub const HOST_IF: &str = "eth0";
 /// per host `i`, port `p<i>` of a veth pair whose peer is `eth0` in host
 /// namespace [`ns(i)`](Lab::ns), with address `192.0.2.(10+i)/24` and MAC
 /// `02:72:68:00:00:<i in hex>`. IPv6 is disabled in all lab namespaces (no
-/// DAD, router or MLD noise).
+/// DAD, router or MLD noise), except in a lab made with [`Lab::with_ipv6`]: there
+/// each host also has its link-local address and `2001:db8::(10+i)/64`, without
+/// duplicate address detection.
 ///
 /// Dropping the lab SIGKILLs every process it spawned and every other process
 /// still inside its namespaces, then deletes the namespaces (this also happens
@@ -54,6 +56,7 @@ pub struct Lab {
     dir: PathBuf,
     procs: Mutex<Vec<Weak<ProcInner>>>,
     logs: Mutex<Vec<PathBuf>>,
+    ipv6: bool,
 }
 
 fn log_root() -> PathBuf {
@@ -66,13 +69,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Parses an address argument (`"192.0.2.5"`, `"192.0.2.5/24"` or an
-/// `Ipv4Addr`), keeping only the part before any `/`.
-fn parse_ip(ip: impl Display) -> Ipv4Addr {
+/// Parses an address argument (`"192.0.2.5"`, `"192.0.2.5/24"`, `"2001:db8::5"`,
+/// an `Ipv4Addr`, ...), keeping only the part before any `/`.
+fn parse_ip(ip: impl Display) -> IpAddr {
     let s = ip.to_string();
     let a = s.split('/').next().unwrap_or_default();
     a.parse()
-        .unwrap_or_else(|e| panic!("netns-tests: `{s}` is not an IPv4 address: {e}"))
+        .unwrap_or_else(|e| panic!("netns-tests: `{s}` is not an IP address: {e}"))
 }
 
 impl Lab {
@@ -85,6 +88,17 @@ impl Lab {
     /// fails, and if namespaces are unusable: guard tests with
     /// [`require_netns`](crate::require_netns).
     pub fn new(tag: &str, hosts: usize) -> Lab {
+        Lab::build(tag, hosts, false)
+    }
+
+    /// A lab as [`Lab::new`] makes, with IPv6 on: each host's `eth0` has its
+    /// link-local address ([`Lab::link_local`]) and `2001:db8::(10+i)/64`
+    /// ([`Lab::addr6`]), both usable at once (no duplicate address detection).
+    pub fn with_ipv6(tag: &str, hosts: usize) -> Lab {
+        Lab::build(tag, hosts, true)
+    }
+
+    fn build(tag: &str, hosts: usize, ipv6: bool) -> Lab {
         if let Err(reason) = netns::available() {
             panic!(
                 "netns-tests: network namespaces unavailable: {reason} \
@@ -107,6 +121,7 @@ impl Lab {
             dir,
             procs: Mutex::new(Vec::new()),
             logs: Mutex::new(Vec::new()),
+            ipv6,
         };
         // On failure `lab` is dropped here, deleting whatever was created.
         if let Err(e) = lab.setup() {
@@ -126,9 +141,16 @@ impl Lab {
         }
         cmd::ip_batch(None, &script)?;
 
+        let disable = if self.ipv6 { "0" } else { "1" };
         for ns in self.all_ns() {
-            match netns::sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "1")
-                .and_then(|()| netns::sysctl(ns, "net/ipv6/conf/default/disable_ipv6", "1"))
+            let dad = |key: &str| match self.ipv6 {
+                true => netns::sysctl(ns, key, "0"),
+                false => Ok(()),
+            };
+            match netns::sysctl(ns, "net/ipv6/conf/all/disable_ipv6", disable)
+                .and_then(|()| netns::sysctl(ns, "net/ipv6/conf/default/disable_ipv6", disable))
+                .and_then(|()| dad("net/ipv6/conf/all/accept_dad"))
+                .and_then(|()| dad("net/ipv6/conf/default/accept_dad"))
             {
                 Ok(()) => {}
                 // Kernel without IPv6: nothing to disable.
@@ -155,10 +177,13 @@ impl Lab {
 
         for (i, h) in self.hosts.iter().enumerate() {
             let i = i + 1;
-            let script = format!(
+            let mut script = format!(
                 "link set lo up\nlink set {HOST_IF} up\naddr add {}/24 dev {HOST_IF}\n",
                 self.addr(i)
             );
+            if self.ipv6 {
+                writeln!(script, "addr add {}/64 dev {HOST_IF} nodad", self.addr6(i)).unwrap();
+            }
             cmd::ip_batch(Some(h), &script)?;
         }
 
@@ -171,6 +196,7 @@ impl Lab {
         if wait_until(LINK_TIMEOUT, Duration::from_millis(20), || {
             self.ports_forwarding(BRIDGE, 1..=self.hosts.len())
                 && (1..=self.hosts.len()).all(|i| self.has_carrier(i))
+                && (!self.ipv6 || (1..=self.hosts.len()).all(|i| self.try_link_local(i).is_some()))
         })
         .is_none()
         {
@@ -442,16 +468,42 @@ impl Lab {
         });
     }
 
-    /// IPv4 addresses currently on host `i`'s `eth0`.
-    pub fn addrs(&self, i: usize) -> Vec<Ipv4Addr> {
-        self.ip(i, ["-4", "-o", "addr", "show", "dev", HOST_IF])
+    /// Addresses currently on host `i`'s `eth0`, IPv4 and IPv6 (`ip addr`), not
+    /// counting tentative ones (IPv6 duplicate address detection under way: not
+    /// usable yet).
+    pub fn addrs(&self, i: usize) -> Vec<IpAddr> {
+        self.ip(i, ["-o", "addr", "show", "dev", HOST_IF])
             .lines()
+            .filter(|l| !l.contains("tentative"))
             .filter_map(|l| {
                 let mut w = l.split_whitespace();
-                w.find(|t| *t == "inet")?;
+                w.find(|t| *t == "inet" || *t == "inet6")?;
                 w.next()?.split('/').next()?.parse().ok()
             })
             .collect()
+    }
+
+    /// Host `i`'s global IPv6 address in a [`Lab::with_ipv6`] lab:
+    /// `2001:db8::(10+i)`.
+    pub fn addr6(&self, i: usize) -> Ipv6Addr {
+        self.check(i);
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10 + i as u16)
+    }
+
+    /// Host `i`'s IPv6 link-local address (the source of its VRRPv3 adverts).
+    ///
+    /// # Panics
+    /// When it has none (a lab without IPv6).
+    pub fn link_local(&self, i: usize) -> Ipv6Addr {
+        self.try_link_local(i)
+            .unwrap_or_else(|| panic!("netns-tests: host {i} has no usable link-local address"))
+    }
+
+    fn try_link_local(&self, i: usize) -> Option<Ipv6Addr> {
+        self.addrs(i).into_iter().find_map(|a| match a {
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(v6),
+            _ => None,
+        })
     }
 
     /// Does host `i`'s `eth0` have address `ip` (`"192.0.2.100"`, an
@@ -464,11 +516,11 @@ impl Lab {
     /// printed by `ip` (`"forever"`, `"4sec"`, …); `None` if absent.
     pub fn addr_lifetimes(&self, i: usize, ip: impl Display) -> Option<(String, String)> {
         let ip = parse_ip(ip);
-        let out = self.ip(i, ["-4", "-o", "addr", "show", "dev", HOST_IF]);
+        let out = self.ip(i, ["-o", "addr", "show", "dev", HOST_IF]);
         out.lines().find_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
-            let at = words.iter().position(|w| *w == "inet")?;
-            let a: Ipv4Addr = words.get(at + 1)?.split('/').next()?.parse().ok()?;
+            let at = words.iter().position(|w| *w == "inet" || *w == "inet6")?;
+            let a: IpAddr = words.get(at + 1)?.split('/').next()?.parse().ok()?;
             if a != ip {
                 return None;
             }
@@ -492,7 +544,7 @@ impl Lab {
     /// `None` if there is no entry or it is `INCOMPLETE`/`FAILED`.
     pub fn neigh_mac(&self, i: usize, ip: impl Display) -> Option<String> {
         let ip = parse_ip(ip).to_string();
-        let out = self.ip(i, ["-4", "neigh", "show", ip.as_str()]);
+        let out = self.ip(i, ["neigh", "show", ip.as_str()]);
         out.lines().find_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
             if words.first() != Some(&ip.as_str()) {
@@ -509,7 +561,9 @@ impl Lab {
     /// Sends one ICMP echo request from host `i` to `ip` and waits up to 1 s
     /// for the reply. `ip` must be in 192.0.2.0/24. No `ping` binary needed.
     pub fn ping(&self, i: usize, ip: impl Display) -> bool {
-        let ip = parse_ip(ip);
+        let IpAddr::V4(ip) = parse_ip(ip) else {
+            panic!("netns-tests: lab pings are IPv4");
+        };
         assert!(
             netns::in_lab_range(ip),
             "netns-tests: lab pings stay inside 192.0.2.0/24, not {ip}"

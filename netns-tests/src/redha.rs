@@ -2,7 +2,7 @@
 //! directory, and the timing bounds the tests derive from protocol math.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -12,6 +12,8 @@ use crate::{Lab, Proc, redha_bin};
 
 /// The virtual address the tests use.
 pub const VIP: &str = "192.0.2.100";
+/// The IPv6 virtual address of [`Node::v6`] (documentation prefix).
+pub const VIP6: &str = "2001:db8::100";
 
 /// One node's `[vrrp]` settings.
 #[derive(Clone, Debug)]
@@ -31,7 +33,7 @@ pub struct Node {
     /// Simple password.
     pub auth_pass: Option<String>,
     /// Unicast peers (empty: multicast).
-    pub unicast_peers: Vec<Ipv4Addr>,
+    pub unicast_peers: Vec<IpAddr>,
     /// Extra lines appended to `[vrrp]`.
     pub extra: String,
     /// `[redis]`, `[replication]` and `[state_log]`; `None` runs plain VRRP.
@@ -151,6 +153,14 @@ impl Node {
             version: 3,
             advert_int,
             ..Node::default()
+        }
+    }
+
+    /// A VRRPv3 node over IPv6 advertising every `advert_int`, with [`VIP6`]/64.
+    pub fn v6(advert_int: Duration) -> Self {
+        Node {
+            vips: vec![format!("{VIP6}/64")],
+            ..Node::v3(advert_int)
         }
     }
 

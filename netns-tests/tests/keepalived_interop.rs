@@ -145,12 +145,12 @@ fn sigkill_fails_over_both_ways_in_unicast() {
 fn sigkill_both_ways_in_unicast(tag: &str, common: Node) {
     let lab = Lab::new(tag, 2);
     let r_node = Node {
-        unicast_peers: vec![lab.addr(2)],
+        unicast_peers: vec![lab.addr(2).into()],
         priority: 150,
         ..common.clone()
     };
     let k_node = Node {
-        unicast_peers: vec![lab.addr(1)],
+        unicast_peers: vec![lab.addr(1).into()],
         priority: 100,
         ..common
     };

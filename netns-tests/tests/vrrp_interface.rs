@@ -161,12 +161,12 @@ fn adverts_leave_from_unicast_src_ip_on_a_secondary_address() {
         "{secondary} is a secondary address"
     );
     let master = Node {
-        unicast_peers: vec![lab.addr(2)],
+        unicast_peers: vec![lab.addr(2).into()],
         extra: format!("unicast_src_ip = \"{secondary}\"\n"),
         ..Node::with_priority(150)
     };
     let backup = Node {
-        unicast_peers: vec![secondary],
+        unicast_peers: vec![secondary.into()],
         ..Node::with_priority(100)
     };
     let counter = AdvertCounter::start(&lab, 2);

@@ -973,7 +973,10 @@ impl Lan {
     /// runs ([`Filter::classify`]).
     fn receive(&mut self, id: NodeId, datagram: &[u8]) {
         let node = &mut self.nodes[id];
-        match node.filter.classify(Datagram::Ipv4(datagram), node.router.config()) {
+        match node
+            .filter
+            .classify(Datagram::Ipv4(datagram), node.router.config())
+        {
             Inbound::Advert {
                 source,
                 priority,

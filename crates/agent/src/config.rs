@@ -605,7 +605,10 @@ impl Config {
         for (key, addrs) in [
             ("unicast_peers", v.unicast_peers.clone()),
             ("unicast_src_ip", v.unicast_src_ip.into_iter().collect()),
-            ("allowed_sources", v.allowed_sources.clone().unwrap_or_default()),
+            (
+                "allowed_sources",
+                v.allowed_sources.clone().unwrap_or_default(),
+            ),
         ] {
             if let Some(a) = foreign(&addrs) {
                 return Err(fail(
@@ -965,6 +968,75 @@ virtual_ipaddresses = ["10.20.112.100/24"]
 
         let text = GOOD.replace("preempt = false", "preempt = \"no\"");
         assert_eq!(error(&text).1, "vrrp.preempt");
+    }
+
+    #[test]
+    fn ipv6_instances_take_ipv6_everywhere_and_one_family_only() {
+        let v6 = |extra: &str| {
+            GOOD.replace("advert_int = \"5s\"", "version = 3\nadvert_int = \"100ms\"")
+                .replace("10.20.112.100/24", "2001:db8::100/64")
+                .replace("preempt = false", extra)
+        };
+        let i = parse(&v6(
+            "unicast_peers = [\"fe80::2\"]\nallowed_sources = [\"fe80::2\"]",
+        ))
+        .unwrap()
+        .instance();
+        assert_eq!(i.virtual_addresses[0].to_string(), "2001:db8::100/64");
+        assert_eq!(i.family(), vrrp::netlink::Family::V6);
+        assert_eq!(i.unicast_peers, ["fe80::2".parse::<IpAddr>().unwrap()]);
+        // A bare IPv6 address is a /128.
+        let bare = v6("preempt = true").replace("2001:db8::100/64", "2001:db8::100");
+        assert_eq!(
+            parse(&bare).unwrap().instance().virtual_addresses[0].prefix_len,
+            128
+        );
+        // One family per instance.
+        let mixed = v6("preempt = true").replace(
+            "[\"2001:db8::100/64\"]",
+            "[\"2001:db8::100/64\", \"10.20.112.100/24\"]",
+        );
+        let (line, key, message) = error(&mixed);
+        assert_eq!((line, key.as_str()), (9, "vrrp.virtual_ipaddresses"));
+        assert!(message.contains("one address family"), "{message}");
+        // IPv6 needs VRRPv3.
+        let v2 = GOOD.replace("10.20.112.100/24", "2001:db8::100/64");
+        let (_, key, message) = error(&v2);
+        assert_eq!(key, "vrrp.virtual_ipaddresses");
+        assert!(message.contains("version = 3"), "{message}");
+        // Peers and sources of the other family are refused, naming the key.
+        for (extra, key) in [
+            ("unicast_peers = [\"10.20.112.27\"]", "vrrp.unicast_peers"),
+            ("unicast_src_ip = \"10.20.112.26\"", "vrrp.unicast_src_ip"),
+            (
+                "allowed_sources = [\"10.20.112.27\"]",
+                "vrrp.allowed_sources",
+            ),
+        ] {
+            let (_, k, message) = error(&v6(extra));
+            assert_eq!(k, key);
+            assert!(message.contains("not IPv6"), "{message}");
+        }
+        let bad_len = v6("preempt = true").replace("/64", "/129");
+        assert!(error(&bad_len).2.contains("0 to 128"));
+        // With [replication], an IPv6 instance names the address its Redis is
+        // reached at (the adverts' source is link-local).
+        let rep = format!(
+            "{}\n[redis]\naddress = \"[::1]:6379\"\n\n[replication]\npeer = \"[2001:db8::27]:6379\"\n",
+            v6("preempt = true")
+        );
+        let (_, key, message) = error(&rep);
+        assert_eq!(key, "replication.peer");
+        assert!(message.contains("announce"), "{message}");
+        let ok = rep.replace(
+            "peer = \"[2001:db8::27]:6379\"",
+            "peer = \"[2001:db8::27]:6379\"\nannounce = \"[2001:db8::26]:6379\"",
+        );
+        let c = parse(&ok).unwrap();
+        assert_eq!(
+            c.replication.unwrap().peer.to_string(),
+            "[2001:db8::27]:6379"
+        );
     }
 
     #[test]

@@ -242,7 +242,9 @@ impl Coordinator {
                         yield_after: config.vrrp.advert_int.0 * 2 + Duration::from_millis(500),
                         master_down_interval: config
                             .instance()
-                            .router_config(primary.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED))
+                            .router_config(
+                                primary.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                            )
                             .master_down_interval(),
                     }),
                     executor,
@@ -530,7 +532,7 @@ impl Coordinator {
         Some(Claim {
             state,
             priority: self.priority,
-            address: status.primary_address?.into(),
+            address: status.primary_address?,
             vouched: None,
         })
     }

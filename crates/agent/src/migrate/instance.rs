@@ -151,7 +151,7 @@ impl Mapper<'_> {
             return Err(MigrateError::Unusable {
                 line: vip_block.map_or(inst.line, |b| b.line),
                 message: format!(
-                    "vrrp_instance {} has no IPv4 virtual address: redha needs at least one",
+                    "vrrp_instance {} has no usable virtual address: redha needs at least one",
                     out.name
                 ),
             });
@@ -353,16 +353,26 @@ impl Mapper<'_> {
             Some((a, l)) => (a, Some(l)),
             None => (addr, None),
         };
-        if ip.parse::<Ipv6Addr>().is_ok() {
+        let v6 = ip.parse::<Ipv6Addr>().is_ok();
+        if v6 && !out.version3 {
             self.note(
                 line,
-                format!("virtual address {addr}: IPv6 has no equivalent yet (redha speaks VRRP over IPv4 only): dropped"),
+                format!("virtual address {addr}: IPv6 needs VRRPv3 (vrrp_version 3): dropped"),
             );
             return;
         }
+        let first_v6 = out.vips.first().map(|v| v.contains(':'));
+        if first_v6.is_some_and(|first| first != v6) {
+            self.note(
+                line,
+                format!("virtual address {addr}: redha runs one address family per instance, and this one's first address is {}: dropped (give the {} addresses a redha instance of their own)", if v6 { "IPv4" } else { "IPv6" }, if v6 { "IPv6" } else { "IPv4" }),
+            );
+            return;
+        }
+        let full = if v6 { 128 } else { 32 };
         let text = match len {
             Some(_) => addr.to_string(),
-            None => format!("{addr}/32"),
+            None => format!("{addr}/{full}"),
         };
         if let Err(e) = crate::config::parse_vip(&text) {
             self.note(line, format!("virtual address {addr}: {e}: dropped"));
@@ -378,7 +388,7 @@ impl Mapper<'_> {
         if len.is_none() {
             self.note(
                 line,
-                format!("virtual address {addr} has no prefix length: keepalived's default is /32, written as {text}; give the subnet's length (e.g. /24) if the address should have a subnet route"),
+                format!("virtual address {addr} has no prefix length: keepalived's default is /{full}, written as {text}; give the subnet's length (e.g. /{}) if the address should have a subnet route", if v6 { 64 } else { 24 }),
             );
         }
         if !dropped.is_empty() {

@@ -442,6 +442,25 @@ fn vrrpv3_instances_keep_their_checksum_choice_and_drop_authentication() {
     has_note(&m, 3, &["whole seconds", "vrrp_version 3"]);
 }
 
+/// An IPv6 instance (VRRPv3) becomes an IPv6 one, bare addresses as /128; with
+/// VRRPv2 its addresses are refused as keepalived would need v3 for them.
+#[test]
+fn ipv6_virtual_address_blocks_convert_with_vrrpv3() {
+    let conf = "global_defs { vrrp_version 3 }\nvrrp_instance V6 {\ninterface eth0\nvirtual_router_id 52\nadvert_int 0.1\nvirtual_ipaddress {\n2001:db8::100/64\n2001:db8::101\n}\n}\n";
+    let m = migrate_with(conf, "v6", None, &|_| None).unwrap();
+    let c = Config::parse(Path::new("v6.toml"), &m.toml).unwrap();
+    let i = c.instance();
+    assert_eq!(i.family(), vrrp::netlink::Family::V6);
+    assert_eq!(vips(&c), ["2001:db8::100/64", "2001:db8::101/128"]);
+    assert_eq!(i.advert_int, Duration::from_millis(100));
+    let v2 = conf.replace("vrrp_version 3", "vrrp_version 2");
+    let err = migrate_with(&v2, "v6", None, &|_| None).unwrap_err();
+    assert!(
+        err.to_string().contains("no usable virtual address"),
+        "{err}"
+    );
+}
+
 #[test]
 fn lvs_blocks_have_no_equivalent() {
     let (m, c) = run_fixture("lvs.conf", None, None, "lvs");
@@ -487,7 +506,10 @@ fn a_minimal_instance_and_what_is_required() {
         "{err}"
     );
     let err = quick(&MINIMAL.replace("192.0.2.9/24", "fd00::9")).unwrap_err();
-    assert!(err.to_string().contains("no IPv4 virtual address"), "{err}");
+    assert!(
+        err.to_string().contains("no usable virtual address"),
+        "{err}"
+    );
 }
 
 #[test]
