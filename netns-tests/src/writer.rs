@@ -35,7 +35,7 @@
 //! ```
 
 use std::fs::File;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -237,9 +237,10 @@ impl Writer {
     pub fn start(
         lab: &Lab,
         client_host: usize,
-        target: SocketAddrV4,
+        target: impl Into<SocketAddr>,
         interval: Duration,
     ) -> Writer {
+        let target = target.into();
         Writer::start_with(lab, client_host, move || Ok(target), interval)
     }
 
@@ -247,10 +248,10 @@ impl Writer {
     /// in the client host's namespace before every new connection: before the
     /// first write and before the write after each failure. If it fails, so does
     /// the write it was called for (the error is the write's).
-    pub fn start_with(
+    pub fn start_with<A: Into<SocketAddr>>(
         lab: &Lab,
         client_host: usize,
-        resolve: impl FnMut() -> Result<SocketAddrV4, Error> + Send + 'static,
+        resolve: impl FnMut() -> Result<A, Error> + Send + 'static,
         interval: Duration,
     ) -> Writer {
         Writer::start_with_prefix(lab, client_host, DEFAULT_PREFIX, resolve, interval)
@@ -263,21 +264,23 @@ impl Writer {
         lab: &Lab,
         client_host: usize,
         prefix: &str,
-        target: SocketAddrV4,
+        target: impl Into<SocketAddr>,
         interval: Duration,
     ) -> Writer {
+        let target = target.into();
         Writer::start_with_prefix(lab, client_host, prefix, move || Ok(target), interval)
     }
 
     /// Like [`start_with`](Writer::start_with), writing `<prefix><n>`. The
     /// prefix is a non-empty word (no whitespace).
-    pub fn start_with_prefix(
+    pub fn start_with_prefix<A: Into<SocketAddr>>(
         lab: &Lab,
         client_host: usize,
         prefix: &str,
-        resolve: impl FnMut() -> Result<SocketAddrV4, Error> + Send + 'static,
+        mut resolve: impl FnMut() -> Result<A, Error> + Send + 'static,
         interval: Duration,
     ) -> Writer {
+        let resolve = move || resolve().map(Into::into);
         assert!(
             !prefix.is_empty() && !prefix.contains(char::is_whitespace),
             "netns-tests: a writer's key prefix is a non-empty word, not `{prefix}`"
@@ -330,7 +333,7 @@ impl Writer {
     pub fn start_clients(
         lab: &Lab,
         hosts: &[usize],
-        target: SocketAddrV4,
+        target: impl Into<SocketAddr> + Copy,
         interval: Duration,
     ) -> Vec<Writer> {
         hosts
@@ -403,7 +406,7 @@ fn pause_until(until: Instant, stop: &AtomicBool) -> bool {
 }
 
 fn run(
-    mut resolve: impl FnMut() -> Result<SocketAddrV4, Error>,
+    mut resolve: impl FnMut() -> Result<SocketAddr, Error>,
     interval: Duration,
     stop: &AtomicBool,
     log: &Mutex<WriteLog>,

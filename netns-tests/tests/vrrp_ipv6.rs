@@ -194,3 +194,113 @@ fn ipv6_interop_with_keepalived_unicast() {
     ipv6_with_keepalived("ka6ur", true, common.clone());
     ipv6_with_keepalived("ka6uk", false, common);
 }
+
+/// The Redis side over IPv6 at 100 ms adverts: host 2's Redis replicates from host
+/// 1's over IPv6 (`[replication] peer` and `announce` as `[2001:db8::..]:6379`), a
+/// client on host 3 writes through the IPv6 VIP; the master's Redis is SIGKILLed:
+/// host 2 takes the VIP and promotes, writes resume, and every write acknowledged
+/// after the kill is on the new master.
+#[test]
+fn ipv6_redis_killed_on_the_master_at_100ms() {
+    use netns_tests::pair::{self, FAST_CHECK, replication};
+    use netns_tests::redha::RedisSettings;
+    use netns_tests::redis::RedisOpts;
+    use netns_tests::writer::{Writer, missing_keys};
+
+    if !require_netns("ipv6_redis_killed_on_the_master_at_100ms")
+        || !pair::require("ipv6_redis_killed_on_the_master_at_100ms")
+    {
+        return;
+    }
+    let lab = Lab::with_ipv6("v6redis", 3);
+    let opts = RedisOpts {
+        extra: vec!["bind 0.0.0.0 ::".into()],
+        ..RedisOpts::default()
+    };
+    let redis = pair::start_redis(&lab, opts);
+    let redis_node = |host: usize, priority: u8| {
+        let peer = 3 - host;
+        let mut settings = RedisSettings::pair(lab.addr(peer), pair::state_log_path(&lab, host));
+        settings.peer = Some(format!("[{}]:6379", lab.addr6(peer)));
+        settings.redis_extra.push_str(FAST_CHECK);
+        settings
+            .replication_extra
+            .push_str(&format!("announce = \"[{}]:6379\"\n", lab.addr6(host)));
+        Node {
+            preempt: false,
+            redis: Some(settings),
+            ..node(priority, FAST)
+        }
+    };
+    let (n1, n2) = (redis_node(1, 150), redis_node(2, 100));
+    let _a = redha::start(&lab, 1, &n1);
+    let _b = redha::start(&lab, 2, &n2);
+    let follows_host1 = || {
+        replication(&redis[1]).is_ok_and(|m| {
+            m.get("master_host").map(String::as_str) == Some(lab.addr6(1).to_string().as_str())
+                && m.get("master_link_status").map(String::as_str) == Some("up")
+        })
+    };
+    wait_until(Duration::from_secs(20), POLL, || {
+        lab.holders(VIP6) == [1] && follows_host1()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "host 1 master and host 2's Redis its replica over IPv6 within 20 s: {}",
+            pair::redis_state(&lab, &redis)
+        )
+    });
+    let vip: std::net::Ipv6Addr = VIP6.parse().unwrap();
+    let writer = Writer::start(
+        &lab,
+        3,
+        SocketAddrV6::new(vip, 6379, 0, 0),
+        Duration::from_millis(10),
+    );
+    assert!(
+        writer.wait_acked(50, Duration::from_secs(5)),
+        "{}",
+        writer.snapshot().summary()
+    );
+    let killed_at = writer.snapshot().started.elapsed();
+    redis[0].kill();
+    let promoted = wait_until(MARGIN * 2, POLL, || {
+        lab.holders(VIP6) == [2]
+            && replication(&redis[1])
+                .is_ok_and(|m| m.get("role").map(String::as_str) == Some("master"))
+    });
+    assert!(
+        promoted.is_some(),
+        "host 2 took over: {}",
+        pair::redis_state(&lab, &redis)
+    );
+    let resumed = wait_until(Duration::from_secs(3), POLL, || {
+        writer
+            .snapshot()
+            .acked
+            .iter()
+            .any(|&(_, at)| at > killed_at)
+    });
+    assert!(
+        resumed.is_some(),
+        "writes did not resume: {}",
+        writer.snapshot().summary()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let log = writer.stop();
+    let after: Vec<u64> = log
+        .acked
+        .iter()
+        .filter(|&&(_, at)| at > killed_at)
+        .map(|&(n, _)| n)
+        .collect();
+    let lost = missing_keys(&lab, 3, redis[1].addr(), &after);
+    assert!(
+        lost.is_empty(),
+        "writes acknowledged after the kill are missing: {lost:?}"
+    );
+    eprintln!(
+        "IPv6 Redis at 100 ms: takeover {promoted:?}; writer {}",
+        log.summary()
+    );
+}
