@@ -2,10 +2,11 @@
 //! namespaces. Measures election time, takeover after SIGKILL and after SIGTERM of the
 //! master, how long a killed master's VIP lingers (and how long both hosts hold it),
 //! and the idle memory of the master's agent, then prints a Markdown table per
-//! setting: VRRPv2 at 1 s and VRRPv3 at 100 ms unless told otherwise.
+//! setting: VRRPv2 at 1 s, VRRPv3 at 100 ms, VRRPv3 over IPv6 at 1 s and 100 ms unless
+//! told otherwise.
 //!
 //! Run as root: `cargo run --release -p netns-tests --bin bench -- [--settings
-//! v2:1s,v3:100ms] [--advert-int N (v2 only, N seconds)] [--runs N]` (default 3
+//! v2:1s,v3:100ms,v3-ipv6:1s,v3-ipv6:100ms] [--advert-int N (v2 only, N seconds)] [--runs N]` (default 3
 //! runs). The tables go to stdout, progress to stderr.
 
 use std::fmt::Write as _;
@@ -15,7 +16,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use netns_tests::measure::{self, Flags, HIGH, LOW, Table, median};
-use netns_tests::redha::{self, Node, VIP};
+use netns_tests::redha::{self, Node, VIP, VIP6};
 use netns_tests::{Lab, Proc, is_alive, keepalived, require_netns};
 
 /// How often conditions are polled.
@@ -35,16 +36,19 @@ struct Setting {
     /// 2 or 3.
     version: u8,
     advert_int: Duration,
+    /// VRRPv3 over IPv6 (the VIP is [`VIP6`]).
+    ipv6: bool,
 }
 
 impl Setting {
-    /// `v2:1s`, `v3:100ms`.
+    /// `v2:1s`, `v3:100ms`, `v3-ipv6:100ms`.
     fn parse(text: &str) -> Result<Setting, String> {
-        let bad = || format!("`{text}` is not VERSION:INTERVAL (v2:1s, v3:100ms)");
+        let bad = || format!("`{text}` is not VERSION:INTERVAL (v2:1s, v3:100ms, v3-ipv6:1s)");
         let (v, int) = text.split_once(':').ok_or_else(bad)?;
-        let version = match v {
-            "v2" | "2" => 2,
-            "v3" | "3" => 3,
+        let (version, ipv6) = match v {
+            "v2" | "2" => (2, false),
+            "v3" | "3" => (3, false),
+            "v3-ipv6" => (3, true),
             _ => return Err(bad()),
         };
         let advert_int = if let Some(ms) = int.strip_suffix("ms") {
@@ -69,22 +73,51 @@ impl Setting {
         Ok(Setting {
             version,
             advert_int,
+            ipv6,
         })
     }
 
     fn label(self) -> String {
         format!(
-            "VRRPv{}, advert_int {}",
+            "VRRPv{} over {}, advert_int {}",
             self.version,
+            if self.ipv6 { "IPv6" } else { "IPv4" },
             ms_or_s(self.advert_int)
         )
     }
 
+    /// The virtual address both nodes announce.
+    fn vip(self) -> &'static str {
+        if self.ipv6 { VIP6 } else { VIP }
+    }
+
+    /// A lab of two hosts, with IPv6 when the setting needs it.
+    fn lab(self, tag: &str) -> Lab {
+        if self.ipv6 {
+            Lab::with_ipv6(tag, 2)
+        } else {
+            Lab::new(tag, 2)
+        }
+    }
+
+    /// A short tag for lab names.
+    fn tag(self) -> String {
+        format!("{}{}", self.version, if self.ipv6 { "6" } else { "" })
+    }
+
     fn nodes(self) -> (Node, Node) {
+        let base = if self.ipv6 {
+            Node::v6(self.advert_int)
+        } else {
+            Node {
+                version: self.version,
+                advert_int: self.advert_int,
+                ..Node::default()
+            }
+        };
         let node = |priority| Node {
-            version: self.version,
-            advert_int: self.advert_int,
-            ..Node::with_priority(priority)
+            priority,
+            ..base.clone()
         };
         (node(HIGH), node(LOW))
     }
@@ -259,7 +292,7 @@ fn elect(agent: Agent, lab: &Lab, setting: Setting) -> (Proc, Proc, Option<(Dura
     let mut holders = Vec::new();
     loop {
         edge.observe(|| {
-            holders = lab.holders(VIP);
+            holders = lab.holders(setting.vip());
             !holders.is_empty()
         });
         if edge.at.is_some() || Instant::now() >= deadline {
@@ -282,7 +315,7 @@ fn secs(v: Val) -> String {
 /// Election, ~5 s as master (memory read), SIGKILL of the master; then the backup's
 /// takeover and the killed host's VIP are watched for 3 x Master_Down_Interval.
 fn kill_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s: &mut Samples) {
-    let lab = Lab::new(&format!("bk{}{}{run}", agent.tag(), setting.version), 2);
+    let lab = setting.lab(&format!("bk{}{}{run}", agent.tag(), setting.tag()));
     let (p1, p2, elected) = elect(agent, &lab, setting);
     let Some((election, master)) = elected else {
         s.election.push(Val::Failed);
@@ -310,7 +343,7 @@ fn kill_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s:
     let elected_at = Instant::now();
     sleep((master_idle(setting) + phase).saturating_sub(elected_at.elapsed()));
 
-    let holders = lab.holders(VIP);
+    let holders = lab.holders(setting.vip());
     if holders != [master] {
         s.warnings.push(format!(
             "run {run}: before the kill the VIP holders were {holders:?}, expected [{master}]"
@@ -332,8 +365,8 @@ fn kill_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s:
     let mut taken = Edge::new(killed);
     let mut gone = Edge::new(killed);
     loop {
-        taken.observe(|| lab.has_addr(backup, VIP));
-        gone.observe(|| !lab.has_addr(master, VIP));
+        taken.observe(|| lab.has_addr(backup, setting.vip()));
+        gone.observe(|| !lab.has_addr(master, setting.vip()));
         if (taken.at.is_some() && gone.at.is_some()) || killed.elapsed() >= window {
             break;
         }
@@ -380,7 +413,7 @@ fn kill_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s:
 
 /// Election, ~1 s as master, SIGTERM of the master, time until the backup holds the VIP.
 fn term_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s: &mut Samples) {
-    let lab = Lab::new(&format!("bt{}{}{run}", agent.tag(), setting.version), 2);
+    let lab = setting.lab(&format!("bt{}{}{run}", agent.tag(), setting.tag()));
     let (p1, p2, elected) = elect(agent, &lab, setting);
     let Some((election, master)) = elected else {
         s.election.push(Val::Failed);
@@ -401,7 +434,7 @@ fn term_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s:
     mproc.signal(libc::SIGTERM);
     let mut taken = Edge::new(stopped);
     loop {
-        taken.observe(|| lab.has_addr(backup, VIP));
+        taken.observe(|| lab.has_addr(backup, setting.vip()));
         if taken.at.is_some() || stopped.elapsed() >= limit {
             break;
         }
@@ -426,7 +459,7 @@ fn term_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s:
 /// Does keepalived's VRRP child survive a SIGKILL of its parent alone, and what does
 /// it do then? Returns one sentence for the note.
 fn probe_parent_kill(setting: Setting) -> String {
-    let lab = Lab::new("bkprobe", 2);
+    let lab = setting.lab("bkprobe");
     let (p1, p2, elected) = elect(Agent::Keepalived, &lab, setting);
     let Some((_, master)) = elected else {
         return "Probe of a parent-only SIGKILL of keepalived failed: no election.".into();
@@ -448,8 +481,8 @@ fn probe_parent_kill(setting: Setting) -> String {
     let mut released = Edge::new(killed);
     while killed.elapsed() < window {
         died.observe(|| !is_alive(child));
-        taken.observe(|| lab.has_addr(backup, VIP));
-        released.observe(|| !lab.has_addr(master, VIP));
+        taken.observe(|| lab.has_addr(backup, setting.vip()));
+        released.observe(|| !lab.has_addr(master, setting.vip()));
         sleep(POLL);
     }
     let log_after = mproc.log();
@@ -547,10 +580,9 @@ fn cell(vals: &[Val], unit: &str, prec: usize, never: impl Fn(f64) -> String) ->
 }
 
 fn parse_args() -> Result<(Vec<Setting>, usize), String> {
-    let mut settings = vec![
-        Setting::parse("v2:1s").expect("valid"),
-        Setting::parse("v3:100ms").expect("valid"),
-    ];
+    let mut settings = ["v2:1s", "v3:100ms", "v3-ipv6:1s", "v3-ipv6:100ms"]
+        .map(|s| Setting::parse(s).expect("valid"))
+        .to_vec();
     let mut runs = 3usize;
     let mut flags = Flags::from_env();
     while let Some(flag) = flags.next_flag() {
@@ -560,6 +592,7 @@ fn parse_args() -> Result<(Vec<Setting>, usize), String> {
                 settings = vec![Setting {
                     version: 2,
                     advert_int: Duration::from_secs(secs),
+                    ipv6: false,
                 }];
             }
             "--settings" => {
@@ -572,8 +605,8 @@ fn parse_args() -> Result<(Vec<Setting>, usize), String> {
             "--runs" => runs = flags.runs()?,
             "-h" | "--help" => {
                 return Err(
-                    "usage: bench [--settings v2:1s,v3:100ms (the default; VRRPv2 takes whole \
-                     seconds, VRRPv3 10ms..40950ms)] [--advert-int SECONDS (VRRPv2 only)] \
+                    "usage: bench [--settings v2:1s,v3:100ms,v3-ipv6:1s,v3-ipv6:100ms (the default; \
+                     VRRPv2 takes whole seconds, VRRPv3 10ms..40950ms)] [--advert-int SECONDS (VRRPv2 only)] \
                      [--runs N (default 3)]"
                         .into(),
                 );
@@ -803,7 +836,7 @@ fn method(setting: Setting, runs: usize, probe: &str) -> String {
     };
     format!(
         "Method: one invocation measured redha and keepalived {} (Debian package) with \
-         the same settings: {}, VRID 51, VIP {VIP}/24, \
+         the same settings: {}, VRID 51, VIP {}, \
          priority {HIGH} on host 1 and {LOW} on host 2, preempt on, multicast, in \
          {runs} run(s). Each run builds fresh two-host network-namespace labs on one \
          bridge and starts fresh processes; redha and keepalived alternate (odd runs \
@@ -828,6 +861,7 @@ fn method(setting: Setting, runs: usize, probe: &str) -> String {
          timer wheel that rounds up by 64 jiffies in this range). {probe}",
         keepalived_version(),
         setting.label(),
+        setting.nodes().0.vips[0],
         master_idle(setting).as_secs_f64(),
         high.master_down_interval().as_secs_f64() * 3.0,
         TERM_SETTLE.as_secs(),
