@@ -367,8 +367,21 @@ fn word_spans(data: &[u8]) -> Vec<(usize, usize)> {
 
 /// Makes a mutated datagram consistent again, most of the time, so that mutations
 /// reach the checks behind the length and checksum checks: the IPv4 total length
-/// (sometimes), the VRRP address count (sometimes) and the VRRP checksum.
+/// (sometimes), the VRRP address count (sometimes) and the VRRP checksum (VRRPv3:
+/// mostly over the pseudo-header, sometimes as v2). An input that starts with a
+/// VRRPv3 header is an IPv6 payload ([`crate::targets::IPV6_SOURCE`] to
+/// [`crate::targets::IPV6_DESTINATION`]): its checksum is fixed over that
+/// pseudo-header.
 fn fix_vrrp(data: &mut [u8], rng: &mut Rng) {
+    if data.len() >= 8 && data[0] >> 4 == 3 {
+        let len = (8 + 16 * usize::from(data[3])).min(data.len());
+        let scope = vrrp::packet::ChecksumScope::Ipv6Pseudo {
+            source: crate::targets::IPV6_SOURCE,
+            destination: crate::targets::IPV6_DESTINATION,
+        };
+        fill_checksum(&mut data[..len], scope);
+        return;
+    }
     if data.len() < 20 || data[0] >> 4 != 4 {
         return;
     }
@@ -381,15 +394,36 @@ fn fix_vrrp(data: &mut [u8], rng: &mut Rng) {
     {
         data[2..4].copy_from_slice(&total.to_be_bytes());
     }
+    let ip4 =
+        |at: usize| std::net::Ipv4Addr::new(data[at], data[at + 1], data[at + 2], data[at + 3]);
+    let (source, destination) = (ip4(12), ip4(16));
     let vrrp = &mut data[header..];
     if vrrp.len() < 8 {
         return;
     }
-    if rng.one_in(3) && vrrp.len() >= 16 {
-        vrrp[3] = u8::try_from((vrrp.len() - 16) / 4).unwrap_or(255);
+    let v3 = vrrp[0] >> 4 == 3;
+    let auth = if v3 { 0 } else { 8 };
+    if rng.one_in(3) && vrrp.len() >= 8 + auth {
+        vrrp[3] = u8::try_from((vrrp.len() - 8 - auth) / 4).unwrap_or(255);
     }
-    let len = (8 + 4 * usize::from(vrrp[3]) + 8).min(vrrp.len());
-    vrrp[6..8].copy_from_slice(&[0, 0]);
-    let sum = vrrp::packet::checksum(&vrrp[..len]);
-    vrrp[6..8].copy_from_slice(&sum.to_be_bytes());
+    let len = (8 + 4 * usize::from(vrrp[3]) + auth).min(vrrp.len());
+    let scope = if v3 && !rng.one_in(3) {
+        vrrp::packet::ChecksumScope::Ipv4Pseudo {
+            source,
+            destination,
+        }
+    } else {
+        vrrp::packet::ChecksumScope::Message
+    };
+    fill_checksum(&mut vrrp[..len], scope);
+}
+
+/// Writes the checksum of `message` (bytes 6 and 7) over `scope`.
+fn fill_checksum(message: &mut [u8], scope: vrrp::packet::ChecksumScope) {
+    if message.len() < 8 {
+        return;
+    }
+    message[6..8].copy_from_slice(&[0, 0]);
+    let sum = vrrp::packet::checksum_with(scope, message);
+    message[6..8].copy_from_slice(&sum.to_be_bytes());
 }

@@ -374,7 +374,7 @@ impl Advert {
             Version::V2 => ChecksumScope::Message,
             Version::V3 => scope,
         };
-        let sum = checksum_in(scope, &buf);
+        let sum = checksum_with(scope, &buf);
         buf[6..8].copy_from_slice(&sum.to_be_bytes());
         buf
     }
@@ -426,7 +426,7 @@ impl Advert {
         let checksum_as_v2 = match (version, pseudo) {
             (Version::V2, _) | (Version::V3, None) if as_v2 => true,
             (Version::V3, Some(scope)) => {
-                if checksum_in(scope, buf) == 0 {
+                if checksum_with(scope, buf) == 0 {
                     false
                 } else if as_v2 {
                     true
@@ -596,8 +596,9 @@ pub fn checksum(buf: &[u8]) -> u16 {
     fold(sum_words(0, buf))
 }
 
-/// The checksum of `message` with what `scope` adds in front of it.
-fn checksum_in(scope: ChecksumScope, message: &[u8]) -> u16 {
+/// The checksum of `message` (its checksum field zero, or filled in: then the
+/// result is zero when it is right) with what `scope` adds in front of it.
+pub fn checksum_with(scope: ChecksumScope, message: &[u8]) -> u16 {
     match scope {
         ChecksumScope::Message => checksum(message),
         ChecksumScope::Ipv4Pseudo {

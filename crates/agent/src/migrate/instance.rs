@@ -291,10 +291,13 @@ impl Mapper<'_> {
                         format!("unicast_peer option {w} {v}: no equivalent: redha requires TTL 255 as RFC 3768 says"),
                     );
                 } else {
-                    self.note(
-                        it.line,
-                        format!("unicast_peer {w}: not an IPv4 address: dropped"),
-                    );
+                    let why = match w.parse::<Ipv6Addr>() {
+                        Ok(_) => {
+                            "IPv6 unicast peers are not converted yet (list it in unicast_peers by hand)"
+                        }
+                        Err(_) => "not an IPv4 address",
+                    };
+                    self.note(it.line, format!("unicast_peer {w}: {why}: dropped"));
                 }
             }
         }
@@ -349,8 +352,9 @@ impl Mapper<'_> {
     }
 
     fn vip(&mut self, addr: &str, dropped: &[String], line: usize, out: &mut Out) {
+        let addr = addr.trim();
         let (ip, len) = match addr.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
+            Some((a, l)) => (a.trim(), Some(l)),
             None => (addr, None),
         };
         let v6 = ip.parse::<Ipv6Addr>().is_ok();
@@ -493,8 +497,24 @@ impl Mapper<'_> {
         }
     }
 
-    /// redha refuses a unicast peer or source that is one of the virtual addresses.
+    /// redha refuses a unicast peer or source that is one of the virtual addresses,
+    /// or of another family than they are (keepalived's IPv4 unicast settings
+    /// beside IPv6 virtual addresses).
     fn drop_conflicts(&mut self, out: &mut Out, line: usize) {
+        if out.vips.first().is_some_and(|v| v.contains(':')) {
+            for p in std::mem::take(&mut out.unicast_peers) {
+                self.note(
+                    line,
+                    format!("unicast peer {p} is IPv4 and this instance's virtual addresses are IPv6: dropped (give its IPv6 peers in unicast_peers)"),
+                );
+            }
+            if let Some((src, _)) = out.unicast_src_ip.take() {
+                self.note(
+                    line,
+                    format!("source address {src} is IPv4 and this instance's virtual addresses are IPv6: dropped (redha sends from the interface's link-local address)"),
+                );
+            }
+        }
         let is_vip = |ip: &Ipv4Addr, vips: &[String]| {
             vips.iter()
                 .any(|v| v.split('/').next() == Some(ip.to_string().as_str()))

@@ -162,6 +162,17 @@ impl Mapper<'_> {
             let port = out.redis.as_ref().map_or(6379, |r| r.port);
             out.peer_hint = Some(format!("{one}:{port}"));
         }
+        if out.want_replication && out.vips.first().is_some_and(|v| v.contains(':')) {
+            // An IPv6 instance needs `announce` too (its adverts' source is
+            // link-local), which keepalived's scripts do not say: commented out.
+            if let Some((peer, _)) = out.peer.take() {
+                out.peer_hint = Some(peer);
+            }
+            self.note(
+                line,
+                "IPv6 virtual addresses: [replication] also needs announce (the address the peer's Redis reaches ours at, e.g. \"[2001:db8::26]:6379\"), which keepalived's scripts do not give: left commented out; uncomment it with peer and announce",
+            );
+        }
         if out.redis.is_some() && !out.want_replication {
             self.note(
                 line,
