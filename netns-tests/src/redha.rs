@@ -227,3 +227,19 @@ pub fn start(lab: &Lab, i: usize, node: &Node) -> Proc {
         .env("NO_COLOR", "1");
     lab.spawn_command(i, &format!("redha-h{i}"), &command)
 }
+
+/// The counters line that redha logs on SIGUSR1, as key=value pairs.
+pub fn counters(proc: &Proc) -> std::collections::HashMap<String, u64> {
+    let before = proc.log().matches(" counters").count();
+    assert!(proc.signal(libc::SIGUSR1));
+    crate::wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
+        proc.log().matches(" counters").count() > before
+    })
+    .expect("redha logs its counters on SIGUSR1");
+    let log = proc.log();
+    let line = log.lines().rev().find(|l| l.contains(" counters")).unwrap();
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect()
+}

@@ -28,22 +28,6 @@ fn send_raw(lab: &Lab, datagrams: Vec<Vec<u8>>) {
     });
 }
 
-/// The counters line that redha logs on SIGUSR1, as key=value pairs.
-fn counters(proc: &netns_tests::Proc) -> std::collections::HashMap<String, u64> {
-    let before = proc.log().matches(" counters").count();
-    assert!(proc.signal(libc::SIGUSR1));
-    wait_until(Duration::from_secs(3), POLL, || {
-        proc.log().matches(" counters").count() > before
-    })
-    .expect("redha logs its counters on SIGUSR1");
-    let log = proc.log();
-    let line = log.lines().rev().find(|l| l.contains(" counters")).unwrap();
-    line.split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-        .collect()
-}
-
 /// Starts redha with `node` on host 1, alone: it becomes master.
 fn start_master(lab: &Lab, node: &Node) -> netns_tests::Proc {
     let master = redha::start(lab, 1, node);
@@ -75,7 +59,7 @@ fn send_and_count(
         2,
         "a bad advert caused a transition:\n{log}"
     );
-    let c = counters(master);
+    let c = redha::counters(master);
     for (counter, _) in cases {
         let expected = ROUNDS * cases.iter().filter(|(k, _)| k == counter).count() as u64;
         assert_eq!(c.get(*counter), Some(&expected), "{counter} in {c:?}");

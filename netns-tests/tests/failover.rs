@@ -355,3 +355,31 @@ fn v3_at_100ms_sigterm_hands_over_within_skew_time() {
         backup.skew_time()
     );
 }
+
+/// The master's host busy on every core (two shell loops at the same priority as
+/// redha): its adverts at 100 ms still leave on time, so the backup never takes
+/// over and receives about one every 100 ms.
+#[test]
+fn v3_at_100ms_adverts_keep_their_period_on_a_busy_host() {
+    if !require_netns("v3_at_100ms_adverts_keep_their_period_on_a_busy_host") {
+        return;
+    }
+    let lab = Lab::new("v3busy", 2);
+    let (master, backup) = (node_at_100ms(150), node_at_100ms(100));
+    let _a = redha::start(&lab, 1, &master);
+    let b = redha::start(&lab, 2, &backup);
+    wait_sole_holder(&lab, 1, master.master_down_interval() + MARGIN);
+    let before = redha::counters(&b)["adverts_received"];
+    let _load: Vec<_> = (0..2)
+        .map(|i| lab.spawn(1, &format!("busy{i}"), "sh", ["-c", "while :; do :; done"]))
+        .collect();
+    let span = Duration::from_secs(5);
+    assert_stays_holder(&lab, 1, span);
+    let received = redha::counters(&b)["adverts_received"] - before;
+    let expected = (span.as_millis() / FAST.as_millis()) as u64;
+    assert!(
+        received * 10 >= expected * 9,
+        "the backup received {received} adverts in {span:?} under load, {expected} expected"
+    );
+    assert!(!b.log().contains("to=MASTER"), "{}", b.log());
+}

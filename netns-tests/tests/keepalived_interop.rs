@@ -218,12 +218,13 @@ fn v3_keepalived_master_redha_backup_at_1s_and_100ms() {
     }
 }
 
-/// VRRPv3 in unicast at 100 ms: SIGKILL of either side is taken over within the
+/// VRRPv3 in unicast at 100 ms and 1 s: SIGKILL of either side is taken over within the
 /// other's Master_Down_Interval (the pseudo-header then holds the peer's address).
 #[test]
-fn v3_sigkill_fails_over_both_ways_in_unicast_at_100ms() {
-    if !require_netns("v3_sigkill_fails_over_both_ways_in_unicast_at_100ms") {
+fn v3_sigkill_fails_over_both_ways_in_unicast_at_100ms_and_1s() {
+    if !require_netns("v3_sigkill_fails_over_both_ways_in_unicast_at_100ms_and_1s") {
         return;
     }
     sigkill_both_ways_in_unicast("ka3-kill", Node::v3(Duration::from_millis(100)));
+    sigkill_both_ways_in_unicast("ka3-kill1", Node::v3(Duration::from_secs(1)));
 }

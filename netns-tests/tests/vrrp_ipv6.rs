@@ -186,13 +186,99 @@ fn ipv6_interop_with_keepalived_unicast() {
     if !require_netns("ipv6_interop_with_keepalived_unicast") {
         return;
     }
-    let common = Node {
-        // A placeholder: the helper puts each side's peer link-local address here.
-        unicast_peers: vec![std::net::Ipv6Addr::LOCALHOST.into()],
-        ..Node::v6(Duration::from_millis(100))
+    for (tag, ms) in [("ka6u01", 100), ("ka6u1", 1000)] {
+        let common = Node {
+            // A placeholder: the helper puts each side's peer link-local address here.
+            unicast_peers: vec![std::net::Ipv6Addr::LOCALHOST.into()],
+            ..Node::v6(Duration::from_millis(ms))
+        };
+        ipv6_with_keepalived(&format!("{tag}r"), true, common.clone());
+        ipv6_with_keepalived(&format!("{tag}k"), false, common);
+    }
+}
+
+/// Malformed VRRPv3 adverts over IPv6 from a third host (each would make the master
+/// step down if it were taken: priority 254) change nothing and are counted by
+/// reason; the well-formed one is obeyed.
+#[test]
+fn malformed_ipv6_adverts_change_nothing_and_are_counted() {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    use vrrp::packet::{Advert, ChecksumScope, MULTICAST_GROUP_V6};
+
+    if !require_netns("malformed_ipv6_adverts_change_nothing_and_are_counted") {
+        return;
+    }
+    let lab = Lab::with_ipv6("v6badin", 3);
+    let n = node(100, FAST);
+    let master = redha::start(&lab, 1, &n);
+    wait_sole_holder(&lab, 1, n.master_down_interval() + MARGIN, "election");
+    let vip: std::net::IpAddr = VIP6.parse().unwrap();
+    let src = lab.link_local(3);
+    let pseudo = ChecksumScope::Ipv6Pseudo {
+        source: src,
+        destination: MULTICAST_GROUP_V6,
     };
-    ipv6_with_keepalived("ka6ur", true, common.clone());
-    ipv6_with_keepalived("ka6uk", false, common);
+    let good = |vrid: u8, centis: u16| Advert::v3(vrid, 254, centis, &[vip]).encode_with(pseudo);
+    let mut bad_checksum = good(51, 10);
+    bad_checksum[7] ^= 1;
+    let mut v2 = good(51, 10);
+    v2[0] = 0x21;
+    let cases: Vec<(&str, Vec<u8>, u32)> = vec![
+        ("dropped_ttl", good(51, 10), 64),
+        ("dropped_checksum", bad_checksum, 255),
+        (
+            "dropped_checksum",
+            Advert::v3(51, 254, 10, &[vip]).encode(),
+            255,
+        ),
+        ("dropped_version", v2, 255),
+        ("dropped_vrid", good(52, 10), 255),
+        ("dropped_interval", good(51, 0), 255),
+        ("dropped_truncated", good(51, 10)[..12].to_vec(), 255),
+    ];
+    let send = |datagrams: Vec<(Vec<u8>, u32)>| {
+        lab.in_host(3, move || {
+            let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(112)))
+                .expect("raw socket");
+            socket.bind_device(Some(b"eth0")).expect("bind to eth0");
+            let index = nix_index("eth0");
+            socket
+                .set_multicast_if_v6(index)
+                .expect("multicast interface");
+            let to = SockAddr::from(SocketAddrV6::new(MULTICAST_GROUP_V6, 0, 0, index));
+            for (d, hops) in datagrams {
+                socket.set_multicast_hops_v6(hops).expect("hop limit");
+                socket.send_to(&d, &to).expect("send a crafted advert");
+            }
+        });
+    };
+    for _ in 0..3 {
+        send(cases.iter().map(|(_, d, h)| (d.clone(), *h)).collect());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(lab.holders(VIP6), [1], "a bad advert moved the VIP");
+    let log = master.log();
+    assert_eq!(
+        log.matches("VRRP transition").count(),
+        2,
+        "a bad advert caused a transition:\n{log}"
+    );
+    let c = redha::counters(&master);
+    for (counter, _, _) in &cases {
+        let expected = 3 * cases.iter().filter(|(k, _, _)| k == counter).count() as u64;
+        assert_eq!(c.get(*counter), Some(&expected), "{counter} in {c:?}");
+    }
+    assert_eq!(c.get("adverts_received"), Some(&0), "{c:?}");
+    send(vec![(good(51, 10), 255)]);
+    wait_until(MARGIN, POLL, || lab.holders(VIP6).is_empty())
+        .expect("a valid higher-priority advert is obeyed");
+}
+
+/// The index of interface `name` in the current namespace.
+fn nix_index(name: &str) -> u32 {
+    let name = std::ffi::CString::new(name).expect("a name");
+    // SAFETY: if_nametoindex reads a NUL-terminated string.
+    unsafe { libc::if_nametoindex(name.as_ptr()) }
 }
 
 /// The Redis side over IPv6 at 100 ms adverts: host 2's Redis replicates from host
