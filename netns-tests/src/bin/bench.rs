@@ -361,7 +361,10 @@ fn kill_scenario(agent: Agent, setting: Setting, run: usize, phase: Duration, s:
     let log_before = mproc.log();
     let killed = Instant::now();
     agent.crash(&lab, master, mproc);
-    let window = master_node.master_down_interval() * 3;
+    // Long enough for the lease too (at 100 ms adverts it is 1 s, 3 x Master_Down_Interval
+    // less), plus the kernel's expiry rounding.
+    let window = (master_node.master_down_interval() * 3)
+        .max(master_node.address_lease() + Duration::from_millis(1500));
     let mut taken = Edge::new(killed);
     let mut gone = Edge::new(killed);
     loop {
@@ -847,7 +850,7 @@ fn method(setting: Setting, runs: usize, probe: &str) -> String {
          process; keepalived's parent and its VRRP child), then every process of the \
          agent is SIGKILLed at once (keepalived: child first, then parent, so nothing \
          can send a priority-0 advert), and the hosts are watched for 3 × \
-         Master_Down_Interval({HIGH}) = {:.1} s: takeover = kill → backup holds the VIP, \
+         Master_Down_Interval({HIGH}) or the lease + 1.5 s, the longer: {:.1} s: takeover = kill → backup holds the VIP, \
          VIP gone = kill → the killed host no longer has it, overlap = time both held it. \
          Term lab: election again, the master idles {} s + phase, gets SIGTERM, takeover = \
          signal → backup holds the VIP. The phase, (run − 0.5)/runs × advert_int, spreads \
@@ -863,7 +866,9 @@ fn method(setting: Setting, runs: usize, probe: &str) -> String {
         setting.label(),
         setting.nodes().0.vips[0],
         master_idle(setting).as_secs_f64(),
-        high.master_down_interval().as_secs_f64() * 3.0,
+        (high.master_down_interval() * 3)
+            .max(high.address_lease() + Duration::from_millis(1500))
+            .as_secs_f64(),
         TERM_SETTLE.as_secs(),
         POLL.as_millis(),
     )
