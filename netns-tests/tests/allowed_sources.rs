@@ -1,7 +1,6 @@
 //! `[vrrp] allowed_sources`: a third router on the LAN with our VRID, a valid
 //! password and a higher priority is ignored (and counted) unless it is allowed.
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -30,22 +29,6 @@ fn send_from_stray(lab: &Lab, datagrams: Vec<Vec<u8>>) {
             socket.send_to(&d, &to).expect("send an advert");
         }
     });
-}
-
-/// The counters line that redha logs on SIGUSR1, as key=value pairs.
-fn counters(proc: &Proc) -> HashMap<String, u64> {
-    let before = proc.log().matches(" counters").count();
-    assert!(proc.signal(libc::SIGUSR1));
-    wait_until(Duration::from_secs(3), POLL, || {
-        proc.log().matches(" counters").count() > before
-    })
-    .expect("redha logs its counters on SIGUSR1");
-    let log = proc.log();
-    let line = log.lines().rev().find(|l| l.contains(" counters")).unwrap();
-    line.split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-        .collect()
 }
 
 fn transitions(proc: &Proc) -> usize {
@@ -77,7 +60,7 @@ fn a_router_not_in_allowed_sources_is_ignored_and_counted() {
     let backup = redha::start(&lab, 2, &n2);
     wait_until(MARGIN, POLL, || backup.log().contains("to=BACKUP")).expect("host 2 is backup");
     wait_until(MARGIN + Duration::from_secs(1), POLL, || {
-        counters(&backup)
+        redha::counters(&backup)
             .get("adverts_received")
             .copied()
             .unwrap_or(0)
@@ -105,12 +88,12 @@ fn a_router_not_in_allowed_sources_is_ignored_and_counted() {
     }
     for (name, proc) in [("master", &master), ("backup", &backup)] {
         wait_until(Duration::from_secs(5), POLL, || {
-            counters(proc).get("dropped_source_not_allowed") == Some(&(2 * rounds))
+            redha::counters(proc).get("dropped_source_not_allowed") == Some(&(2 * rounds))
         })
         .unwrap_or_else(|| {
             panic!(
                 "the {name} counts the stray's adverts: {:?}\n{}",
-                counters(proc),
+                redha::counters(proc),
                 proc.log()
             )
         });
@@ -127,9 +110,9 @@ fn a_router_not_in_allowed_sources_is_ignored_and_counted() {
     );
     // The backup still follows host 1 (its Master_Down_Timer was not disturbed):
     // wait out a whole Master_Down_Interval and check again.
-    let before = counters(&backup)["adverts_received"];
+    let before = redha::counters(&backup)["adverts_received"];
     wait_until(n2.master_down_interval() + MARGIN, POLL, || {
-        counters(&backup)["adverts_received"] >= before + 4
+        redha::counters(&backup)["adverts_received"] >= before + 4
     })
     .expect("host 2 keeps hearing host 1");
     assert_eq!(lab.holders(VIP), [1]);
