@@ -357,3 +357,172 @@ fn silent_partition_gap() {
          (see the timeline and logs above)"
     );
 }
+
+/// A token-bucket filter on both ends of host `i`'s link (`rate` kbit/s, queue
+/// latency 200 ms), or none: a slow link that queues and drops what overflows,
+/// as the fault soak's `delay`.
+fn slow_link(lab: &Lab, i: usize, rate_kbit: Option<u32>) {
+    let port = format!("p{i}");
+    let rate = rate_kbit.map(|r| format!("{r}kbit"));
+    for (ns, dev) in [
+        (lab.ns(i), netns_tests::HOST_IF),
+        (lab.bridge_ns(), port.as_str()),
+    ] {
+        let mut args = vec!["-n", ns, "qdisc"];
+        match &rate {
+            Some(rate) => args.extend([
+                "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", "4kb", "latency",
+                "200ms",
+            ]),
+            None => args.extend(["del", "dev", dev, "root"]),
+        }
+        let out = std::process::Command::new("tc")
+            .args(&args)
+            .output()
+            .expect("run tc");
+        assert!(
+            out.status.success(),
+            "tc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Drops, in host `i`, every packet from host `from` (adverts, the replication
+/// stream, answers to reads), or stops dropping: a one-way outage, what a queue
+/// that overflows does for seconds at a time.
+fn drop_from(lab: &Lab, i: usize, from: usize, on: bool) {
+    let script = if on {
+        format!(
+            "table inet redha_test {{\n chain input {{\n  type filter hook input priority 0;\n  ip saddr {} drop\n }}\n}}\n",
+            lab.addr(from)
+        )
+    } else {
+        "delete table inet redha_test\n".to_owned()
+    };
+    let path = lab.dir().join(format!("drop-h{i}.nft"));
+    std::fs::write(&path, script).expect("write the nft script");
+    let out = lab.try_run(i, "nft", [std::ffi::OsStr::new("-f"), path.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "nft -f {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The fault soak's finding (`--seed 1`, fault 103): the replica's link slowed
+/// to 64 kbit/s, below what the client's writes stream. Its agent's reads of the
+/// master's Redis time out while the stream still comes in; then the queue loses
+/// the master's adverts and stalls its stream for seconds (here: everything from
+/// the master dropped for a while), so the replica takes the VIP with a copy
+/// seconds old while the master lives on and acknowledges writes. The replica's
+/// adverts get through, and the master, of lower priority after an earlier
+/// failover, yields. Nothing acknowledged may be lost: the replica, having seen
+/// the master alive behind a slow link, holds its writes until it has read the
+/// master, then follows it.
+#[test]
+fn slow_link_on_the_replica_loses_no_acknowledged_write() {
+    let test = "slow_link_on_the_replica_loses_no_acknowledged_write";
+    if !require(test) {
+        return;
+    }
+    let lab = Lab::new("slowrep", 3);
+    let mut scene = Scene::start(test, &lab, RedisOpts::default().rdb_default());
+    let n1 = node(&lab, 1);
+    let settle = pair::election_bound(&n1) + pair::sync_bound();
+    if scene.wait(settle, |s| s.settled_with(1)).is_none() {
+        scene.fail(&format!(
+            "no settled pair with host 1 master within {settle:?}"
+        ));
+    }
+    // Host 1 (priority 150) hands over and comes back as the replica: host 2
+    // (priority 100) is master, as after an earlier failover.
+    let first = scene.agents.remove(0).1;
+    first.signal(libc::SIGTERM);
+    if first.wait_exit(Duration::from_secs(15)).is_none() {
+        scene.fail("host 1's agent did not exit on SIGTERM");
+    }
+    if scene.wait(settle, |s| s.settled_with(2)).is_none() {
+        scene.fail("host 2 did not take over from host 1's planned stop");
+    }
+    let proc = redha::start(&lab, 1, &n1);
+    scene.agents.push((1, proc));
+    scene.note("host 1's agent restarted");
+    if scene
+        .wait(settle, |s| {
+            s.settled_with(2)
+                && pair::latest_agent(&s.agents, 1)
+                    .log()
+                    .contains("following the peer, link up")
+        })
+        .is_none()
+    {
+        scene.fail("host 1 did not rejoin as host 2's replica");
+    }
+    scene.writer = Some(Writer::start(&lab, CLIENT, vip_addr(), WRITE_INTERVAL));
+    if !scene
+        .writer
+        .as_ref()
+        .expect("writer")
+        .wait_acked(100, Duration::from_secs(5))
+    {
+        scene.fail("the client could not write through the VIP");
+    }
+
+    slow_link(&lab, 1, Some(64));
+    scene.note("host 1's link slowed to 64 kbit/s (held 5 s)");
+    let _ = scene.wait(Duration::from_secs(5), |_| false);
+    drop_from(&lab, 1, 2, true);
+    scene.note("host 1 drops everything from host 2");
+    let takeover = n1.master_down_interval() + MARGIN * 2;
+    if scene
+        .wait(takeover, |s| s.lab.holders(VIP).contains(&1))
+        .is_none()
+    {
+        scene.fail(&format!(
+            "host 1 did not take the VIP within {takeover:?} of losing host 2's adverts"
+        ));
+    }
+    scene.note("host 1 holds the VIP (the drop held 3 s more)");
+    let _ = scene.wait(Duration::from_secs(3), |_| false);
+    drop_from(&lab, 1, 2, false);
+    scene.note("host 1 hears host 2 again, over the slow link");
+    let bound = CATCH_UP_TIMEOUT + pair::election_bound(&n1) + MARGIN * 2;
+    if scene
+        .wait(bound, |s| pair::settled(s.lab, &s.redis).is_ok())
+        .is_none()
+    {
+        scene.fail(&format!(
+            "the pair did not settle over the slow link within {bound:?}"
+        ));
+    }
+    slow_link(&lab, 1, None);
+    scene.note("host 1's link back to full speed");
+    let bound = pair::election_bound(&n1) + pair::sync_bound();
+    if scene
+        .wait(bound, |s| pair::settled(s.lab, &s.redis).is_ok())
+        .is_none()
+    {
+        scene.fail(&format!("the pair did not settle within {bound:?}"));
+    }
+    let master = pair::settled(&lab, &scene.redis).expect("settled");
+    scene.note(format!("settled with host {master} master"));
+    let log = scene.writer.take().expect("writer").stop();
+    let addr = scene.redis[master - 1].addr();
+    let missing = netns_tests::writer::missing_keys(&lab, CLIENT, addr, &log.acked_keys());
+    eprintln!(
+        "{test}: writer: {}\n--- timeline:\n{}--- host 1's state log:\n{}",
+        log.summary(),
+        scene.timeline.render(),
+        scene.state_log(1),
+    );
+    if !missing.is_empty() {
+        scene.fail(&format!(
+            "{} acknowledged writes missing on host {master}, the master: {}\n--- host 2's state log:\n{}",
+            missing.len(),
+            netns_tests::writer::ranges(&missing),
+            scene.state_log(2),
+        ));
+    }
+}

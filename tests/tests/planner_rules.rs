@@ -999,6 +999,17 @@ fn promotes_at_once(plan: &Plan) -> bool {
     plan.commands == [Command::ReplicaOfNoOne(Target::Local)]
 }
 
+/// The plan promotes our Redis with its writes held (the peer, alive behind a
+/// slow link, went silent): paused first, for longer than the hold.
+fn promotes_holding_writes(plan: &Plan) -> bool {
+    plan.commands
+        == [
+            Command::PauseWrites(Target::Local, PAUSE),
+            Command::ReplicaOfNoOne(Target::Local),
+        ]
+        && matches!(plan.rule, Rule::HoldingWrites { .. })
+}
+
 fn is_wait(plan: &Plan) -> bool {
     matches!(plan.rule, Rule::Wait { .. }) && plan.commands.is_empty()
 }
@@ -1608,4 +1619,245 @@ fn a_resync_we_started_is_not_undone_while_it_waits_for_its_full_sync() {
     };
     let plan = planner.plan(t0, Role::Fault, Some(&waiting), None, &dropped);
     assert_eq!(plan.commands, [Command::ReplicaOfNoOne(Target::Local)]);
+}
+
+/// The fault soak's finding: a slow link on the replica's side (a 64 kbit/s queue)
+/// first timed out our reads of the master's Redis while its stream still came
+/// in, then lost its adverts and stalled the stream for 6 s, so the replica took
+/// the VIP with a copy seconds old while the master lived on; clients followed the
+/// VIP, both sides took writes, and the master's were lost at the heal. A
+/// promotion over a peer seen alive that way now holds our writes until it is
+/// read: it holds writes ours lacks, and we follow it with nothing of ours to lose.
+/// A peer that went silent all at once (dead, or cut off) is promoted over at once.
+#[test]
+fn a_promotion_over_a_slow_peer_holds_writes_until_the_peer_answers() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let silent = Context::default();
+    let streaming = |offset| replica_of(master(R1, offset, 10), PEER_HOST, true);
+    let stalled = quiet_for(streaming(300), 6);
+    let promoted_ours = promoted(R2, R1, 300, 300, 10);
+    // As backup: the peer's Redis does not answer, while its stream moves ours
+    // from offset 100 to 300.
+    let slow_peer = || {
+        let mut planner = Planner::new(config());
+        for (at, offset) in [(0, 100), (1000, 200), (2000, 300)] {
+            let plan = planner.plan(
+                t0 + ms(at),
+                PEER_MASTER,
+                Some(&streaming(offset)),
+                None,
+                &silent,
+            );
+            assert!(plan.eligible, "{plan:?}");
+        }
+        planner
+    };
+    let t1 = t0 + ms(6000);
+    let mut planner = slow_peer();
+    let plan = planner.plan(t1, Role::Master, Some(&stalled), None, &silent);
+    assert!(promotes_holding_writes(&plan) && plan.eligible, "{plan:?}");
+    for command in &plan.commands {
+        planner.record(t1, command, Ok(()));
+    }
+    assert!(planner.holds_writes());
+    // Still silent: held, looked at again soon.
+    let plan = planner.plan(
+        t1 + ms(500),
+        Role::Master,
+        Some(&promoted_ours),
+        None,
+        &silent,
+    );
+    assert!(
+        matches!(plan.rule, Rule::HoldingWrites { left } if left == ms(9500))
+            && plan.commands.is_empty()
+            && plan.eligible
+            && plan.next_check == ms(20),
+        "{plan:?}"
+    );
+    // The peer answers: alive, with writes ours lacks. We follow it (nothing of
+    // ours past the fork: no save), out of the election; the hold is over.
+    let alive = master(R1, 900, 16);
+    let plan = planner.plan(
+        t1 + ms(900),
+        Role::Master,
+        Some(&promoted_ours),
+        Some(&alive),
+        &silent,
+    );
+    assert!(
+        matches!(plan.rule, Rule::FollowNewer { .. }) && !plan.eligible,
+        "{plan:?}"
+    );
+    assert_eq!(plan.commands, follow(false));
+    assert!(!planner.holds_writes());
+
+    // A peer that never answers (it died after all): the hold ends with the
+    // catch-up timeout, writes go on.
+    let mut planner = slow_peer();
+    planner.plan(t1, Role::Master, Some(&stalled), None, &silent);
+    let plan = planner.plan(
+        t1 + ms(10_000),
+        Role::Master,
+        Some(&promoted_ours),
+        None,
+        &silent,
+    );
+    assert_eq!(plan.commands, [Command::Unpause(Target::Local)]);
+    assert!(
+        matches!(plan.rule, Rule::MasterAlone) && plan.eligible,
+        "{plan:?}"
+    );
+    assert!(!planner.holds_writes());
+    // One whose Redis refuses connections is down: released at once.
+    let mut planner = slow_peer();
+    planner.plan(t1, Role::Master, Some(&stalled), None, &silent);
+    let refused = Context {
+        peer_failure: PeerFailure::Refused,
+        ..Context::default()
+    };
+    let plan = planner.plan(
+        t1 + ms(100),
+        Role::Master,
+        Some(&promoted_ours),
+        None,
+        &refused,
+    );
+    assert_eq!(plan.commands, [Command::Unpause(Target::Local)]);
+    // One that answers with nothing ours lacks becomes our replica, writes released.
+    let mut planner = slow_peer();
+    planner.plan(t1, Role::Master, Some(&stalled), None, &silent);
+    let plan = planner.plan(
+        t1 + ms(100),
+        Role::Master,
+        Some(&promoted_ours),
+        Some(&master(R1, 300, 10)),
+        &silent,
+    );
+    assert!(matches!(plan.rule, Rule::AttachPeer { .. }), "{plan:?}");
+    assert_eq!(
+        plan.commands,
+        [
+            Command::ReplicaOf(Target::Peer),
+            Command::Unpause(Target::Local)
+        ]
+    );
+    // Out of Master meanwhile (the peer's adverts got through): released too.
+    let mut planner = slow_peer();
+    planner.plan(t1, Role::Master, Some(&stalled), None, &silent);
+    let plan = planner.plan(
+        t1 + ms(100),
+        PEER_MASTER,
+        Some(&promoted_ours),
+        None,
+        &silent,
+    );
+    assert!(
+        plan.commands.ends_with(&[Command::Unpause(Target::Local)]),
+        "{plan:?}"
+    );
+    assert!(!planner.holds_writes());
+    // A Redis that refuses the pause is promoted without it rather than not at all.
+    let mut planner = slow_peer();
+    let plan = planner.plan(t1, Role::Master, Some(&stalled), None, &silent);
+    planner.record(t1, &plan.commands[0], Err("ERR unknown command".into()));
+    let plan = planner.plan(t1 + ms(20), Role::Master, Some(&stalled), None, &silent);
+    assert!(promotes_at_once(&plan), "{plan:?}");
+
+    // A peer that went silent all at once (its stream stopped with its answers)
+    // is dead or cut off: promoted over at once, even when the look in flight at
+    // the cut had taken our snapshot just before it; so is a slow peer that
+    // answered again since.
+    let mut planner = Planner::new(config());
+    for (at, offset) in [(0, 290), (1000, 300), (2000, 300), (3000, 300)] {
+        planner.plan(
+            t0 + ms(at),
+            PEER_MASTER,
+            Some(&streaming(offset)),
+            None,
+            &silent,
+        );
+    }
+    let plan = planner.plan(t1, Role::Master, Some(&stalled), None, &silent);
+    assert!(promotes_at_once(&plan), "{plan:?}");
+    let mut planner = slow_peer();
+    planner.plan(
+        t0 + ms(3000),
+        PEER_MASTER,
+        Some(&streaming(300)),
+        Some(&master(R1, 300, 10)),
+        &silent,
+    );
+    let plan = planner.plan(t1, Role::Master, Some(&stalled), None, &silent);
+    assert!(promotes_at_once(&plan), "{plan:?}");
+}
+
+/// The same slow link, seen through the adverts: the link queues and drops so
+/// much that our Redis receives none of the stream, but the peer's adverts keep
+/// arriving after our reads of its Redis failed. That peer is alive: a promotion
+/// over it holds our writes. When the adverts stopped with the answers (a master
+/// that died, or a cut), or the peer said goodbye (priority 0: its agent hands
+/// over, or its Redis is down), the promotion goes at once.
+#[test]
+fn adverts_heard_after_silent_reads_show_a_slow_peer() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let stalled = quiet_for(replica_of(master(R1, 300, 10), PEER_HOST, true), 6);
+    let looks = |adverts: [u64; 3]| {
+        let mut planner = Planner::new(config());
+        for (i, heard) in adverts.into_iter().enumerate() {
+            let ctx = Context {
+                adverts_heard: heard,
+                ..Context::default()
+            };
+            let at = t0 + ms(1000 * i as u64);
+            let plan = planner.plan(at, PEER_MASTER, Some(&stalled), None, &ctx);
+            assert!(plan.eligible, "{plan:?}");
+        }
+        planner
+    };
+    let t1 = t0 + ms(6000);
+    let took_over = Context {
+        adverts_heard: 9,
+        ..Context::default()
+    };
+    // Adverts after each silent look: alive behind a slow link.
+    let mut planner = looks([3, 5, 7]);
+    let plan = planner.plan(t1, Role::Master, Some(&stalled), None, &took_over);
+    assert!(promotes_holding_writes(&plan), "{plan:?}");
+    // One advert after a silent look is enough: that look's read had failed
+    // before it counted, and a dead master stops advertising before a read of it
+    // times out.
+    let mut planner = looks([3, 4, 4]);
+    let plan = planner.plan(t1, Role::Master, Some(&stalled), None, &took_over);
+    assert!(promotes_holding_writes(&plan), "{plan:?}");
+    // No advert after the first silent look: dead or cut off.
+    let mut planner = looks([3, 3, 3]);
+    let plan = planner.plan(t1, Role::Master, Some(&stalled), None, &took_over);
+    assert!(promotes_at_once(&plan), "{plan:?}");
+    // Alive behind a slow link, but it said goodbye: its Redis is down or it
+    // handed over, and it takes no writes through the VIP.
+    let mut planner = looks([3, 5, 7]);
+    let goodbye = Context {
+        peer_stepped_down: true,
+        ..took_over.clone()
+    };
+    let plan = planner.plan(t1, Role::Master, Some(&stalled), None, &goodbye);
+    assert!(promotes_at_once(&plan), "{plan:?}");
+    // Adverts counted while the peer was not our VRRP master prove nothing of it.
+    let mut planner = Planner::new(config());
+    for (i, heard) in [3, 5, 7].into_iter().enumerate() {
+        let ctx = Context {
+            adverts_heard: heard,
+            ..Context::default()
+        };
+        let at = t0 + ms(1000 * i as u64);
+        let no_master = Role::Backup {
+            peer_is_master: false,
+        };
+        planner.plan(at, no_master, Some(&stalled), None, &ctx);
+    }
+    let plan = planner.plan(t1, Role::Master, Some(&stalled), None, &took_over);
+    assert!(promotes_at_once(&plan), "{plan:?}");
 }

@@ -494,7 +494,10 @@ impl Coordinator {
                 (rep.executor.observe_local().await, Err(failure))
             }
             _ => {
-                let limit = (!rep.peer_reachable).then_some(PEER_UNREACHABLE_LIMIT);
+                // Holding our writes, nothing waits on the read: it gets its
+                // full timeout (the peer may be alive behind a slow link).
+                let limit = (!rep.peer_reachable && !rep.planner.holds_writes())
+                    .then_some(PEER_UNREACHABLE_LIMIT);
                 // A VRRP change (becoming master above all) cuts short the read of
                 // a peer that did not answer last time.
                 let mut vrrp = vrrp.clone();
@@ -746,7 +749,12 @@ impl Coordinator {
             }
             rep.tuned = Some(l.run_id.clone());
         }
-        let ctx = Self::context(rep, me, master_for, &mut local, &mut peer).await;
+        let mut ctx = Self::context(rep, me, master_for, &mut local, &mut peer).await;
+        ctx.adverts_heard = self.vrrp.stats().adverts_received();
+        ctx.peer_stepped_down = {
+            let status = self.vrrp_status.borrow();
+            status.state == State::Master && status.reason_kind == "priority_zero"
+        };
         {
             let mut state = self.shared.lock();
             if state.lineage != rep.lineage {

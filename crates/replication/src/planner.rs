@@ -19,6 +19,9 @@
 //!   resynced;
 //! - of two VRRP masters whose Redis servers reach each other, the one that loses
 //!   VRRP's tie-break leaves the election (see [`crate::claim`]);
+//! - a promotion over a peer whose Redis went silent while its stream still
+//!   reached ours (alive behind a slow link) holds our writes until the peer is
+//!   read: the peer keeps the writes ours lacks, and ours takes none meanwhile;
 //! - with an isolation timeout, a master that lost its replica and cannot tell that
 //!   the peer is down stops acknowledging writes within that time.
 //!
@@ -83,6 +86,10 @@ const STREAM_QUIET_AT_LEAST: Duration = Duration::from_secs(2);
 /// master that just died or was cut off to go quiet (see [`STREAM_QUIET_AT_LEAST`]).
 const SLOW_MASTER_GRACE: Duration = Duration::from_secs(2);
 
+/// How many silent looks at the peer must find our offset moved on before the
+/// peer counts as alive behind a slow link (see [`Planner::note_slow_link`]).
+const SLOW_LINK_ADVANCES: u32 = 2;
+
 /// The node's role, as the agent maps it from its VRRP state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -143,6 +150,14 @@ pub struct Context {
     /// The steps between histories this agent has seen, for datasets that Redis
     /// alone cannot relate (see [`crate::lineage`]).
     pub lineage: Lineage,
+    /// How many adverts our VRRP instance has heard so far: while its master is
+    /// the peer, more of them since a read of the peer's Redis failed show the
+    /// peer alive behind a slow link (see [`Planner::note_slow_link`]).
+    pub adverts_heard: u64,
+    /// We are VRRP master because the peer said goodbye (priority 0): its agent
+    /// hands over or its Redis is down, so it takes no writes through the VIP
+    /// and holding ours for it would only widen the gap.
+    pub peer_stepped_down: bool,
 }
 
 /// What to do now.
@@ -207,6 +222,25 @@ pub struct Planner {
     /// ours, its replica, still hears its replication stream: a slow link, not a
     /// dead master (see [`Planner::slow_master`]).
     slow_master: Option<Instant>,
+    /// Our offset at the last look that found the peer's Redis silent (since it
+    /// last answered), while ours followed it with the link up.
+    silent_offset: Option<u64>,
+    /// The adverts our VRRP instance had heard at that look, while its master
+    /// was the peer.
+    silent_adverts: Option<u64>,
+    /// How many of those looks found our offset beyond the one before: the
+    /// peer's stream flows while its Redis does not answer (see
+    /// [`Planner::note_slow_link`]).
+    stream_advances: u32,
+    /// Our VRRP instance heard the peer's adverts after a look found its Redis
+    /// silent (see [`Planner::note_slow_link`]).
+    adverts_after_silence: bool,
+    /// Until when our Redis, promoted over a peer that did not answer, holds its
+    /// writes while the peer is read again (see [`Planner::hold_writes`]).
+    holding_writes: Option<Instant>,
+    /// Our Redis refused to hold its writes for a promotion: the next one goes
+    /// without the hold.
+    hold_refused: bool,
     /// The isolation fence as Redis last confirmed it: (run id, on).
     isolation: Option<(String, bool)>,
     /// The isolation fence command sent and not yet confirmed.
@@ -225,6 +259,12 @@ impl Planner {
             outranked_since: None,
             resyncing: false,
             slow_master: None,
+            silent_offset: None,
+            silent_adverts: None,
+            stream_advances: 0,
+            adverts_after_silence: false,
+            holding_writes: None,
+            hold_refused: false,
             isolation: None,
             isolation_sent: None,
         }
@@ -239,6 +279,12 @@ impl Planner {
     /// does not answer (a slow link): the peer is worth reading again meanwhile.
     pub fn holds_for_slow_master(&self) -> bool {
         self.slow_master.is_some()
+    }
+
+    /// Whether our Redis, just promoted over a peer that did not answer, holds its
+    /// writes until the peer is read: the peer deserves a full read meanwhile.
+    pub fn holds_writes(&self) -> bool {
+        self.holding_writes.is_some()
     }
 
     /// Decides what to do now. `local` and `peer` are fresh snapshots, `None` when
@@ -259,11 +305,13 @@ impl Planner {
         let Some(local) = local else {
             self.operation = None;
             self.slow_master = None;
+            self.holding_writes = None;
             return self.plan_of(Vec::new(), false, Rule::LocalDown, role == Role::Stopping);
         };
         if !self.hears_silent_master(local, peer, ctx) {
             self.slow_master = None;
         }
+        self.note_slow_link(role, local, peer, ctx);
         let restarted = local.is_fresh_empty() || ctx.local_restarted_without_data;
         let mut plan =
             if let Some(peer_keys) = peer.filter(|p| restarted && p.keys > 0).map(|p| p.keys) {
@@ -272,6 +320,9 @@ impl Planner {
                 match role {
                     Role::Stopping => self.as_stopping(now, local, peer),
                     Role::Master if local.is_replica() => self.promote(now, local, peer, ctx),
+                    Role::Master if self.holding_writes.is_some() => {
+                        self.while_holding_writes(now, local, peer, ctx)
+                    }
                     Role::Master => self.as_master(now, local, peer, ctx),
                     Role::Backup { peer_is_master } => {
                         self.as_backup(now, local, peer, ctx, peer_is_master)
@@ -279,6 +330,9 @@ impl Planner {
                     Role::Fault => self.as_backup(now, local, peer, ctx, false),
                 }
             };
+        if role != Role::Master && self.holding_writes.take().is_some() {
+            Self::release_writes(&mut plan);
+        }
         self.add_isolation_fence(&mut plan, local, peer, ctx);
         plan
     }
@@ -304,6 +358,10 @@ impl Planner {
                         Ok(()) => Fence::Held,
                         Err(error) => Fence::Refused(error),
                     };
+                } else if result.is_err() && self.holding_writes.take().is_some() {
+                    // The promotion it was to protect did not run: the next one
+                    // goes without a hold rather than not at all.
+                    self.hold_refused = true;
                 }
             }
             (Command::IsolationFence(_), Ok(())) => self.isolation = self.isolation_sent.take(),
@@ -313,6 +371,7 @@ impl Planner {
             }
             (Command::ReplicaOfNoOne(Target::Local), Ok(())) => {
                 self.fence_refused = None;
+                self.hold_refused = false;
                 self.resyncing = false;
             }
             (Command::ReplicaOf(Target::Local), Ok(())) => self.resyncing = true,
@@ -386,6 +445,65 @@ impl Planner {
                 .is_some_and(|s| Duration::from_secs(s + 1) <= quiet_at)
     }
 
+    /// Notes whether the peer is alive behind a slow link: its Redis gives our
+    /// reads no answer, yet its host shows that it lives on after a read failed.
+    ///
+    /// - Adverts: our VRRP instance, whose master is the peer, heard more of them
+    ///   since a look that found the peer's Redis silent. That look's read had
+    ///   failed before the count was taken, and a master that died or was cut off
+    ///   stops advertising before a read of it times out: one such look is enough.
+    /// - The stream: our Redis, its replica, received more of it from one silent
+    ///   look to the next, twice ([`SLOW_LINK_ADVANCES`]). Our snapshot may be
+    ///   taken before the read of the peer fails, so the look in flight at a cut
+    ///   can show the last bytes sent before it: one advance proves nothing.
+    ///
+    /// The evidence lasts until the peer's Redis answers (or refuses: then it is
+    /// down), and decides whether a promotion over the silent peer holds our
+    /// writes (see [`Planner::hold_writes`]).
+    fn note_slow_link(
+        &mut self,
+        role: Role,
+        local: &Snapshot,
+        peer: Option<&Snapshot>,
+        ctx: &Context,
+    ) {
+        if peer.is_some() || ctx.peer_failure == PeerFailure::Refused {
+            self.silent_offset = None;
+            self.silent_adverts = None;
+            self.stream_advances = 0;
+            self.adverts_after_silence = false;
+            return;
+        }
+        if ctx.peer_failure != PeerFailure::Silent || !self.follows_peer(local) {
+            return;
+        }
+        let offset = local.link_up().then(|| local.offset());
+        if matches!((self.silent_offset, offset), (Some(before), Some(now)) if now > before) {
+            self.stream_advances += 1;
+        }
+        let hears_peer = matches!(
+            role,
+            Role::Backup {
+                peer_is_master: true
+            }
+        );
+        if hears_peer
+            && self
+                .silent_adverts
+                .is_some_and(|before| ctx.adverts_heard > before)
+        {
+            self.adverts_after_silence = true;
+        }
+        self.silent_offset = offset;
+        self.silent_adverts = hears_peer.then_some(ctx.adverts_heard);
+    }
+
+    /// Whether the peer was seen alive behind a slow link (see
+    /// [`Planner::note_slow_link`]).
+    fn slow_link_seen(&self) -> bool {
+        self.adverts_after_silence || self.stream_advances >= SLOW_LINK_ADVANCES
+    }
+
     /// VRRP master over a peer whose Redis does not answer but still streams to
     /// ours (see [`Planner::hears_silent_master`]). Promoting would make a second
     /// master that the clients of the first may never reach, and the first one's
@@ -414,6 +532,63 @@ impl Planner {
         let mut plan = self.plan_of(commands, eligible, Rule::Wait { why }, false);
         plan.next_check = self.config.fast_poll;
         plan
+    }
+
+    /// Promotes our Redis, with its writes held, over a peer that is alive behind
+    /// a slow link (see [`Planner::note_slow_link`]) and now silent: its adverts
+    /// and its stream were lost in a queue, it holds writes ours lacks, and its
+    /// clients follow the VIP to us. Once our Redis no longer pulls the stream the
+    /// link drains and the peer answers: holding what we would acknowledge until
+    /// then keeps our side free of writes, so that the data decides (its Redis
+    /// holds writes ours lacks: we follow it) instead of a split in which one
+    /// side's writes are lost. The hold lasts `catch_up_timeout` at most, as a
+    /// catch-up does: a peer that died meanwhile costs that much write gap.
+    fn hold_writes(&mut self, now: Instant) -> Plan {
+        self.operation = None;
+        let hold = self.config.catch_up_timeout;
+        self.holding_writes = Some(now + hold);
+        // Paused first: nothing is acknowledged between the promotion and the pause.
+        let commands = vec![
+            Command::PauseWrites(Target::Local, self.pause_length()),
+            Command::ReplicaOfNoOne(Target::Local),
+        ];
+        let mut plan = self.plan_of(commands, true, Rule::HoldingWrites { left: hold }, false);
+        plan.next_check = self.config.fast_poll;
+        plan
+    }
+
+    /// Master, our Redis promoted with its writes held (see
+    /// [`Planner::hold_writes`]): still held while the peer gives no answer within
+    /// the hold; then the rules of a master decide, and the writes are released
+    /// (or stay paused until our Redis follows the peer).
+    fn while_holding_writes(
+        &mut self,
+        now: Instant,
+        local: &Snapshot,
+        peer: Option<&Snapshot>,
+        ctx: &Context,
+    ) -> Plan {
+        let until = self.holding_writes.unwrap_or(now);
+        if peer.is_none() && ctx.peer_failure != PeerFailure::Refused && now < until {
+            let rule = Rule::HoldingWrites {
+                left: until.saturating_duration_since(now),
+            };
+            let mut plan = self.plan_of(Vec::new(), true, rule, false);
+            plan.next_check = self.config.fast_poll;
+            return plan;
+        }
+        self.holding_writes = None;
+        let mut plan = self.as_master(now, local, peer, ctx);
+        Self::release_writes(&mut plan);
+        plan
+    }
+
+    /// Ends a hold of our writes: the plan unpauses our Redis, unless it already
+    /// does (after making it follow the peer).
+    fn release_writes(plan: &mut Plan) {
+        if !plan.commands.contains(&Command::Unpause(Target::Local)) {
+            plan.commands.push(Command::Unpause(Target::Local));
+        }
     }
 
     /// Commands that make `target` follow the other Redis, saving its dataset first
@@ -632,7 +807,25 @@ impl Planner {
             return self.slow_master(now, ctx);
         }
         let Some(peer) = peer else {
-            return promote_now(self, "the peer's Redis is unreachable");
+            if ctx.peer_failure == PeerFailure::Refused {
+                return promote_now(self, "the peer's Redis refuses connections (it is down)");
+            }
+            if !self.slow_link_seen() {
+                return promote_now(self, "the peer's Redis is unreachable");
+            }
+            if ctx.peer_stepped_down {
+                return promote_now(
+                    self,
+                    "the peer's Redis is unreachable and its agent stepped down",
+                );
+            }
+            if self.hold_refused {
+                return promote_now(
+                    self,
+                    "the peer's Redis is unreachable (ours refused to hold its writes meanwhile)",
+                );
+            }
+            return self.hold_writes(now);
         };
         if let Some(plan) = self.yield_to_peer(now, peer, ctx) {
             return plan;

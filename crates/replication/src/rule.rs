@@ -54,6 +54,13 @@ pub enum Rule {
         /// Why there is nothing to wait for.
         why: &'static str,
     },
+    /// Master, our Redis promoted over a peer whose Redis did not answer: its
+    /// writes are held until the peer is read (alive behind a slow link, it holds
+    /// writes ours lacks) or the hold ends.
+    HoldingWrites {
+        /// Time left before the hold ends.
+        left: Duration,
+    },
     /// Master and our Redis follows the peer's, which is still a master (its agent
     /// died, or it hands over): pause its writes before the last catch-up.
     FencePeer {
@@ -219,6 +226,10 @@ impl fmt::Display for Rule {
                 "TWO VRRP MASTERS while both Redis reach each other: the peer ({peer_address}, priority {peer_priority}) wins the tie-break; leaving the election, our Redis stays its replica"
             ),
             Rule::PromoteNow { why } => write!(f, "promote at once: {why}"),
+            Rule::HoldingWrites { left } => write!(
+                f,
+                "promoted over a peer whose Redis does not answer: our writes are held until it is read (alive behind a slow link, it holds writes ours lacks) or {left:.1?} pass"
+            ),
             Rule::FencePeer {
                 local_offset,
                 peer_offset,

@@ -170,6 +170,11 @@ impl Stats {
         }
     }
 
+    /// Valid adverts received so far, without copying every counter.
+    pub fn adverts_received(&self) -> u64 {
+        self.adverts_received.load(Ordering::Relaxed)
+    }
+
     /// Counts a transition to Master.
     pub fn became_master(&self) {
         self.became_master.fetch_add(1, Ordering::Relaxed);
