@@ -293,10 +293,15 @@ fn v3_at_100ms_elects_the_higher_priority_and_holds() {
     let a = redha::start(&lab, 1, &low);
     let b = redha::start(&lab, 2, &high);
     wait_sole_holder(&lab, 2, high.master_down_interval() + MARGIN);
+    // Host 1 may have been master for a moment before: started a little after it,
+    // host 2's Master_Down_Interval can end after host 1's (they differ by 20 ms
+    // of Skew_Time), and it then preempts. Once host 2 holds the VIP, host 1
+    // must never take it again.
+    let before = a.log().matches("to=MASTER").count();
     // Ten Master_Down_Intervals and more: no advert is missed for long enough to
     // move the VIP (the period holds at 100 ms).
     assert_stays_holder(&lab, 2, Duration::from_secs(5));
-    assert_eq!(a.log().matches("to=MASTER").count(), 0, "{}", a.log());
+    assert_eq!(a.log().matches("to=MASTER").count(), before, "{}", a.log());
     assert!(!b.log().contains("dropped a VRRP packet"), "{}", b.log());
 }
 
