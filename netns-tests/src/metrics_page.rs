@@ -22,6 +22,24 @@ pub fn scrape(lab: &Lab, i: usize, port: u16) -> Option<String> {
     })
 }
 
+/// Sends `request` as it is to the metrics listener on port `port` in host `i`
+/// and reads until the agent closes: its answer and how long that took. `None`
+/// when the connection failed or the agent kept it open for 5 s.
+pub fn raw_request(lab: &Lab, i: usize, port: u16, request: Vec<u8>) -> Option<(String, Duration)> {
+    lab.in_host(i, move || {
+        let start = std::time::Instant::now();
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(&request).ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).ok()?;
+        Some((
+            String::from_utf8_lossy(&answer).into_owned(),
+            start.elapsed(),
+        ))
+    })
+}
+
 /// The value of one sample on a metrics page: `name` is the metric with its
 /// labels exactly as printed (`redha_vrrp_state{instance="vrid-51",...}`).
 pub fn sample(page: &str, name: &str) -> Option<f64> {

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use netns_tests::metrics_page::scrape;
+use netns_tests::metrics_page::{raw_request, scrape};
 use netns_tests::redha::{self, MARGIN, Node, VIP};
 use netns_tests::{Lab, redha_bin, require_netns, wait_until};
 
@@ -93,12 +93,16 @@ fn the_metrics_page_parses() {
     let page = scrape(&lab, 1, 9150).expect("the metrics page");
     let (head, body) = page.split_once("\r\n\r\n").expect("an HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    assert!(
+        head.contains("application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
     let mut samples = std::collections::HashMap::new();
     for line in body.lines().filter(|l| !l.is_empty()) {
         if line.starts_with('#') {
             assert!(
-                line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                line.starts_with("# HELP ") || line.starts_with("# TYPE ") || line == "# EOF",
                 "{line}"
             );
             continue;
@@ -130,6 +134,21 @@ fn the_metrics_page_parses() {
         samples
             .contains_key("redha_vrrp_adverts_dropped_total{instance=\"vrid-51\",reason=\"ttl\"}")
     );
+
+    // A request head of 8 KiB without its end is refused; a client that sends nothing is let go
+    // after the 2 s read timeout; the listener serves on.
+    let (answer, _) = raw_request(&lab, 1, 9150, vec![b'a'; 8192]).expect("an answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large"),
+        "{answer}"
+    );
+    let (answer, took) = raw_request(&lab, 1, 9150, Vec::new()).expect("closed");
+    assert!(answer.is_empty(), "{answer}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert!(scrape(&lab, 1, 9150).is_some());
 }
 
 #[test]

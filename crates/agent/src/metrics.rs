@@ -1,10 +1,16 @@
-//! Prometheus metrics in the text exposition format, on an optional HTTP listener
-//! (`[metrics] listen`, loopback by default).
+//! Prometheus metrics, encoded by `prometheus-client` in the OpenMetrics text
+//! format, on an optional HTTP listener (`[metrics] listen`, loopback by default).
+//! Every series carries the instance's name as its `instance` label.
 
-use std::fmt::Write as _;
 use std::io;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::debug;
@@ -12,215 +18,185 @@ use vrrp::{DropReason, InstanceConfig, InstanceHandle, State};
 
 use crate::state::Shared;
 
+/// The content type of [`render`]'s page.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Longest request head the listener reads before it gives up on a client.
+const MAX_REQUEST: usize = 8192;
+
+/// How long a client may take to send its request head.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A series' labels: `instance` first, then the metric's own.
+type Labels = Vec<(&'static str, String)>;
+
+/// One scrape's metrics, read from the agent's counters and state as they are
+/// now: families are registered as they are filled.
+#[derive(Default)]
+struct Page {
+    registry: Registry,
+}
+
+impl Page {
+    /// A gauge family with these samples.
+    fn gauge(&mut self, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, i64)>) {
+        let family = Family::<Labels, Gauge>::default();
+        for (labels, value) in samples {
+            family.get_or_create(&labels).set(value);
+        }
+        self.registry.register(name, help, family);
+    }
+
+    /// A gauge family of fractional values.
+    fn gauge_f64(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels, f64)>,
+    ) {
+        let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        for (labels, value) in samples {
+            family.get_or_create(&labels).set(value);
+        }
+        self.registry.register(name, help, family);
+    }
+
+    /// A counter family; `name` without `_total`, which the encoding adds.
+    fn counter(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels, u64)>,
+    ) {
+        let family = Family::<Labels, Counter>::default();
+        for (labels, value) in samples {
+            family.get_or_create(&labels).inc_by(value);
+        }
+        self.registry.register(name, help, family);
+    }
+
+    fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String fails only on a broken encoder; the page would be cut.
+        if let Err(e) = encode(&mut out, &self.registry) {
+            debug!(error = %e, "metrics: encoding failed");
+        }
+        out
+    }
+}
+
 /// The metrics page.
 pub fn render(instance: &InstanceConfig, vrrp: &InstanceHandle, shared: &Shared) -> String {
     let status = vrrp.status().borrow().clone();
     let stats = vrrp.stats().snapshot();
     let state = shared.lock();
-    let name = escape(&instance.name);
-    let mut out = String::new();
-    let family = |out: &mut String, metric: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
+    let name = instance.name.clone();
+    let labels = |more: &[(&'static str, &str)]| -> Labels {
+        let mut labels = vec![("instance", name.clone())];
+        labels.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
+        labels
     };
+    let mut page = Page::default();
 
-    family(
-        &mut out,
+    page.gauge(
         "redha_vrrp_state",
-        "gauge",
-        "1 for the instance's current VRRP state.",
+        "1 for the instance's current VRRP state",
+        [
+            State::Initialize,
+            State::Backup,
+            State::Master,
+            State::Fault,
+        ]
+        .map(|s| {
+            let value = i64::from(status.state == s);
+            (labels(&[("state", &s.to_string())]), value)
+        }),
     );
-    for s in [
-        State::Initialize,
-        State::Backup,
-        State::Master,
-        State::Fault,
-    ] {
-        let v = u8::from(status.state == s);
-        let _ = writeln!(
-            out,
-            "redha_vrrp_state{{instance=\"{name}\",state=\"{s}\"}} {v}"
-        );
-    }
-    family(
-        &mut out,
+    page.gauge(
         "redha_vrrp_priority",
-        "gauge",
-        "Priority advertised now (0 outside BACKUP and MASTER).",
+        "Priority advertised now (0 outside BACKUP and MASTER)",
+        [(labels(&[]), i64::from(status.effective_priority))],
     );
-    let _ = writeln!(
-        out,
-        "redha_vrrp_priority{{instance=\"{name}\"}} {}",
-        status.effective_priority
+    page.counter(
+        "redha_vrrp_transitions",
+        "VRRP transitions by new state and reason",
+        state
+            .transitions
+            .iter()
+            .map(|((to, reason), n)| (labels(&[("to", to), ("reason", reason)]), *n)),
     );
-    family(
-        &mut out,
-        "redha_vrrp_transitions_total",
-        "counter",
-        "VRRP transitions by new state and reason.",
+    page.counter(
+        "redha_vrrp_adverts_sent",
+        "Adverts sent, priority 0 included",
+        [(labels(&[]), stats.adverts_sent)],
     );
-    for ((to, reason), n) in &state.transitions {
-        let _ = writeln!(
-            out,
-            "redha_vrrp_transitions_total{{instance=\"{name}\",to=\"{}\",reason=\"{}\"}} {n}",
-            escape(to),
-            escape(reason)
-        );
-    }
-    family(
-        &mut out,
-        "redha_vrrp_adverts_sent_total",
-        "counter",
-        "Adverts sent, priority 0 included.",
+    page.counter(
+        "redha_vrrp_adverts_received",
+        "Valid adverts received",
+        [(labels(&[]), stats.adverts_received)],
     );
-    let _ = writeln!(
-        out,
-        "redha_vrrp_adverts_sent_total{{instance=\"{name}\"}} {}",
-        stats.adverts_sent
+    page.counter(
+        "redha_vrrp_adverts_dropped",
+        "Received packets dropped, by reason",
+        DropReason::ALL.map(|r| (labels(&[("reason", r.name())]), stats.dropped(r))),
     );
-    family(
-        &mut out,
-        "redha_vrrp_adverts_received_total",
-        "counter",
-        "Valid adverts received.",
-    );
-    let _ = writeln!(
-        out,
-        "redha_vrrp_adverts_received_total{{instance=\"{name}\"}} {}",
-        stats.adverts_received
-    );
-    family(
-        &mut out,
-        "redha_vrrp_adverts_dropped_total",
-        "counter",
-        "Received packets dropped, by reason.",
-    );
-    for reason in DropReason::ALL {
-        let _ = writeln!(
-            out,
-            "redha_vrrp_adverts_dropped_total{{instance=\"{name}\",reason=\"{reason}\"}} {}",
-            stats.dropped(reason)
-        );
-    }
     if let Some(h) = &state.health {
-        family(
-            &mut out,
+        page.gauge(
             "redha_redis_up",
-            "gauge",
-            "1 when the local Redis is healthy (fall/rise).",
+            "1 when the local Redis is healthy (fall/rise)",
+            [(labels(&[]), i64::from(h.health == "up"))],
         );
-        let _ = writeln!(
-            out,
-            "redha_redis_up{{instance=\"{name}\"}} {}",
-            u8::from(h.health == "up")
-        );
-        family(
-            &mut out,
+        page.gauge_f64(
             "redha_redis_check_latency_seconds",
-            "gauge",
-            "Round trip of the last health check's PING.",
+            "Round trip of the last health check's PING",
+            h.latency.map(|l| (labels(&[]), l.as_secs_f64())),
         );
-        if let Some(l) = h.latency {
-            let _ = writeln!(
-                out,
-                "redha_redis_check_latency_seconds{{instance=\"{name}\"}} {}",
-                l.as_secs_f64()
-            );
-        }
-        family(
-            &mut out,
-            "redha_redis_checks_total",
-            "counter",
-            "Health checks run (lost connections included).",
+        page.counter(
+            "redha_redis_checks",
+            "Health checks run (lost connections included)",
+            [(labels(&[]), h.checks)],
         );
-        let _ = writeln!(
-            out,
-            "redha_redis_checks_total{{instance=\"{name}\"}} {}",
-            h.checks
-        );
-        family(
-            &mut out,
-            "redha_redis_check_failures_total",
-            "counter",
-            "Failed health checks.",
-        );
-        let _ = writeln!(
-            out,
-            "redha_redis_check_failures_total{{instance=\"{name}\"}} {}",
-            h.failures
+        page.counter(
+            "redha_redis_check_failures",
+            "Failed health checks",
+            [(labels(&[]), h.failures)],
         );
     }
     if state.rule.is_some() {
-        family(
-            &mut out,
+        page.gauge(
             "redha_replication_lag_bytes",
-            "gauge",
-            "How far the replica's offset is behind its master's.",
+            "How far the replica's offset is behind its master's",
+            state
+                .replication_lag()
+                .map(|lag| (labels(&[]), i64::try_from(lag).unwrap_or(i64::MAX))),
         );
-        if let Some(lag) = state.replication_lag() {
-            let _ = writeln!(
-                out,
-                "redha_replication_lag_bytes{{instance=\"{name}\"}} {lag}"
-            );
-        }
-        family(
-            &mut out,
+        page.gauge(
             "redha_replication_eligible",
-            "gauge",
-            "1 when the planner lets this node hold the VIP.",
+            "1 when the planner lets this node hold the VIP",
+            [(labels(&[]), i64::from(state.eligible == Some(true)))],
         );
-        let _ = writeln!(
-            out,
-            "redha_replication_eligible{{instance=\"{name}\"}} {}",
-            u8::from(state.eligible == Some(true))
-        );
-        family(
-            &mut out,
-            "redha_redis_commands_total",
-            "counter",
-            "Redis commands sent by the planner, by command and result.",
-        );
-        for ((command, result), n) in &state.redis_commands {
-            let _ = writeln!(
-                out,
-                "redha_redis_commands_total{{instance=\"{name}\",command=\"{}\",result=\"{}\"}} {n}",
-                escape(command),
-                escape(result)
-            );
-        }
-    }
-    family(
-        &mut out,
-        "redha_config_reloads_total",
-        "counter",
-        "SIGHUP reloads by result.",
-    );
-    for (result, n) in &state.reloads {
-        let _ = writeln!(
-            out,
-            "redha_config_reloads_total{{instance=\"{name}\",result=\"{}\"}} {n}",
-            escape(result)
+        page.counter(
+            "redha_redis_commands",
+            "Redis commands sent by the planner, by command and result",
+            state.redis_commands.iter().map(|((command, result), n)| {
+                (labels(&[("command", command), ("result", result)]), *n)
+            }),
         );
     }
-    family(
-        &mut out,
-        "redha_state_log_dropped_total",
-        "counter",
-        "State-log lines dropped because the writer could not keep up (a stalled disk).",
+    page.counter(
+        "redha_config_reloads",
+        "SIGHUP reloads by result",
+        state
+            .reloads
+            .iter()
+            .map(|(result, n)| (labels(&[("result", result)]), *n)),
     );
-    let _ = writeln!(
-        out,
-        "redha_state_log_dropped_total{{instance=\"{name}\"}} {}",
-        shared.statelog_dropped()
+    page.counter(
+        "redha_state_log_dropped",
+        "State-log lines dropped because the writer could not keep up (a stalled disk)",
+        [(labels(&[]), shared.statelog_dropped())],
     );
-    out
-}
-
-/// Escapes a label value.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    page.encode()
 }
 
 /// Serves `GET /metrics` on a bound listener until the task is aborted.
@@ -241,8 +217,8 @@ pub fn serve(
             tokio::spawn(async move {
                 let mut head = Vec::with_capacity(512);
                 let mut buf = [0u8; 512];
-                let read = tokio::time::timeout(Duration::from_secs(2), async {
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+                let read = tokio::time::timeout(READ_TIMEOUT, async {
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
                         let n = stream.read(&mut buf).await?;
                         if n == 0 {
                             break;
@@ -255,18 +231,28 @@ pub fn serve(
                 if !matches!(read, Ok(Ok(()))) {
                     return;
                 }
+                let complete = head.windows(4).any(|w| w == b"\r\n\r\n");
                 let request = String::from_utf8_lossy(&head);
                 let target = request.split_whitespace().nth(1).unwrap_or("");
-                let (status, body, kind) =
-                    if request.starts_with("GET ") && (target == "/metrics" || target == "/") {
-                        ("200 OK", page(), "text/plain; version=0.0.4; charset=utf-8")
-                    } else {
-                        (
-                            "404 Not Found",
-                            "try /metrics\n".to_string(),
-                            "text/plain; charset=utf-8",
-                        )
-                    };
+                let (status, body, kind) = if !complete {
+                    if head.len() < MAX_REQUEST {
+                        // The client closed before its request ended.
+                        return;
+                    }
+                    (
+                        "431 Request Header Fields Too Large",
+                        format!("a request head is {MAX_REQUEST} bytes at most\n"),
+                        "text/plain; charset=utf-8",
+                    )
+                } else if request.starts_with("GET ") && (target == "/metrics" || target == "/") {
+                    ("200 OK", page(), CONTENT_TYPE)
+                } else {
+                    (
+                        "404 Not Found",
+                        "try /metrics\n".to_string(),
+                        "text/plain; charset=utf-8",
+                    )
+                };
                 let response = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -278,4 +264,48 @@ pub fn serve(
             });
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_openmetrics_with_escaped_labels_and_total_suffixes() {
+        let mut page = Page::default();
+        let labels = |reason: &str| {
+            vec![
+                ("instance", "cache".to_string()),
+                ("reason", reason.to_string()),
+            ]
+        };
+        page.counter(
+            "redha_vrrp_transitions",
+            "VRRP transitions",
+            [(labels("said \"bye\"\nnow"), 3)],
+        );
+        page.gauge("redha_vrrp_priority", "Priority", [(labels("x"), 150)]);
+        page.gauge_f64("redha_redis_check_latency_seconds", "Latency", []);
+        let text = page.encode();
+        assert!(
+            text.contains("# TYPE redha_vrrp_transitions counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "redha_vrrp_transitions_total{instance=\"cache\",reason=\"said \\\"bye\\\"\\nnow\"} 3\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("redha_vrrp_priority{instance=\"cache\",reason=\"x\"} 150\n"),
+            "{text}"
+        );
+        // A family without samples (no check answered yet) is left out.
+        assert!(
+            !text.contains("redha_redis_check_latency_seconds"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
 }
