@@ -561,19 +561,21 @@ impl Config {
                 message: e.message().trim().to_string(),
             }
         })?;
-        config.check(path, text)?;
+        config.check(path, text, "")?;
         Ok(config)
     }
 
-    /// Checks that need more than one value.
-    fn check(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+    /// Checks that need more than one value. `prefix` is where the instance's
+    /// tables stand in the file: `""` for `[vrrp]`, `"instances.NAME."` for
+    /// `[instances.NAME.vrrp]`.
+    pub(crate) fn check(&self, path: &Path, text: &str, prefix: &str) -> Result<(), ConfigError> {
         let v = &self.vrrp;
         let fail = |key: &str, message: String| {
-            let line = line_of_key(text, "vrrp", key);
+            let table = format!("{prefix}vrrp");
             ConfigError::Invalid {
                 path: path.to_path_buf(),
-                line,
-                key: format!("vrrp.{key}"),
+                line: line_of_key(text, &table, key),
+                key: format!("{table}.{key}"),
                 message,
             }
         };
@@ -697,11 +699,14 @@ impl Config {
             };
             return Err(fail(e.key, message));
         }
-        let fail_in = |table: &str, key: &str, message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line: line_of_key(text, table, key),
-            key: format!("{table}.{key}"),
-            message,
+        let fail_in = |table: &str, key: &str, message: String| {
+            let table = format!("{prefix}{table}");
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: line_of_key(text, &table, key),
+                key: format!("{table}.{key}"),
+                message,
+            }
         };
         if let Some(r) = &self.redis {
             if r.password.is_some() && r.password_file.is_some() {
@@ -836,7 +841,7 @@ impl Config {
 /// The 1-based line of a byte offset, and the dotted key written on that line (the
 /// nearest `[table]` above joined with the key before `=`; just the table when the
 /// line holds no key).
-fn locate(text: &str, offset: usize) -> (usize, String) {
+pub(crate) fn locate(text: &str, offset: usize) -> (usize, String) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line_no = before.matches('\n').count() + 1;
@@ -872,7 +877,7 @@ fn table_header(line: &str) -> Option<String> {
 }
 
 /// The line on which `key` is set inside `[table]`, or the table's header line.
-fn line_of_key(text: &str, table: &str, key: &str) -> usize {
+pub(crate) fn line_of_key(text: &str, table: &str, key: &str) -> usize {
     let mut in_table = false;
     let mut header = 1;
     for (i, line) in text.lines().enumerate() {

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod config_file;
 pub mod control;
 pub mod hooks;
 pub mod migrate;

@@ -3,7 +3,7 @@
 mod cli;
 // Compiled once, in the library (src/lib.rs): the configuration, the control
 // socket, the notify hooks and the keepalived.conf migrator.
-use redha::{config, control, hooks, migrate};
+use redha::{config, config_file, control, hooks, migrate};
 mod coordinator;
 mod durable;
 mod metrics;
@@ -23,6 +23,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
+use crate::config_file::ConfigFile;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -45,36 +46,33 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
         eprintln!("redha check-config: name a file (redha check-config FILE)");
         return ExitCode::from(2);
     };
-    match Config::load(path) {
-        Ok(config) => {
-            let i = config.instance();
-            let transport = if i.unicast_peers.is_empty() {
-                "multicast".to_string()
-            } else {
-                format!("unicast to {:?}", i.unicast_peers)
-            };
-            let redis = match (&config.redis, &config.replication) {
-                (None, _) => "no Redis (plain VRRP)".to_string(),
-                (Some(r), None) => {
-                    format!("Redis {} checked every {:?}", r.address, r.check_interval)
-                }
-                (Some(r), Some(rep)) => format!(
-                    "Redis {} checked every {:?}, replicating with peer {}",
-                    r.address, r.check_interval, rep.peer
-                ),
-            };
+    match ConfigFile::load(path) {
+        Ok(file) if !file.named => {
+            println!("{}: ok: {}", path.display(), summary(&file.instances[0]));
+            ExitCode::SUCCESS
+        }
+        Ok(file) => {
             println!(
-                "{}: ok: instance {} on {}, {}, vrid {}, priority {}, advert_int {:?}, preempt {}, {} virtual address(es), {transport}; {redis}",
+                "{}: ok: {} instance(s), {} sync group(s)",
                 path.display(),
-                i.name,
-                i.interface,
-                i.version,
-                i.vrid,
-                i.priority,
-                i.advert_int,
-                i.preempt,
-                i.virtual_addresses.len(),
+                file.instances.len(),
+                file.sync_groups.len()
             );
+            for config in &file.instances {
+                let name = ConfigFile::name_of(config);
+                let group = file
+                    .group_of(&name)
+                    .map_or(String::new(), |g| format!(" (sync group {g})"));
+                println!("  {}{group}", summary(config));
+            }
+            for (group, members) in &file.sync_groups {
+                println!("  sync group {group}: {}", members.join(", "));
+            }
+            if file.instances.len() > 1 {
+                eprintln!(
+                    "note: this redha runs one instance per agent process: run one agent per instance for now"
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -82,6 +80,37 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One instance in a line: its router, its transport, its Redis.
+fn summary(config: &Config) -> String {
+    let i = config.instance();
+    let transport = if i.unicast_peers.is_empty() {
+        "multicast".to_string()
+    } else {
+        format!("unicast to {:?}", i.unicast_peers)
+    };
+    let redis = match (&config.redis, &config.replication) {
+        (None, _) => "no Redis (plain VRRP)".to_string(),
+        (Some(r), None) => {
+            format!("Redis {} checked every {:?}", r.address, r.check_interval)
+        }
+        (Some(r), Some(rep)) => format!(
+            "Redis {} checked every {:?}, replicating with peer {}",
+            r.address, r.check_interval, rep.peer
+        ),
+    };
+    format!(
+        "instance {} on {}, {}, vrid {}, priority {}, advert_int {:?}, preempt {}, {} virtual address(es), {transport}; {redis}",
+        i.name,
+        i.interface,
+        i.version,
+        i.vrid,
+        i.priority,
+        i.advert_int,
+        i.preempt,
+        i.virtual_addresses.len(),
+    )
 }
 
 fn migrate_keepalived(
@@ -120,8 +149,8 @@ fn migrate_keepalived(
 }
 
 fn show_status(cli: &Cli, json: bool, socket: Option<&PathBuf>) -> ExitCode {
-    let configured = match cli.config.as_ref().map(|p| Config::load(p)) {
-        Some(Ok(config)) => Some(config.control.socket),
+    let configured = match cli.config.as_ref().map(|p| ConfigFile::load(p)) {
+        Some(Ok(file)) => Some(file.instances[0].control.socket.clone()),
         Some(Err(e)) => {
             eprintln!("redha: {e}");
             return ExitCode::from(2);
@@ -160,7 +189,7 @@ fn run(cli: &Cli) -> ExitCode {
         return ExitCode::from(2);
     };
     // A bad configuration is refused before anything touches the network.
-    let config = match Config::load(path) {
+    let config = match ConfigFile::load(path).and_then(|file| file.into_single(path)) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("redha: {e}");

@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 use vrrp::{InstanceConfig, InstanceHandle};
 
 use crate::config::Config;
+use crate::config_file::ConfigFile;
 use crate::coordinator::{Coordinator, Request};
 use crate::hooks::{HookRunner, HookState};
 use crate::preflight::{self, Verdict};
@@ -254,7 +255,7 @@ async fn reload(mut running: Running, path: &Path, shared: &Shared) -> Result<Ru
         shared.event("reload", &[("result", "refused".into()), ("error", why)]);
         *shared.lock().reloads.entry("refused".into()).or_default() += 1;
     };
-    let new = match Config::load(path) {
+    let new = match ConfigFile::load(path).and_then(|file| file.into_single(path)) {
         Ok(new) => new,
         Err(e) => {
             error!("SIGHUP: REFUSED the new configuration, the running one stays: {e}");
