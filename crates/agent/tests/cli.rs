@@ -84,6 +84,42 @@ fn run_refuses_a_bad_config_before_touching_the_network() {
 }
 
 #[test]
+fn check_config_summarises_named_instances_and_the_agent_runs_one() {
+    let two = "[instances.cache.vrrp]\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddresses = [\"192.0.2.100/24\"]\n\
+               [instances.cache6.vrrp]\ninterface = \"eth0\"\nvirtual_router_id = 51\nversion = 3\nvirtual_ipaddresses = [\"2001:db8::100/64\"]\n\
+               [sync_groups]\ncache = [\"cache\", \"cache6\"]\n";
+    let path = temp_config("named.toml", two);
+    let out = redha(&["check-config", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(": ok: 2 instance(s), 1 sync group(s)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  instance cache6 on eth0, VRRPv3, vrid 51")
+            && summary.contains("(sync group cache)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  sync group cache: cache, cache6"),
+        "{summary}"
+    );
+    // The agent runs one instance: two are refused before the network, named.
+    let out = redha(&["--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":1: instances: 2 instances (cache, cache6)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_missing_file_is_named() {
     let out = redha(&["check-config", "/nonexistent/redha.toml"]);
     assert!(!out.status.success());
