@@ -218,13 +218,21 @@ pub fn control_socket(lab: &Lab, i: usize) -> PathBuf {
 
 /// Starts `redha --config` on host `i`, logging at debug level to `redha-h{i}.log`.
 pub fn start(lab: &Lab, i: usize, node: &Node) -> Proc {
-    let path = write_config(lab, i, node);
+    start_file(lab, i, &write_config(lab, i, node), &[])
+}
+
+/// Starts `redha --config path` on host `i` with extra environment, logging at
+/// debug level to `redha-h{i}.log`.
+pub fn start_file(lab: &Lab, i: usize, path: &std::path::Path, env: &[(&str, &str)]) -> Proc {
     let mut command = Command::new(redha_bin());
     command
         .arg("--config")
-        .arg(&path)
+        .arg(path)
         .env("RUST_LOG", "debug")
         .env("NO_COLOR", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
     lab.spawn_command(i, &format!("redha-h{i}"), &command)
 }
 

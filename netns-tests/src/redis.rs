@@ -559,6 +559,9 @@ pub struct RedisOpts {
     pub users: Vec<AclUser>,
     /// Lines appended to the configuration file as they are.
     pub extra: Vec<String>,
+    /// Its port; `None`: [`REDIS_PORT`]. Another port names its files
+    /// `redis-h<i>-<port>` so that one host can run several.
+    pub port: Option<u16>,
 }
 
 impl RedisOpts {
@@ -595,6 +598,12 @@ impl RedisOpts {
         self
     }
 
+    /// On this port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// With this ACL user as well.
     pub fn user(mut self, user: AclUser) -> Self {
         self.users.push(user);
@@ -610,6 +619,9 @@ impl RedisOpts {
 pub struct RedisNode<'lab> {
     lab: &'lab Lab,
     host: usize,
+    port: u16,
+    /// `redis-h<i>`, or `redis-h<i>-<port>` on another port than [`REDIS_PORT`].
+    name: String,
     conf: PathBuf,
     dir: PathBuf,
     proc: Proc,
@@ -628,7 +640,7 @@ impl fmt::Debug for RedisNode<'_> {
 /// The configuration text for a node working in `dir`.
 fn config_text(dir: &Path, opts: &RedisOpts) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "port {REDIS_PORT}");
+    let _ = writeln!(s, "port {}", opts.port.unwrap_or(REDIS_PORT));
     s.push_str("bind 0.0.0.0\nprotected-mode no\ndaemonize no\nlogfile \"\"\n");
     match &opts.persistence {
         Persistence::Off => s.push_str("save \"\"\nappendonly no\n"),
@@ -666,16 +678,23 @@ impl<'lab> RedisNode<'lab> {
     /// (up to [`START_TIMEOUT`]) until it answers `PING`. Panics, with the
     /// server's log, if it does not.
     pub fn start(lab: &'lab Lab, i: usize, opts: RedisOpts) -> RedisNode<'lab> {
-        let dir = lab.dir().join(format!("redis-h{i}"));
+        let port = opts.port.unwrap_or(REDIS_PORT);
+        let name = match port {
+            REDIS_PORT => format!("redis-h{i}"),
+            other => format!("redis-h{i}-{other}"),
+        };
+        let dir = lab.dir().join(&name);
         fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("netns-tests: creating {}: {e}", dir.display()));
-        let conf = lab.dir().join(format!("redis-h{i}.conf"));
+        let conf = lab.dir().join(format!("{name}.conf"));
         fs::write(&conf, config_text(&dir, &opts))
             .unwrap_or_else(|e| panic!("netns-tests: writing {}: {e}", conf.display()));
-        let proc = Self::spawn(lab, i, &conf);
+        let proc = Self::spawn(lab, i, &name, &conf);
         let node = RedisNode {
             lab,
             host: i,
+            port,
+            name,
             conf,
             dir,
             proc,
@@ -684,10 +703,10 @@ impl<'lab> RedisNode<'lab> {
         node
     }
 
-    fn spawn(lab: &Lab, i: usize, conf: &Path) -> Proc {
+    fn spawn(lab: &Lab, i: usize, name: &str, conf: &Path) -> Proc {
         let mut c = Command::new(REDIS_SERVER);
         c.arg(conf);
-        lab.spawn_command(i, &format!("redis-h{i}"), &c)
+        lab.spawn_command(i, name, &c)
     }
 
     /// Waits until the server answers `PING` with `PONG`; panics with its log
@@ -728,9 +747,9 @@ impl<'lab> RedisNode<'lab> {
         self.host
     }
 
-    /// `192.0.2.(10+i):6379`.
+    /// `192.0.2.(10+i):<port>` (6379 unless chosen).
     pub fn addr(&self) -> SocketAddrV4 {
-        SocketAddrV4::new(self.lab.addr(self.host), REDIS_PORT)
+        SocketAddrV4::new(self.lab.addr(self.host), self.port)
     }
 
     /// The host's IP address.
@@ -824,7 +843,7 @@ impl<'lab> RedisNode<'lab> {
     /// of both nodes first, this is the power cycle of a pair.
     pub fn start_again(&mut self) {
         self.proc.kill();
-        self.proc = Self::spawn(self.lab, self.host, &self.conf);
+        self.proc = Self::spawn(self.lab, self.host, &self.name, &self.conf);
         self.wait_ready();
     }
 
@@ -877,7 +896,7 @@ impl<'lab> RedisNode<'lab> {
         }
         fs::create_dir_all(&self.dir)
             .unwrap_or_else(|e| panic!("netns-tests: creating {}: {e}", self.dir.display()));
-        self.proc = Self::spawn(self.lab, self.host, &self.conf);
+        self.proc = Self::spawn(self.lab, self.host, &self.name, &self.conf);
         self.wait_ready();
     }
 }

@@ -19,17 +19,7 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Starts redha on host `i` like [`redha::start`], with extra environment.
 fn start_with_env(lab: &Lab, i: usize, node: &Node, env: &[(&str, &str)]) -> Proc {
-    let path = redha::write_config(lab, i, node);
-    let mut command = Command::new(redha_bin());
-    command
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    lab.spawn_command(i, &format!("redha-h{i}"), &command)
+    redha::start_file(lab, i, &redha::write_config(lab, i, node), env)
 }
 
 fn status_ok(lab: &Lab, i: usize) -> bool {

@@ -204,6 +204,8 @@ impl Lan {
             unicast_peers: Vec::new(),
             unicast_src_ip: Some(config.primary_address),
             allowed_sources: Vec::new(),
+            sibling_vrids: Vec::new(),
+            sibling_addresses: Vec::new(),
             garp: GarpConfig::default(),
         };
         self.nodes.push(Node {
@@ -986,7 +988,7 @@ impl Lan {
                 node.router.receive(self.now, source, priority, interval);
                 self.drain(id);
             }
-            Inbound::Own => {}
+            Inbound::Own | Inbound::Sibling => {}
             Inbound::Dropped(reason, _) => self.record(id, Happening::Dropped(reason)),
         }
     }

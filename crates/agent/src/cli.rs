@@ -94,8 +94,11 @@ pub enum Command {
     /// IPs held, the local and the peer's Redis (role, offsets, link), the
     /// replication rule in force and the last events: a table, or JSON with --json.
     /// It asks the agent over its control socket: --socket, else `[control] socket`
-    /// of --config, else /run/redha/redha.sock. Exits 3 when no agent answers.
+    /// of --config, else /run/redha/redha.sock. Exits 3 when no agent answers, 2
+    /// when it runs no instance of that name.
     Status {
+        /// One instance by name (every instance without it).
+        name: Option<String>,
         /// Print the status document as JSON (for scripts) instead of a table.
         #[arg(long)]
         json: bool,

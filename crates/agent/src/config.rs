@@ -33,6 +33,14 @@ pub struct Config {
     /// The Prometheus metrics listener; off unless the section is present.
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// Not a key: the VRIDs of the file's other instances on this interface and
+    /// address family (see [`vrrp::InstanceConfig::sibling_vrids`]).
+    #[serde(skip)]
+    pub sibling_vrids: Vec<u8>,
+    /// Not a key: the virtual addresses of the file's other instances on this
+    /// interface (see [`vrrp::InstanceConfig::sibling_addresses`]).
+    #[serde(skip)]
+    pub sibling_addresses: Vec<IpAddr>,
 }
 
 /// The `[control]` section.
@@ -782,6 +790,18 @@ impl Config {
         Ok(())
     }
 
+    /// Whether `other` configures the instance as this does: the shared
+    /// `[control]` and `[metrics]` aside, which an instance does not use.
+    pub fn same_instance(&self, other: &Config) -> bool {
+        (&self.vrrp, &self.redis, &self.replication, &self.state_log)
+            == (
+                &other.vrrp,
+                &other.redis,
+                &other.replication,
+                &other.state_log,
+            )
+    }
+
     /// The local Redis target, with the password read from `password_file` when
     /// given.
     pub fn redis_target(&self, redis: &RedisConfig) -> Result<health::RedisTarget, ConfigError> {
@@ -827,6 +847,8 @@ impl Config {
             unicast_peers: v.unicast_peers.clone(),
             unicast_src_ip: v.unicast_src_ip,
             allowed_sources: v.allowed_sources.clone().unwrap_or_default(),
+            sibling_vrids: self.sibling_vrids.clone(),
+            sibling_addresses: self.sibling_addresses.clone(),
             garp: GarpConfig {
                 master_repeat: v.garp_master_repeat,
                 interval: v.garp_interval,

@@ -5,6 +5,7 @@
 //! (`instances.cache.vrrp.priority`); then what instances must not share.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -28,8 +29,8 @@ pub struct ConfigFile {
     pub sync_groups: BTreeMap<String, Vec<String>>,
     /// Whether the file names its instances (`[instances.NAME...]`).
     pub named: bool,
-    /// The line of the first instance's `[instances.NAME.vrrp]` (named form).
-    first_line: usize,
+    /// The line of `[sync_groups]`' first group.
+    groups_line: usize,
 }
 
 /// The named form as TOML has it.
@@ -94,7 +95,7 @@ impl ConfigFile {
                 instances: vec![Config::parse(path, text)?],
                 sync_groups: BTreeMap::new(),
                 named: false,
-                first_line: 1,
+                groups_line: 1,
             });
         }
         if let Some(single) = ["vrrp", "redis", "replication", "state_log"]
@@ -117,9 +118,11 @@ impl ConfigFile {
                 "names no instance".into(),
             ));
         }
-        let first_line = file.instances.keys().next().map_or(1, |name| {
-            line_of_key(text, &format!("instances.{name}.vrrp"), "")
-        });
+        let groups_line = file
+            .sync_groups
+            .keys()
+            .next()
+            .map_or(1, |group| line_of_key(text, "sync_groups", group));
         let mut instances = Vec::with_capacity(file.instances.len());
         for (name, tables) in file.instances {
             let prefix = format!("instances.{name}.");
@@ -144,15 +147,52 @@ impl ConfigFile {
                 state_log: tables.state_log,
                 control: file.control.clone(),
                 metrics: file.metrics.clone(),
+                sibling_vrids: Vec::new(),
+                sibling_addresses: Vec::new(),
             };
             config.check(path, text, &prefix)?;
             instances.push(config);
+        }
+        // Each instance ignores, uncounted, the adverts of the others on its
+        // interface and address family, which its socket receives too.
+        let router = |c: &Config| {
+            let family = Family::of(&c.vrrp.virtual_ipaddresses.0[0].address);
+            (c.vrrp.interface.clone(), family)
+        };
+        let siblings: Vec<Vec<u8>> = instances
+            .iter()
+            .map(|c| {
+                instances
+                    .iter()
+                    .filter(|o| {
+                        router(o) == router(c)
+                            && o.vrrp.virtual_router_id.0 != c.vrrp.virtual_router_id.0
+                    })
+                    .map(|o| o.vrrp.virtual_router_id.0)
+                    .collect()
+            })
+            .collect();
+        let addresses: Vec<Vec<IpAddr>> = instances
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                instances
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, o)| *j != i && o.vrrp.interface == c.vrrp.interface)
+                    .flat_map(|(_, o)| o.vrrp.virtual_ipaddresses.0.iter().map(|v| v.address))
+                    .collect()
+            })
+            .collect();
+        for ((config, siblings), addresses) in instances.iter_mut().zip(siblings).zip(addresses) {
+            config.sibling_vrids = siblings;
+            config.sibling_addresses = addresses;
         }
         let parsed = ConfigFile {
             instances,
             sync_groups: file.sync_groups,
             named: true,
-            first_line,
+            groups_line,
         };
         parsed.check_shared(path, text)?;
         parsed.check_groups(path, text)?;
@@ -276,21 +316,19 @@ impl ConfigFile {
         Ok(())
     }
 
-    /// The one instance of a file, for an agent that runs one. A file of several
-    /// is refused, naming the file.
-    pub fn into_single(mut self, path: &Path) -> Result<Config, ConfigError> {
-        if self.instances.len() == 1 && self.sync_groups.is_empty() {
-            return Ok(self.instances.remove(0));
-        }
-        let names: Vec<String> = self.instances.iter().map(Self::name_of).collect();
+    /// The file as the agent runs it: sync groups are refused, naming the file,
+    /// until the agent moves a group's members together.
+    pub fn runnable(self, path: &Path) -> Result<ConfigFile, ConfigError> {
+        let Some((group, members)) = self.sync_groups.iter().next() else {
+            return Ok(self);
+        };
         Err(ConfigError::Invalid {
             path: PathBuf::from(path),
-            line: self.first_line,
-            key: "instances".into(),
+            line: self.groups_line,
+            key: format!("sync_groups.{group}"),
             message: format!(
-                "{} instances ({}): this agent runs one instance; run an agent per instance until several run in one",
-                names.len(),
-                names.join(", ")
+                "sync groups are checked but not run yet: run {} without the group (each instance moves on its own)",
+                members.join(", ")
             ),
         })
     }
@@ -377,7 +415,10 @@ cache = ["cache", "cache6"]
             [Config::parse(Path::new("x.toml"), text).unwrap()]
         );
         assert_eq!(ConfigFile::name_of(&file.instances[0]), "vrid-51");
-        assert!(file.into_single(Path::new("x.toml")).is_ok());
+        assert_eq!(
+            file.runnable(Path::new("x.toml")).unwrap().instances.len(),
+            1
+        );
     }
 
     #[test]
@@ -395,24 +436,35 @@ cache = ["cache", "cache6"]
         let cache6 = &file.instances[1];
         assert!(cache6.redis.is_none() && cache6.replication.is_none());
         assert_eq!(cache6.vrrp.version.0, vrrp::Version::V3);
+        // Each hears the others on its interface and family, not its own VRID.
+        let siblings: Vec<&[u8]> = file
+            .instances
+            .iter()
+            .map(|c| c.sibling_vrids.as_slice())
+            .collect();
+        assert_eq!(siblings, [&[52][..], &[], &[51]]);
         assert_eq!(file.group_of("cache6"), Some("cache"));
         assert_eq!(file.group_of("sessions"), None);
-        // An agent that runs one instance refuses three, naming them.
+        // The agent runs the instances, not yet the group.
         let refused = file
-            .into_single(Path::new("x.toml"))
+            .clone()
+            .runnable(Path::new("x.toml"))
             .unwrap_err()
             .to_string();
         assert!(
-            refused.starts_with("x.toml:4: instances: 3 instances (cache, cache6, sessions)"),
+            refused.starts_with(
+                "x.toml:32: sync_groups.cache: sync groups are checked but not run yet"
+            ),
             "{refused}"
         );
-        // A named file of one instance runs.
-        let one = "[instances.only.vrrp]\ninterface = \"eth0\"\nvirtual_router_id = 7\nvirtual_ipaddresses = [\"192.0.2.100/24\"]\n";
-        let config = parse(one)
+        let ungrouped = NAMED.replace("cache = [\"cache\", \"cache6\"]\n", "");
+        let file = parse(&ungrouped)
             .unwrap()
-            .into_single(Path::new("x.toml"))
+            .runnable(Path::new("x.toml"))
             .unwrap();
-        assert_eq!(ConfigFile::name_of(&config), "only");
+        assert_eq!(file.instances.len(), 3);
+        let config = &file.instances[0];
+        assert_eq!(ConfigFile::name_of(config), "cache");
     }
 
     #[test]

@@ -31,7 +31,11 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { ref file }) => {
             check_config(file.as_ref().or(cli.config.as_ref()))
         }
-        Some(Command::Status { json, ref socket }) => show_status(&cli, json, socket.as_ref()),
+        Some(Command::Status {
+            ref name,
+            json,
+            ref socket,
+        }) => show_status(&cli, name.as_deref(), json, socket.as_ref()),
         Some(Command::MigrateKeepalived {
             ref file,
             ref instance,
@@ -68,9 +72,9 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
             for (group, members) in &file.sync_groups {
                 println!("  sync group {group}: {}", members.join(", "));
             }
-            if file.instances.len() > 1 {
+            if !file.sync_groups.is_empty() {
                 eprintln!(
-                    "note: this redha runs one instance per agent process: run one agent per instance for now"
+                    "note: this redha checks sync groups but does not run them yet: `redha --config` refuses this file"
                 );
             }
             ExitCode::SUCCESS
@@ -148,7 +152,7 @@ fn migrate_keepalived(
     ExitCode::SUCCESS
 }
 
-fn show_status(cli: &Cli, json: bool, socket: Option<&PathBuf>) -> ExitCode {
+fn show_status(cli: &Cli, name: Option<&str>, json: bool, socket: Option<&PathBuf>) -> ExitCode {
     let configured = match cli.config.as_ref().map(|p| ConfigFile::load(p)) {
         Some(Ok(file)) => Some(file.instances[0].control.socket.clone()),
         Some(Err(e)) => {
@@ -158,7 +162,18 @@ fn show_status(cli: &Cli, json: bool, socket: Option<&PathBuf>) -> ExitCode {
         None => None,
     };
     let path = control::socket_path(socket, configured.as_ref());
-    match control::request(&path, "status") {
+    let request = match name {
+        Some(name) => format!("status {name}"),
+        None => "status".to_string(),
+    };
+    match control::request(&path, &request) {
+        Ok(doc) if doc["error"].is_string() => {
+            eprintln!(
+                "redha status: {}",
+                doc["error"].as_str().unwrap_or_default()
+            );
+            ExitCode::from(2)
+        }
         Ok(doc) if json => {
             println!("{doc}");
             ExitCode::SUCCESS
@@ -189,8 +204,8 @@ fn run(cli: &Cli) -> ExitCode {
         return ExitCode::from(2);
     };
     // A bad configuration is refused before anything touches the network.
-    let config = match ConfigFile::load(path).and_then(|file| file.into_single(path)) {
-        Ok(config) => config,
+    let config = match ConfigFile::load(path).and_then(|file| file.runnable(path)) {
+        Ok(file) => file,
         Err(e) => {
             eprintln!("redha: {e}");
             return ExitCode::from(2);

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tracing::debug;
 use vrrp::{DropReason, InstanceConfig, InstanceHandle, State};
 
+use crate::run::View;
 use crate::state::Shared;
 
 /// The content type of [`render`]'s page.
@@ -30,63 +31,139 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// A series' labels: `instance` first, then the metric's own.
 type Labels = Vec<(&'static str, String)>;
 
+/// A sample's value.
+#[derive(Clone, Copy)]
+enum Value {
+    Gauge(i64),
+    GaugeF64(f64),
+    Counter(u64),
+}
+
+/// A metric family being filled: its name, its help and its samples.
+struct Samples {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(Labels, Value)>,
+}
+
 /// One scrape's metrics, read from the agent's counters and state as they are
-/// now: families are registered as they are filled.
+/// now: every instance adds its samples, then the families are registered in the
+/// order they were first named.
 #[derive(Default)]
 struct Page {
-    registry: Registry,
+    families: Vec<Samples>,
 }
 
 impl Page {
-    /// A gauge family with these samples.
-    fn gauge(&mut self, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, i64)>) {
-        let family = Family::<Labels, Gauge>::default();
-        for (labels, value) in samples {
-            family.get_or_create(&labels).set(value);
+    fn add(&mut self, name: &'static str, help: &'static str, samples: Vec<(Labels, Value)>) {
+        match self.families.iter_mut().find(|f| f.name == name) {
+            Some(family) => family.samples.extend(samples),
+            None => self.families.push(Samples {
+                name,
+                help,
+                samples,
+            }),
         }
-        self.registry.register(name, help, family);
     }
 
-    /// A gauge family of fractional values.
+    /// Gauge samples.
+    fn gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        samples: impl IntoIterator<Item = (Labels, i64)>,
+    ) {
+        let samples = samples.into_iter().map(|(l, v)| (l, Value::Gauge(v)));
+        self.add(name, help, samples.collect());
+    }
+
+    /// Gauge samples of fractional values.
     fn gauge_f64(
         &mut self,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         samples: impl IntoIterator<Item = (Labels, f64)>,
     ) {
-        let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
-        for (labels, value) in samples {
-            family.get_or_create(&labels).set(value);
-        }
-        self.registry.register(name, help, family);
+        let samples = samples.into_iter().map(|(l, v)| (l, Value::GaugeF64(v)));
+        self.add(name, help, samples.collect());
     }
 
-    /// A counter family; `name` without `_total`, which the encoding adds.
+    /// Counter samples; `name` without `_total`, which the encoding adds.
     fn counter(
         &mut self,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: &'static str,
         samples: impl IntoIterator<Item = (Labels, u64)>,
     ) {
-        let family = Family::<Labels, Counter>::default();
-        for (labels, value) in samples {
-            family.get_or_create(&labels).inc_by(value);
-        }
-        self.registry.register(name, help, family);
+        let samples = samples.into_iter().map(|(l, v)| (l, Value::Counter(v)));
+        self.add(name, help, samples.collect());
     }
 
-    fn encode(&self) -> String {
+    fn encode(self) -> String {
+        let mut registry = Registry::default();
+        for Samples {
+            name,
+            help,
+            samples,
+        } in self.families
+        {
+            match samples.first().map(|(_, v)| *v) {
+                // A family without samples (no check answered yet) is left out.
+                None => {}
+                Some(Value::Gauge(_)) => {
+                    let family = Family::<Labels, Gauge>::default();
+                    for (labels, value) in samples {
+                        if let Value::Gauge(v) = value {
+                            family.get_or_create(&labels).set(v);
+                        }
+                    }
+                    registry.register(name, help, family);
+                }
+                Some(Value::GaugeF64(_)) => {
+                    let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+                    for (labels, value) in samples {
+                        if let Value::GaugeF64(v) = value {
+                            family.get_or_create(&labels).set(v);
+                        }
+                    }
+                    registry.register(name, help, family);
+                }
+                Some(Value::Counter(_)) => {
+                    let family = Family::<Labels, Counter>::default();
+                    for (labels, value) in samples {
+                        if let Value::Counter(v) = value {
+                            family.get_or_create(&labels).inc_by(v);
+                        }
+                    }
+                    registry.register(name, help, family);
+                }
+            }
+        }
         let mut out = String::new();
         // Writing to a String fails only on a broken encoder; the page would be cut.
-        if let Err(e) = encode(&mut out, &self.registry) {
+        if let Err(e) = encode(&mut out, &registry) {
             debug!(error = %e, "metrics: encoding failed");
         }
         out
     }
 }
 
-/// The metrics page.
-pub fn render(instance: &InstanceConfig, vrrp: &InstanceHandle, shared: &Shared) -> String {
+/// The metrics page of every instance.
+pub fn render<'a>(views: impl IntoIterator<Item = &'a View>) -> String {
+    let mut page = Page::default();
+    for view in views {
+        add_instance(&mut page, &view.instance, &view.handle, &view.shared);
+    }
+    page.encode()
+}
+
+/// One instance's samples.
+fn add_instance(
+    page: &mut Page,
+    instance: &InstanceConfig,
+    vrrp: &InstanceHandle,
+    shared: &Shared,
+) {
     let status = vrrp.status().borrow().clone();
     let stats = vrrp.stats().snapshot();
     let state = shared.lock();
@@ -96,8 +173,6 @@ pub fn render(instance: &InstanceConfig, vrrp: &InstanceHandle, shared: &Shared)
         labels.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
         labels
     };
-    let mut page = Page::default();
-
     page.gauge(
         "redha_vrrp_state",
         "1 for the instance's current VRRP state",
@@ -196,7 +271,6 @@ pub fn render(instance: &InstanceConfig, vrrp: &InstanceHandle, shared: &Shared)
         "State-log lines dropped because the writer could not keep up (a stalled disk)",
         [(labels(&[]), shared.statelog_dropped())],
     );
-    page.encode()
 }
 
 /// Serves `GET /metrics` on a bound listener until the task is aborted.

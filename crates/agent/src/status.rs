@@ -82,6 +82,10 @@ pub fn document(instance: &InstanceConfig, vrrp: &InstanceHandle, shared: &Share
 
 /// The document as a readable table.
 pub fn render(doc: &Value) -> String {
+    if let Some(instances) = doc["instances"].as_array() {
+        let tables: Vec<String> = instances.iter().map(render).collect();
+        return tables.join("\n");
+    }
     let s = |v: &Value| match v {
         Value::Null => "-".to_string(),
         Value::String(s) => s.clone(),

@@ -84,7 +84,7 @@ fn run_refuses_a_bad_config_before_touching_the_network() {
 }
 
 #[test]
-fn check_config_summarises_named_instances_and_the_agent_runs_one() {
+fn check_config_summarises_named_instances_and_their_sync_group() {
     let two = "[instances.cache.vrrp]\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddresses = [\"192.0.2.100/24\"]\n\
                [instances.cache6.vrrp]\ninterface = \"eth0\"\nvirtual_router_id = 51\nversion = 3\nvirtual_ipaddresses = [\"2001:db8::100/64\"]\n\
                [sync_groups]\ncache = [\"cache\", \"cache6\"]\n";
@@ -109,12 +109,13 @@ fn check_config_summarises_named_instances_and_the_agent_runs_one() {
         summary.contains("  sync group cache: cache, cache6"),
         "{summary}"
     );
-    // The agent runs one instance: two are refused before the network, named.
+    // The agent runs named instances, not yet sync groups: refused before the
+    // network, naming the group.
     let out = redha(&["--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(":1: instances: 2 instances (cache, cache6)"),
+        err.contains(":11: sync_groups.cache: sync groups are checked but not run yet"),
         "{err}"
     );
 }

@@ -191,7 +191,7 @@ pub async fn spawn(
 ) -> Result<Spawned, DriverError> {
     let netlink = Netlink::connect()?;
     // Subscribe before the first look-up, so that no change slips in between.
-    let monitor = match Netlink::monitor() {
+    let monitor = match Netlink::monitor(config.sibling_addresses.clone()) {
         Ok(monitor) => Some(monitor),
         Err(e) => {
             warn!(instance = %config.name, error = %e, "cannot subscribe to link notifications; polling the interface every {LINK_POLL:?} only");
@@ -228,6 +228,7 @@ pub async fn spawn(
             what: "opening the raw VRRP socket (needs CAP_NET_RAW)",
             source,
         })?;
+    ignore_siblings(&socket, &config);
     let garp =
         GarpSender::open(interface.index, interface.mac).map_err(|source| DriverError::Socket {
             what: "opening the AF_PACKET socket for gratuitous ARP (needs CAP_NET_RAW)",
@@ -589,6 +590,7 @@ impl Driver {
         let name = &self.config.interface;
         self.socket = VrrpSocket::open(name, index, source, destination)
             .map_err(|e| format!("reopening the VRRP socket on {name}: {e}"))?;
+        ignore_siblings(&self.socket, &self.config);
         self.garp = GarpSender::open(index, mac)
             .map_err(|e| format!("reopening the ARP socket on {name}: {e}"))?;
         Ok(())
@@ -607,7 +609,8 @@ impl Driver {
                 self.stats
                     .set_answers_suppressed(self.router.answers_suppressed());
             }
-            Inbound::Own => {} // our own advert, looped back
+            // Our own advert, looped back; another instance's of this agent.
+            Inbound::Own | Inbound::Sibling => {}
             Inbound::Dropped(reason, source) => self.drop_packet(reason, source),
         }
     }
@@ -834,6 +837,12 @@ impl Driver {
         self.lease = new.address_lease(self.router.config().master_down_interval());
         self.expected_addresses = new.addresses();
         self.filter = Filter::new(&new);
+        if new.sibling_vrids != old.sibling_vrids {
+            ignore_siblings(&self.socket, &new);
+        }
+        if let Some(monitor) = &self.monitor {
+            monitor.ignore(new.sibling_addresses.clone());
+        }
         self.config = new;
         if self.router.state() == State::Master {
             for vip in added {
@@ -895,4 +904,13 @@ fn mac_text(mac: [u8; 6]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// Has the kernel drop the adverts of the agent's other instances on this socket
+/// (see [`crate::sibling_filter`]). Without the filter they still reach the
+/// receive checks, which ignore them: slower, not wrong, so a failure is a warning.
+fn ignore_siblings(socket: &VrrpSocket, config: &InstanceConfig) {
+    if let Err(e) = socket.ignore_vrids(&config.sibling_vrids) {
+        warn!(instance = %config.name, error = %e, siblings = ?config.sibling_vrids, "attaching the sibling filter to the VRRP socket failed: every instance's adverts wake this one up");
+    }
 }

@@ -6,11 +6,13 @@
 //! leaves no address behind once the lease runs out.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::TryStreamExt;
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, CacheInfo};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::{Handle, MulticastGroup};
@@ -207,8 +209,10 @@ impl Netlink {
     }
 
     /// Subscribes to the kernel's link and address notifications (as `ip monitor
-    /// link address` does), on a netlink socket of its own.
-    pub fn monitor() -> Result<LinkMonitor, NetlinkError> {
+    /// link address` does), on a netlink socket of its own. Notifications about
+    /// the addresses in `ignore` (other instances' VIPs, renewed with each of their
+    /// adverts) wake nobody.
+    pub fn monitor(ignore: Vec<IpAddr>) -> Result<LinkMonitor, NetlinkError> {
         let (connection, handle, messages) = rtnetlink::new_multicast_connection(&[
             MulticastGroup::Link,
             MulticastGroup::Ipv4Ifaddr,
@@ -218,15 +222,24 @@ impl Netlink {
         tokio::spawn(connection);
         let notify = Arc::new(Notify::new());
         let wake = notify.clone();
+        let ignore = Arc::new(Mutex::new(ignore));
+        let ignored = ignore.clone();
         let mut messages = messages;
         let task = tokio::spawn(async move {
             // Holding the handle keeps the connection's request side open.
             let _handle = handle;
-            while messages.next().await.is_some() {
-                wake.notify_one();
+            while let Some((message, _)) = messages.next().await {
+                let ignored = ignored.lock().unwrap_or_else(|e| e.into_inner());
+                if !about_ignored_address(&message, &ignored) {
+                    wake.notify_one();
+                }
             }
         });
-        Ok(LinkMonitor { notify, task })
+        Ok(LinkMonitor {
+            notify,
+            ignore,
+            task,
+        })
     }
 
     /// Adds (or refreshes) a virtual address with a kernel lifetime of `lease`; an
@@ -303,12 +316,29 @@ impl Netlink {
     }
 }
 
+/// Whether a notification is about an address (added, refreshed or removed) in
+/// `ignore`.
+fn about_ignored_address(message: &NetlinkMessage<RouteNetlinkMessage>, ignore: &[IpAddr]) -> bool {
+    let NetlinkPayload::InnerMessage(
+        RouteNetlinkMessage::NewAddress(address) | RouteNetlinkMessage::DelAddress(address),
+    ) = &message.payload
+    else {
+        return false;
+    };
+    address.attributes.iter().any(|a| match a {
+        AddressAttribute::Address(ip) | AddressAttribute::Local(ip) => ignore.contains(ip),
+        _ => false,
+    })
+}
+
 /// Link and address notifications of the kernel (any interface), coalesced: the
 /// caller looks its interface up afresh on each wake-up, so one covers any number of
 /// messages.
 #[derive(Debug)]
 pub struct LinkMonitor {
     notify: Arc<Notify>,
+    /// Addresses whose notifications wake nobody.
+    ignore: Arc<Mutex<Vec<IpAddr>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -317,6 +347,11 @@ impl LinkMonitor {
     /// monitor's connection has ended this waits forever (the caller polls too).
     pub async fn changed(&self) {
         self.notify.notified().await;
+    }
+
+    /// Replaces the addresses whose notifications wake nobody.
+    pub fn ignore(&self, addresses: Vec<IpAddr>) {
+        *self.ignore.lock().unwrap_or_else(|e| e.into_inner()) = addresses;
     }
 }
 

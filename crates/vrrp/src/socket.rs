@@ -143,6 +143,25 @@ impl VrrpSocket {
         })
     }
 
+    /// Makes the kernel drop the adverts of these VRIDs (the agent's other
+    /// instances on this interface) before they reach this socket; none: take
+    /// everything. IPv4 only: an IPv6 socket takes everything, and the instance's
+    /// receive checks ignore the siblings' adverts there
+    /// ([`crate::receive::Inbound::Sibling`]).
+    pub fn ignore_vrids(&self, vrids: &[u8]) -> io::Result<()> {
+        if !self.source.is_ipv4() {
+            return Ok(());
+        }
+        match crate::sibling_filter::ipv4_program(vrids) {
+            Some(program) => self.fd.get_ref().attach_filter(&program),
+            None => match self.fd.get_ref().detach_filter() {
+                // No filter was attached.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+                other => other,
+            },
+        }
+    }
+
     /// The source address adverts leave from.
     pub fn source(&self) -> IpAddr {
         self.source
