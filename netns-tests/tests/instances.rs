@@ -33,6 +33,7 @@ struct Instance {
     /// With `[redis]` and `[replication]` on this port (the peer's Redis on the same
     /// port of the other host).
     redis_port: Option<u16>,
+    preempt: bool,
 }
 
 impl Instance {
@@ -43,7 +44,13 @@ impl Instance {
             vip: vip.to_string(),
             priority,
             redis_port: None,
+            preempt: true,
         }
+    }
+
+    fn nopreempt(mut self) -> Instance {
+        self.preempt = false;
+        self
     }
 
     fn redis(mut self, port: u16) -> Instance {
@@ -54,6 +61,11 @@ impl Instance {
 
 /// Host `i`'s file of named instances, its peer the other of hosts 1 and 2.
 fn write_file(lab: &Lab, i: usize, instances: &[Instance]) -> PathBuf {
+    write_file_with(lab, i, instances, "")
+}
+
+/// [`write_file`] with `more` appended (`[sync_groups]`).
+fn write_file_with(lab: &Lab, i: usize, instances: &[Instance], more: &str) -> PathBuf {
     let peer = lab.addr(3 - i);
     let dir = lab.dir().display().to_string();
     let mut s = format!(
@@ -64,8 +76,8 @@ fn write_file(lab: &Lab, i: usize, instances: &[Instance]) -> PathBuf {
         let name = x.name;
         let _ = write!(
             s,
-            "\n[instances.{name}.vrrp]\ninterface = \"eth0\"\nvirtual_router_id = {}\npriority = {}\nadvert_int = \"1s\"\nvirtual_ipaddresses = [\"{}/24\"]\n",
-            x.vrid, x.priority, x.vip
+            "\n[instances.{name}.vrrp]\ninterface = \"eth0\"\nvirtual_router_id = {}\npriority = {}\nadvert_int = \"1s\"\npreempt = {}\nvirtual_ipaddresses = [\"{}/24\"]\n",
+            x.vrid, x.priority, x.preempt, x.vip
         );
         if let Some(port) = x.redis_port {
             let _ = write!(
@@ -76,6 +88,7 @@ fn write_file(lab: &Lab, i: usize, instances: &[Instance]) -> PathBuf {
             );
         }
     }
+    s.push_str(more);
     let path = lab.dir().join(format!("redha-h{i}.toml"));
     std::fs::write(&path, s).expect("write the file");
     path
@@ -234,6 +247,86 @@ fn two_redis_instances_per_host_fail_over_on_their_own() {
     for agent in [&h1, &h2] {
         assert!(!agent.log().contains("reason=vrid"), "{}", agent.log());
     }
+}
+
+#[test]
+fn a_sync_group_moves_together_when_its_redis_fails() {
+    let test = "a_sync_group_moves_together_when_its_redis_fails";
+    if !require(test) {
+        return;
+    }
+    let lab = Arc::new(Lab::new("syncgrp", 2));
+    let mut r1 = RedisNode::start(&lab, 1, RedisOpts::default());
+    let r2 = RedisNode::start(&lab, 2, RedisOpts::default());
+    let (vip, vip2) = ("192.0.2.100", "192.0.2.101");
+    // "cache" watches the Redis; "cache2", a second VIP for it, has no [redis]:
+    // the group carries the Redis state to it.
+    let file = |i: usize| {
+        let p = if i == 1 { 150 } else { 100 };
+        [
+            Instance::vrrp("cache", 51, vip, p).redis(6379).nopreempt(),
+            Instance::vrrp("cache2", 52, vip2, p).nopreempt(),
+        ]
+    };
+    let group = "\n[sync_groups]\ncache = [\"cache\", \"cache2\"]\n";
+    let h1 = start_file(&lab, 1, &write_file_with(&lab, 1, &file(1), group), &[]);
+    let h2 = start_file(&lab, 2, &write_file_with(&lab, 2, &file(2), group), &[]);
+    let node = Node::with_priority(100);
+    let settle = Duration::from_secs(2) + node.master_down_interval() + MARGIN * 4;
+    let ready = wait_until(settle, POLL, || {
+        settled(&lab, &[&r1, &r2], vip) == Ok(1) && lab.holders(vip2) == [1]
+    });
+    assert!(
+        ready.is_some(),
+        "host 1 did not hold the group within {settle:?}: {:?}, {vip2} on {:?}\n--- host 1:\n{}",
+        settled(&lab, &[&r1, &r2], vip),
+        lab.holders(vip2),
+        h1.log()
+    );
+    // Host 1's Redis killed: "cache" goes to FAULT for its Redis, "cache2" for the
+    // group, and host 2 takes both (a killed Redis counts at once; then Skew_Time
+    // after the priority-0 adverts).
+    r1.kill();
+    let takeover = node.master_down_interval() + MARGIN * 2;
+    let moved = wait_until(takeover, POLL, || {
+        lab.holders(vip) == [2] && lab.holders(vip2) == [2]
+    });
+    assert!(
+        moved.is_some(),
+        "the group did not move to host 2 within {takeover:?}: {vip} on {:?}, {vip2} on {:?}\n--- host 1:\n{}",
+        lab.holders(vip),
+        lab.holders(vip2),
+        h1.log()
+    );
+    assert!(
+        h1.log().contains("sync group cache: cache in FAULT"),
+        "{}",
+        h1.log()
+    );
+    // Its Redis back (empty), host 1 follows host 2 in both: the group's fault is
+    // lifted, neither instance takes its VIP back (nopreempt).
+    r1.start_again();
+    let rejoin = Duration::from_secs(2) + MARGIN * 4;
+    let rejoined = wait_until(rejoin, POLL, || {
+        settled(&lab, &[&r1, &r2], vip) == Ok(2)
+            && status(&lab, 1, Some("cache2"))["vrrp"]["state"] == "BACKUP"
+    });
+    assert!(
+        rejoined.is_some(),
+        "host 1 did not rejoin as backup within {rejoin:?}: {:?}\n--- host 1:\n{}",
+        settled(&lab, &[&r1, &r2], vip),
+        h1.log()
+    );
+    let watch = HolderWatch::start(&lab, vip2, vec![2], POLL);
+    std::thread::sleep(Duration::from_secs(2));
+    let (samples, bad) = watch.finish();
+    assert!(
+        bad.is_empty(),
+        "{vip2} moved in {} of {samples} samples: {bad:?}",
+        bad.len()
+    );
+    assert_eq!(lab.holders(vip), [2]);
+    assert!(h2.is_running() && h1.is_running());
 }
 
 #[test]

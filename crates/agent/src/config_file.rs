@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use vrrp::netlink::Family;
@@ -29,8 +29,6 @@ pub struct ConfigFile {
     pub sync_groups: BTreeMap<String, Vec<String>>,
     /// Whether the file names its instances (`[instances.NAME...]`).
     pub named: bool,
-    /// The line of `[sync_groups]`' first group.
-    groups_line: usize,
 }
 
 /// The named form as TOML has it.
@@ -95,7 +93,6 @@ impl ConfigFile {
                 instances: vec![Config::parse(path, text)?],
                 sync_groups: BTreeMap::new(),
                 named: false,
-                groups_line: 1,
             });
         }
         if let Some(single) = ["vrrp", "redis", "replication", "state_log"]
@@ -118,11 +115,6 @@ impl ConfigFile {
                 "names no instance".into(),
             ));
         }
-        let groups_line = file
-            .sync_groups
-            .keys()
-            .next()
-            .map_or(1, |group| line_of_key(text, "sync_groups", group));
         let mut instances = Vec::with_capacity(file.instances.len());
         for (name, tables) in file.instances {
             let prefix = format!("instances.{name}.");
@@ -192,7 +184,6 @@ impl ConfigFile {
             instances,
             sync_groups: file.sync_groups,
             named: true,
-            groups_line,
         };
         parsed.check_shared(path, text)?;
         parsed.check_groups(path, text)?;
@@ -315,23 +306,6 @@ impl ConfigFile {
         }
         Ok(())
     }
-
-    /// The file as the agent runs it: sync groups are refused, naming the file,
-    /// until the agent moves a group's members together.
-    pub fn runnable(self, path: &Path) -> Result<ConfigFile, ConfigError> {
-        let Some((group, members)) = self.sync_groups.iter().next() else {
-            return Ok(self);
-        };
-        Err(ConfigError::Invalid {
-            path: PathBuf::from(path),
-            line: self.groups_line,
-            key: format!("sync_groups.{group}"),
-            message: format!(
-                "sync groups are checked but not run yet: run {} without the group (each instance moves on its own)",
-                members.join(", ")
-            ),
-        })
-    }
 }
 
 /// Why `name` cannot name an instance or a sync group: names stand in dotted
@@ -415,10 +389,6 @@ cache = ["cache", "cache6"]
             [Config::parse(Path::new("x.toml"), text).unwrap()]
         );
         assert_eq!(ConfigFile::name_of(&file.instances[0]), "vrid-51");
-        assert_eq!(
-            file.runnable(Path::new("x.toml")).unwrap().instances.len(),
-            1
-        );
     }
 
     #[test]
@@ -445,24 +415,6 @@ cache = ["cache", "cache6"]
         assert_eq!(siblings, [&[52][..], &[], &[51]]);
         assert_eq!(file.group_of("cache6"), Some("cache"));
         assert_eq!(file.group_of("sessions"), None);
-        // The agent runs the instances, not yet the group.
-        let refused = file
-            .clone()
-            .runnable(Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            refused.starts_with(
-                "x.toml:32: sync_groups.cache: sync groups are checked but not run yet"
-            ),
-            "{refused}"
-        );
-        let ungrouped = NAMED.replace("cache = [\"cache\", \"cache6\"]\n", "");
-        let file = parse(&ungrouped)
-            .unwrap()
-            .runnable(Path::new("x.toml"))
-            .unwrap();
-        assert_eq!(file.instances.len(), 3);
         let config = &file.instances[0];
         assert_eq!(ConfigFile::name_of(config), "cache");
     }

@@ -12,6 +12,7 @@ mod run;
 mod state;
 mod statelog;
 mod status;
+mod sync_group;
 mod transitions;
 mod witness;
 
@@ -71,11 +72,6 @@ fn check_config(file: Option<&PathBuf>) -> ExitCode {
             }
             for (group, members) in &file.sync_groups {
                 println!("  sync group {group}: {}", members.join(", "));
-            }
-            if !file.sync_groups.is_empty() {
-                eprintln!(
-                    "note: this redha checks sync groups but does not run them yet: `redha --config` refuses this file"
-                );
             }
             ExitCode::SUCCESS
         }
@@ -204,7 +200,7 @@ fn run(cli: &Cli) -> ExitCode {
         return ExitCode::from(2);
     };
     // A bad configuration is refused before anything touches the network.
-    let config = match ConfigFile::load(path).and_then(|file| file.runnable(path)) {
+    let config = match ConfigFile::load(path) {
         Ok(file) => file,
         Err(e) => {
             eprintln!("redha: {e}");

@@ -32,7 +32,7 @@ use crate::hooks::{HookRunner, HookState};
 use crate::preflight::{self, Verdict};
 use crate::state::Shared;
 use crate::statelog::StateLog;
-use crate::{control, metrics, status, transitions};
+use crate::{control, metrics, status, sync_group, transitions};
 
 /// How often the control socket's path is looked at.
 const CONTROL_CHECK: Duration = Duration::from_secs(1);
@@ -113,6 +113,7 @@ enum Task {
     Coordinator,
     Control,
     Metrics,
+    SyncGroup,
 }
 
 impl Task {
@@ -123,6 +124,7 @@ impl Task {
             Task::Coordinator => "coordinator (Redis health monitor and replication)",
             Task::Control => "control socket",
             Task::Metrics => "metrics listener",
+            Task::SyncGroup => "sync group",
         }
     }
 
@@ -133,6 +135,7 @@ impl Task {
             "coordinator" => Some(Task::Coordinator),
             "control" => Some(Task::Control),
             "metrics" => Some(Task::Metrics),
+            "sync_group" => Some(Task::SyncGroup),
             _ => None,
         }
     }
@@ -186,7 +189,7 @@ fn debug_abort_hook() -> Result<Option<(Signal, Task)>> {
     };
     let name = name.to_string_lossy();
     let task = Task::parse(&name).with_context(|| {
-        format!("{DEBUG_ABORT_ENV}={name}: name vrrp, transitions, coordinator, control or metrics")
+        format!("{DEBUG_ABORT_ENV}={name}: name vrrp, transitions, coordinator, control, metrics or sync_group")
     })?;
     warn!(
         task = task.name(),
@@ -242,9 +245,13 @@ fn read_views(views: &Views) -> BTreeMap<String, View> {
     views.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// The agent: its instances and the listeners they share.
+/// The agent: its instances, their sync groups and the listeners they share.
 struct Agent {
     instances: BTreeMap<String, Running>,
+    /// Sync groups by name, as the file has them.
+    groups: BTreeMap<String, Vec<String>>,
+    /// A task per sync group ([`sync_group::run`]), by group name.
+    group_tasks: Vec<(String, JoinHandle<()>)>,
     views: Views,
     control_config: ControlConfig,
     metrics_config: Option<MetricsConfig>,
@@ -262,6 +269,8 @@ impl Agent {
             .context("the file names no instance")?;
         let mut agent = Agent {
             instances: BTreeMap::new(),
+            groups: file.sync_groups.clone(),
+            group_tasks: Vec::new(),
             views: Views::default(),
             control_config: first.control.clone(),
             metrics_config: first.metrics.clone(),
@@ -280,6 +289,7 @@ impl Agent {
             }
         }
         if started.is_ok() {
+            agent.start_groups();
             started = agent.open_servers();
         }
         match started {
@@ -299,6 +309,25 @@ impl Agent {
             self.metrics = Some(self.open_metrics(listen)?);
         }
         Ok(())
+    }
+
+    /// (Re)starts a task per sync group over the members as they run now.
+    fn start_groups(&mut self) {
+        self.stop_groups();
+        for (group, names) in &self.groups {
+            let members: Vec<(String, InstanceHandle)> = names
+                .iter()
+                .filter_map(|n| Some((n.clone(), self.instances.get(n)?.handle.clone())))
+                .collect();
+            let task = tokio::spawn(sync_group::run(group.clone(), members));
+            self.group_tasks.push((group.clone(), task));
+        }
+    }
+
+    fn stop_groups(&mut self) {
+        for (_, task) in self.group_tasks.drain(..) {
+            task.abort();
+        }
     }
 
     /// Adds a running instance and its view.
@@ -357,8 +386,23 @@ impl Agent {
                 .map(|running| Box::pin(running.ended()));
             select_all(waits).await.0
         };
+        let groups = async {
+            if self.group_tasks.is_empty() {
+                return std::future::pending().await;
+            }
+            let waits = self.group_tasks.iter_mut().map(|(_, t)| t);
+            let (result, i, _) = select_all(waits).await;
+            let (group, _) = self.group_tasks.remove(i);
+            Ended {
+                task: Task::SyncGroup,
+                instance: Some(group),
+                why: join_outcome(result, "it returned (a member's instance ended)"),
+                path_gone: false,
+            }
+        };
         tokio::select! {
             ended = instances => ended,
+            ended = groups => ended,
             r = wait_server(&mut self.control) => {
                 self.control = None;
                 server_ended(Task::Control, r)
@@ -376,6 +420,12 @@ impl Agent {
         match task {
             Task::Control => self.control.as_ref().map(|s| s.task.abort()),
             Task::Metrics => self.metrics.as_ref().map(|s| s.task.abort()),
+            Task::SyncGroup => {
+                for (_, task) in &self.group_tasks {
+                    task.abort();
+                }
+                None
+            }
             _ => {
                 for running in self.instances.values() {
                     running.abort_task(task);
@@ -422,6 +472,7 @@ impl Agent {
     }
 
     async fn end(mut self, hand_over: bool) {
+        self.stop_groups();
         let instances = std::mem::take(&mut self.instances);
         let shared: Vec<Shared> = instances.values().map(|r| r.shared.clone()).collect();
         join_all(instances.into_values().map(|running| async move {
@@ -442,7 +493,7 @@ impl Agent {
     /// reloaded (see [`Running::reload`]). Then the listeners follow `[control]`
     /// and `[metrics]`.
     async fn reload(&mut self, path: &Path) {
-        let file = match ConfigFile::load(path).and_then(|f| f.runnable(path)) {
+        let file = match ConfigFile::load(path) {
             Ok(file) => file,
             Err(e) => {
                 error!("SIGHUP: REFUSED the new configuration, the running one stays: {e}");
@@ -456,6 +507,7 @@ impl Agent {
             file.instances[0].control.clone(),
             file.instances[0].metrics.clone(),
         );
+        let groups = file.sync_groups.clone();
         let mut configs: BTreeMap<String, Config> = file
             .instances
             .into_iter()
@@ -474,6 +526,8 @@ impl Agent {
             }
             None => self.reload_by_name(configs).await,
         }
+        self.groups = groups;
+        self.start_groups();
         self.control_config = control;
         self.metrics_config = metrics;
         self.update_servers().await;
@@ -1016,7 +1070,7 @@ impl Running {
             Task::Vrrp => self.task.as_ref().map(JoinHandle::abort),
             Task::Transitions => self.relay.as_ref().map(JoinHandle::abort),
             Task::Coordinator => self.coordinator.as_ref().map(JoinHandle::abort),
-            Task::Control | Task::Metrics => None,
+            Task::Control | Task::Metrics | Task::SyncGroup => None,
         };
     }
 

@@ -54,6 +54,11 @@ pub enum Command {
     Reconfigure(Box<InstanceConfig>),
     /// Hold preemption back (`true`) or let a configured `preempt` act again.
     HoldPreempt(bool),
+    /// Another instance of the sync group is in Fault: enter Fault too, with a
+    /// reason for the log.
+    EnterGroupFault(String),
+    /// No other instance of the sync group is in Fault any more.
+    LeaveGroupFault(String),
 }
 
 /// What an instance shows the outside.
@@ -78,6 +83,9 @@ pub struct Status {
     pub master: Option<(IpAddr, u8)>,
     /// Our own address on the interface.
     pub primary_address: Option<IpAddr>,
+    /// In Fault for a cause of its own (its service, its link, its addresses), not
+    /// only because another instance of its sync group is.
+    pub own_fault: bool,
 }
 
 impl Default for Status {
@@ -92,6 +100,7 @@ impl Default for Status {
             effective_priority: 0,
             master: None,
             primary_address: None,
+            own_fault: false,
         }
     }
 }
@@ -444,6 +453,10 @@ impl Driver {
                     }
                     Some(Command::Reconfigure(new)) => self.reconfigure(*new).await,
                     Some(Command::HoldPreempt(hold)) => self.router.hold_preempt(hold),
+                    Some(Command::EnterGroupFault(why)) => self.router.group_fault(now(), why),
+                    Some(Command::LeaveGroupFault(why)) => {
+                        self.router.group_fault_cleared(now(), why)
+                    }
                     Some(Command::Shutdown(done)) => {
                         self.router.shutdown(now());
                         let result = self.execute().await;
@@ -730,16 +743,19 @@ impl Driver {
                         effective_priority: priority,
                         master: self.router.master(),
                         primary_address: Some(self.router.config().primary_address),
+                        own_fault: self.router.own_fault(),
                     };
                     self.status.send_replace(status);
                 }
             }
         }
-        // Keep the believed master current for status readers.
-        let master = self.router.master();
+        // Keep the believed master and the fault's own causes current for status
+        // readers (a cause can come or go without a transition).
+        let (master, own_fault) = (self.router.master(), self.router.own_fault());
         self.status.send_if_modified(|s| {
-            let changed = s.master != master;
+            let changed = s.master != master || s.own_fault != own_fault;
             s.master = master;
+            s.own_fault = own_fault;
             changed
         });
         Ok(())

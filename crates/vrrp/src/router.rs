@@ -113,6 +113,9 @@ pub enum FaultCause {
     /// The interface is down, gone, or has no address to send from
     /// ([`Router::link_down`]).
     Link,
+    /// Another instance of the same sync group is in Fault
+    /// ([`Router::group_fault`]).
+    Group,
 }
 
 impl FaultCause {
@@ -122,6 +125,7 @@ impl FaultCause {
             FaultCause::Service => "service",
             FaultCause::Addresses => "addresses",
             FaultCause::Link => "link",
+            FaultCause::Group => "sync_group",
         }
     }
 }
@@ -464,6 +468,25 @@ impl Router {
     /// [`FaultCause`] still holds.
     pub fn leave_fault(&mut self, now: Instant, why: impl Into<String>) {
         self.clear_fault(now, FaultCause::Service, why.into());
+    }
+
+    /// Another instance of our sync group is in Fault: so are we (priority 0, the
+    /// addresses released, as for [`Router::enter_fault`]), until
+    /// [`Router::group_fault_cleared`] and every other cause has cleared.
+    pub fn group_fault(&mut self, now: Instant, why: impl Into<String>) {
+        let why = why.into();
+        self.add_fault(now, FaultCause::Group, why.clone(), Reason::Fault(why));
+    }
+
+    /// No other instance of our sync group is in Fault any more: clears
+    /// [`FaultCause::Group`], leaving Fault if nothing else holds.
+    pub fn group_fault_cleared(&mut self, now: Instant, why: impl Into<String>) {
+        self.clear_fault(now, FaultCause::Group, why.into());
+    }
+
+    /// Whether we are in Fault for a cause of our own, not only for our sync group.
+    pub fn own_fault(&self) -> bool {
+        self.faults.keys().any(|c| *c != FaultCause::Group)
     }
 
     /// Adding or renewing the virtual addresses failed. A master enters Fault (it
@@ -1356,6 +1379,32 @@ mod tests {
         r.link_up(t1, "eth0 is up");
         assert_eq!(r.state(), State::Backup);
         assert_eq!(transitions(&drain(&mut r)), [(State::Fault, State::Backup)]);
+    }
+
+    #[test]
+    fn a_sync_group_fault_holds_until_cleared_and_is_no_fault_of_our_own() {
+        let t0 = Instant::now();
+        let mut r = master_at(t0, 100);
+        r.group_fault(t0, "sync group cache: cache is in FAULT");
+        assert_eq!(r.state(), State::Fault);
+        assert!(!r.own_fault());
+        let actions = drain(&mut r);
+        assert_eq!(actions[0], Action::RemoveAddresses);
+        assert_eq!(actions[1], Action::SendAdvert { priority: 0 });
+        // Our own cause on top: own; clearing the group's leaves us in Fault.
+        r.enter_fault(t0, "redis down");
+        assert!(r.own_fault());
+        r.group_fault_cleared(t0, "sync group cache: no member in FAULT");
+        assert_eq!(r.state(), State::Fault);
+        // Once ours clears too, Backup.
+        r.leave_fault(t0 + Duration::from_secs(1), "redis up");
+        assert_eq!(r.state(), State::Backup);
+        assert!(!r.own_fault());
+        // Clearing a group fault that is not there changes nothing.
+        drain(&mut r);
+        r.group_fault_cleared(t0 + Duration::from_secs(2), "again");
+        assert_eq!(r.state(), State::Backup);
+        assert!(drain(&mut r).is_empty());
     }
 
     #[test]
