@@ -70,7 +70,8 @@ pub enum Command {
     },
     /// Convert a keepalived.conf of the classic Redis setup to a redha configuration.
     ///
-    /// Reads one vrrp_instance (--instance, else the first) with its authentication,
+    /// Reads every vrrp_instance (as named instances, with the vrrp_sync_groups as
+    /// sync groups; --instance: that one alone) with its authentication,
     /// unicast peers and garp settings; a vrrp_script that checks Redis (chk_redis)
     /// becomes [redis]; notify scripts that run SLAVEOF/REPLICAOF are replaced by
     /// [replication] (the peer is taken from them when they are readable here);
@@ -81,7 +82,7 @@ pub enum Command {
         /// The keepalived.conf to read.
         #[arg(value_name = "KEEPALIVED_CONF")]
         file: PathBuf,
-        /// Which vrrp_instance to migrate (default: the first; one per redha file).
+        /// Migrate this vrrp_instance alone (default: every one, as named instances).
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
         /// Write the TOML here instead of stdout.

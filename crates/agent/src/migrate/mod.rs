@@ -10,9 +10,12 @@
 //! `redha check-config` would refuse.
 //!
 //! Choices worth knowing:
-//! - **One instance per file.** redha runs one VRRP instance per configuration file
-//!   and process, so the first `vrrp_instance` is migrated (or the one named with
-//!   [`migrate_with`]) and every other one is named in a note.
+//! - **Every instance, or the one asked for.** A file of several `vrrp_instance`s
+//!   becomes named instances of one agent (`[instances.NAME.vrrp]`, ...) with its
+//!   `vrrp_sync_group`s as `[sync_groups]`; an instance whose check script reaches
+//!   the Redis of an earlier one (an IPv6 VIP beside an IPv4 one) has no `[redis]` of
+//!   its own. With [`migrate_with`]'s `instance`, that one alone, in the
+//!   single-instance form.
 //! - **Replication scripts are dropped, not kept.** A notify script that runs
 //!   `SLAVEOF`/`REPLICAOF` (or, when it cannot be read, whose command names Redis) is
 //!   written as a commented-out line with a note: `[replication]` does its work
@@ -50,7 +53,7 @@ pub use notes::{Note, render_notes};
 pub use script::read_script_file;
 
 use lexer::tokenize;
-use render::render;
+use render::{render, render_many};
 use tree::parse;
 
 /// The result of a migration: the TOML text and what did not carry over.
@@ -112,14 +115,44 @@ pub fn migrate_with(
     let tree = parse(tokens)?;
     let mut mapper = Mapper { notes, read_file };
     let survey = mapper.survey(&tree);
-    let chosen = mapper.choose(&survey, instance)?;
-    let out = mapper.instance(chosen, &survey)?;
-    let mut notes = mapper.notes;
-    notes.sort_by_key(|n| n.line);
-    let toml = render(&out, source_name, &notes);
-    crate::config::Config::parse(Path::new("migrated.toml"), &toml)
+    let toml = if instance.is_none() && survey.instances.len() > 1 {
+        let mut outs = Vec::new();
+        for st in &survey.instances {
+            let out = mapper.instance(st, &survey)?;
+            outs.push(mapper.named(out, &outs)?);
+        }
+        let groups = mapper.sync_groups(&survey, &outs);
+        let mut notes = std::mem::take(&mut mapper.notes);
+        notes.sort_by_key(|n| n.line);
+        let toml = render_many(&outs, &groups, source_name, &notes);
+        mapper.notes = notes;
+        toml
+    } else {
+        let why = if survey.instances.len() > 1 {
+            "only one instance is migrated (migrate without --instance to keep them together)"
+        } else {
+            "the file has one vrrp_instance, nothing to keep in step"
+        };
+        for group in &survey.groups {
+            mapper.note(
+                group.line,
+                format!(
+                    "vrrp_sync_group {}: not migrated: {why}",
+                    group.arg(0).unwrap_or("")
+                ),
+            );
+        }
+        let chosen = mapper.choose(&survey, instance)?;
+        let out = mapper.instance(chosen, &survey)?;
+        mapper.notes.sort_by_key(|n| n.line);
+        render(&out, source_name, &mapper.notes)
+    };
+    crate::config_file::ConfigFile::parse(Path::new("migrated.toml"), &toml)
         .map_err(|e| MigrateError::Rejected(e.to_string()))?;
-    Ok(Migration { toml, notes })
+    Ok(Migration {
+        toml,
+        notes: mapper.notes,
+    })
 }
 
 /// The mapping from the tree to [`Out`](model::Out), collecting notes on the way; its

@@ -26,6 +26,8 @@ pub(super) struct Survey<'t> {
     pub(super) garp: Garp,
     pub(super) scripts: Vec<&'t Stmt>,
     pub(super) instances: Vec<&'t Stmt>,
+    /// The `vrrp_sync_group` blocks.
+    pub(super) groups: Vec<&'t Stmt>,
 }
 
 /// The local Redis as keepalived's check script reached it.
@@ -60,6 +62,9 @@ pub(super) struct Hook {
 #[derive(Clone, Debug, Default)]
 pub(super) struct Out {
     pub(super) name: String,
+    /// Named instances: the earlier instance whose Redis this one's check script
+    /// reached too (its `[redis]` was dropped: that instance watches the Redis).
+    pub(super) redis_of: Option<String>,
     pub(super) line: usize,
     pub(super) router_id: Option<String>,
     pub(super) interface: String,

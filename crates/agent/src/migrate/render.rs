@@ -71,10 +71,72 @@ pub(super) fn render(o: &Out, source: &str, notes: &[Note]) -> String {
             .map_or(String::new(), |r| format!(", router_id {}", clean(r)))
     ));
     s.push_str("# Read the notes at the end, then check it: redha check-config FILE\n\n");
+    tables(o, "", &mut s);
+    render_notes_into(&mut s, source, notes);
+    s
+}
 
+/// Several instances as named instances (`[instances.NAME.vrrp]`, ...), and the
+/// sync groups among them.
+pub(super) fn render_many(
+    outs: &[Out],
+    groups: &[(String, Vec<String>)],
+    source: &str,
+    notes: &[Note],
+) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "# redha configuration generated from {} by `redha migrate-keepalived`.\n",
+        clean(source)
+    ));
+    let names: Vec<String> = outs
+        .iter()
+        .map(|o| format!("{} (line {})", clean(&o.name), o.line))
+        .collect();
+    s.push_str(&format!(
+        "# keepalived's vrrp_instances {}{}, as named instances of one agent.\n",
+        names.join(", "),
+        outs.first()
+            .and_then(|o| o.router_id.as_ref())
+            .map_or(String::new(), |r| format!(", router_id {}", clean(r)))
+    ));
+    s.push_str("# Read the notes at the end, then check it: redha check-config FILE\n");
+    for o in outs {
+        s.push('\n');
+        tables(o, &format!("instances.{}.", o.name), &mut s);
+    }
+    if !groups.is_empty() {
+        s.push_str(
+            "\n[sync_groups]  # keepalived's vrrp_sync_groups: members go to FAULT together\n",
+        );
+        for (group, members) in groups {
+            let members: Vec<String> = members.iter().map(|m| string(m)).collect();
+            s.push_str(&format!("{group} = [{}]\n", members.join(", ")));
+        }
+    }
+    render_notes_into(&mut s, source, notes);
+    s
+}
+
+fn render_notes_into(s: &mut String, source: &str, notes: &[Note]) {
+    if !notes.is_empty() {
+        s.push_str(&format!(
+            "\n# Notes: what {} had that redha does differently or not at all.\n",
+            clean(source)
+        ));
+        for n in notes {
+            s.push_str(&format!("# - {}\n", clean(&n.to_string())));
+        }
+    }
+}
+
+/// One instance's tables, named `[{prefix}vrrp]` and so on (`prefix` is empty in
+/// the single-instance form, `instances.NAME.` in the named one, where the table
+/// names the instance and `name` is left out).
+fn tables(o: &Out, prefix: &str, s: &mut String) {
     let mut v = Section::default();
-    v.raw("[vrrp]".into(), None);
-    if !o.name.is_empty() {
+    v.raw(format!("[{prefix}vrrp]"), None);
+    if !o.name.is_empty() && prefix.is_empty() {
         v.kv(
             "name",
             string(&o.name),
@@ -194,7 +256,7 @@ pub(super) fn render(o: &Out, source: &str, notes: &[Note]) -> String {
             ),
         }
     }
-    v.render(&mut s);
+    v.render(s);
 
     if let Some(r) = &o.redis {
         s.push('\n');
@@ -207,7 +269,7 @@ pub(super) fn render(o: &Out, source: &str, notes: &[Note]) -> String {
                 r.script, r.line
             )
         };
-        sec.raw("[redis]".into(), Some(header));
+        sec.raw(format!("[{prefix}redis]"), Some(header));
         let address = if r.host.contains(':') {
             format!("[{}]:{}", r.host, r.port)
         } else {
@@ -262,14 +324,14 @@ pub(super) fn render(o: &Out, source: &str, notes: &[Note]) -> String {
             ),
             None => {}
         }
-        sec.render(&mut s);
+        sec.render(s);
 
         s.push('\n');
         let mut rep = Section::default();
         let active = o.want_replication && o.peer.is_some();
-        let prefix = if active { "" } else { "# " };
+        let off = if active { "" } else { "# " };
         rep.raw(
-            format!("{prefix}[replication]"),
+            format!("{off}[{prefix}replication]"),
             Some(if o.want_replication {
                 "replaces the notify scripts' SLAVEOF/REPLICAOF commands".into()
             } else {
@@ -277,9 +339,7 @@ pub(super) fn render(o: &Out, source: &str, notes: &[Note]) -> String {
             }),
         );
         match &o.peer {
-            Some((peer, from)) => {
-                rep.kv(&format!("{prefix}peer"), string(peer), Some(from.clone()))
-            }
+            Some((peer, from)) => rep.kv(&format!("{off}peer"), string(peer), Some(from.clone())),
             None => match &o.peer_hint {
                 Some(hint) => rep.raw(
                     format!("# peer = {}", string(hint)),
@@ -291,37 +351,32 @@ pub(super) fn render(o: &Out, source: &str, notes: &[Note]) -> String {
                 ),
             },
         }
-        rep.render(&mut s);
+        rep.render(s);
 
         if o.want_replication {
             s.push('\n');
             let mut sl = Section::default();
             sl.raw(
-                "# [state_log]".into(),
+                format!("# [{prefix}state_log]"),
                 Some(match &o.state_log {
                     Some(p) => format!("like the notify scripts' log {p}"),
                     None => "one line per transition and Redis command".into(),
                 }),
             );
             sl.raw("# path = \"/var/log/redha/state.log\"".into(), None);
-            sl.render(&mut s);
+            sl.render(s);
         }
     }
 
-    if o.redis.is_none() {
+    if let Some(other) = &o.redis_of {
+        s.push_str(&format!(
+            "# Its Redis is instance {}'s, which watches it: keep the two in a sync group.\n",
+            clean(other)
+        ));
+    }
+    if o.redis.is_none() && o.redis_of.is_none() {
         s.push_str(
             "\n# No [redis] section: keepalived checked no Redis here, so redha runs as a plain\n# VRRP router (see config/reference.toml for [redis] and [replication]).\n",
         );
     }
-
-    if !notes.is_empty() {
-        s.push_str(&format!(
-            "\n# Notes: what {} had that redha does differently or not at all.\n",
-            clean(source)
-        ));
-        for n in notes {
-            s.push_str(&format!("# - {}\n", clean(&n.to_string())));
-        }
-    }
-    s
 }

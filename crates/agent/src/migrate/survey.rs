@@ -2,7 +2,7 @@
 //! `vrrp_instance`s, which instance is migrated, and notes on every block redha has
 //! no equivalent for.
 
-use super::model::{Garp, Survey};
+use super::model::{Garp, Out, Survey};
 use super::tree::Stmt;
 use super::{Mapper, MigrateError};
 
@@ -16,6 +16,7 @@ impl Mapper<'_> {
             garp: Garp::default(),
             scripts: Vec::new(),
             instances: Vec::new(),
+            groups: Vec::new(),
         };
         for st in tree {
             match st.key() {
@@ -23,13 +24,7 @@ impl Mapper<'_> {
                 "vrrp_script" => s.scripts.push(st),
                 "vrrp_instance" => s.instances.push(st),
                 "include" => self.include(st),
-                "vrrp_sync_group" => self.note(
-                    st.line,
-                    format!(
-                        "vrrp_sync_group {}: no equivalent: redha runs one instance per process, so there is nothing to keep in step",
-                        st.arg(0).unwrap_or("")
-                    ),
-                ),
+                "vrrp_sync_group" => s.groups.push(st),
                 "virtual_server" | "virtual_server_group" => self.note(
                     st.line,
                     format!(
@@ -201,4 +196,135 @@ impl Mapper<'_> {
         }
         Ok(chosen)
     }
+}
+
+impl Mapper<'_> {
+    /// An instance among named ones: its name made a table name (letters, digits,
+    /// `_`, `-`), unique; its `[redis]` dropped when an earlier instance watches the
+    /// same Redis.
+    pub(super) fn named(&mut self, mut out: Out, earlier: &[Out]) -> Result<Out, MigrateError> {
+        let mut name = table_name(&out.name);
+        if name.is_empty() {
+            name = format!("line{}", out.line);
+        }
+        if name != out.name {
+            self.note(
+                out.line,
+                format!(
+                    "vrrp_instance {:?} is instance {name} (a name is letters, digits, '_' or '-')",
+                    out.name
+                ),
+            );
+        }
+        if earlier.iter().any(|o| o.name == name) {
+            return Err(MigrateError::Unusable {
+                line: out.line,
+                message: format!("two vrrp_instances are named {name}"),
+            });
+        }
+        out.name = name;
+        let router = |o: &Out| {
+            let v6 = o.vips.first().is_some_and(|v| v.contains(':'));
+            (o.interface.clone(), v6, o.vrid)
+        };
+        if let Some(other) = earlier.iter().find(|o| router(o) == router(&out)) {
+            return Err(MigrateError::Unusable {
+                line: out.line,
+                message: format!(
+                    "vrrp_instance {} is virtual router {} on {} like vrrp_instance {} (line {}): one virtual router is one instance",
+                    out.name, out.vrid, out.interface, other.name, other.line
+                ),
+            });
+        }
+        let address = |o: &Out| o.redis.as_ref().map(|r| (r.host.clone(), r.port));
+        if let Some(other) = earlier
+            .iter()
+            .find(|o| o.redis_of.is_none() && address(o).is_some() && address(o) == address(&out))
+        {
+            // What the instance's own mapping said of its replication no longer
+            // applies: the other instance moves it.
+            self.notes
+                .retain(|n| !(n.line == out.line && n.text.contains("[replication]")));
+            self.note(
+                out.line,
+                format!(
+                    "vrrp_instance {}: its check reaches the Redis of instance {}, which watches it; no [redis] or [replication] here (keep the two in a vrrp_sync_group)",
+                    out.name, other.name
+                ),
+            );
+            out.redis = None;
+            out.peer = None;
+            out.want_replication = false;
+            out.redis_of = Some(other.name.clone());
+        }
+        Ok(out)
+    }
+
+    /// The `vrrp_sync_group`s over the migrated instances: `group { A B }` with two
+    /// members or more, each instance in one group; what else a group holds (its
+    /// notify scripts, tracking) is noted, not kept.
+    pub(super) fn sync_groups(
+        &mut self,
+        survey: &Survey<'_>,
+        outs: &[Out],
+    ) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for st in &survey.groups {
+            let raw = st.arg(0).unwrap_or("");
+            let name = table_name(raw);
+            let mut members = Vec::new();
+            for item in st.items() {
+                if item.key() != "group" {
+                    self.note(
+                        item.line,
+                        format!(
+                            "vrrp_sync_group {raw}: {}: no equivalent: a sync group moves its members through FAULT together, nothing more",
+                            item.shown()
+                        ),
+                    );
+                    continue;
+                }
+                for member in item.items() {
+                    let wanted = member.key();
+                    let found = outs.iter().find(|o| o.name == table_name(wanted));
+                    match found {
+                        Some(o) if groups.iter().any(|(_, m)| m.contains(&o.name)) => self.note(
+                            member.line,
+                            format!("vrrp_sync_group {raw}: {wanted} is in another group already: left out"),
+                        ),
+                        Some(o) if !members.contains(&o.name) => members.push(o.name.clone()),
+                        Some(_) => {}
+                        None => self.note(
+                            member.line,
+                            format!("vrrp_sync_group {raw}: no vrrp_instance {wanted}: left out"),
+                        ),
+                    }
+                }
+            }
+            if name.is_empty() || members.len() < 2 || groups.iter().any(|(g, _)| *g == name) {
+                self.note(
+                    st.line,
+                    format!("vrrp_sync_group {raw}: not migrated: a sync group needs a name of its own and two instances or more"),
+                );
+                continue;
+            }
+            groups.push((name, members));
+        }
+        groups
+    }
+}
+
+/// A keepalived name as a redha instance or group name: letters, digits, `_` and `-`
+/// (anything else becomes `_`), 64 characters at most.
+fn table_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
 }

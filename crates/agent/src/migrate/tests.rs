@@ -29,8 +29,10 @@ fn run_fixture(
         fs::read(root.join(p.strip_prefix("/").unwrap_or(p))).ok()
     };
     let m = migrate_with(&text, name, instance, &read).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let config = Config::parse(Path::new("x.toml"), &m.toml)
-        .unwrap_or_else(|e| panic!("{name}: {e}\n{}", m.toml));
+    let config = crate::config_file::ConfigFile::parse(Path::new("x.toml"), &m.toml)
+        .unwrap_or_else(|e| panic!("{name}: {e}\n{}", m.toml))
+        .instances
+        .remove(0);
     let golden = fixtures().join(format!("{golden}.toml"));
     if std::env::var_os("REDHA_BLESS").is_some() {
         fs::write(&golden, &m.toml).unwrap();
@@ -360,7 +362,7 @@ fn braces_on_their_own_lines_and_bang_comments() {
 }
 
 #[test]
-fn two_instances_first_one_by_default_other_on_request() {
+fn two_instances_both_by_default_one_on_request() {
     let (m, c) = run_fixture("two-instances.conf", None, None, "two-instances");
     let i = c.instance();
     assert_eq!((i.name.as_str(), i.vrid, i.priority), ("VI_6379", 10, 150));
@@ -369,14 +371,15 @@ fn two_instances_first_one_by_default_other_on_request() {
         "127.0.0.1:6379"
     );
     assert_eq!(c.replication.unwrap().peer.to_string(), "10.9.0.12:6379");
-    has_note(
-        &m,
-        34,
-        &[
-            "vrrp_instance VI_6380 not migrated",
-            "one VRRP instance per configuration file",
-        ],
+    let file = crate::config_file::ConfigFile::parse(Path::new("x.toml"), &m.toml).unwrap();
+    let second = &file.instances[1];
+    let i = second.instance();
+    assert_eq!((i.name.as_str(), i.vrid, i.priority), ("VI_6380", 11, 100));
+    assert_eq!(
+        second.replication.as_ref().unwrap().peer.to_string(),
+        "10.9.0.12:6380"
     );
+    assert!(m.toml.contains("[instances.VI_6380.redis]"), "{}", m.toml);
     has_note(&m, 5, &["vrrp_skip_check_adv_addr"]);
     // chk_redis_6380 belongs to the other instance: no "untracked" note.
     no_note(&m, "no instance tracks");
@@ -399,6 +402,37 @@ fn two_instances_first_one_by_default_other_on_request() {
     let text = fs::read_to_string(fixtures().join("two-instances.conf")).unwrap();
     let err = migrate_with(&text, "x", Some("VI_9"), &|_| None).unwrap_err();
     assert!(err.to_string().contains("VI_6379, VI_6380"), "{err}");
+    // Both on one virtual router: no file (found by the fuzzer).
+    let same = text.replace("virtual_router_id 11", "virtual_router_id 10");
+    let err = migrate_with(&same, "x", None, &|_| None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("line 34: vrrp_instance VI_6380 is virtual router 10 on eth0 like vrrp_instance VI_6379 (line 18)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_sync_group_of_an_ipv4_and_an_ipv6_vip_for_one_redis() {
+    let (m, c) = run_fixture("sync-group.conf", None, None, "sync-group");
+    let file = crate::config_file::ConfigFile::parse(Path::new("x.toml"), &m.toml).unwrap();
+    assert_eq!(
+        file.sync_groups.get("VG_cache").map(Vec::as_slice),
+        Some(&["VI_4".to_string(), "VI_6".to_string()][..])
+    );
+    // The IPv4 instance watches the Redis and moves replication; the IPv6 one
+    // shares its Redis: no [redis] of its own, the group carries the state.
+    assert_eq!(c.instance().name, "VI_4");
+    assert!(c.redis.is_some() && c.replication.is_some());
+    let v6 = &file.instances[1];
+    assert!(v6.redis.is_none() && v6.replication.is_none());
+    assert_eq!(v6.instance().version, vrrp::Version::V3);
+    has_note(&m, 34, &["VI_6", "Redis of instance VI_4", "sync_group"]);
+    has_note(&m, 17, &["VG_cache", "notify_master", "no equivalent"]);
+    // Asked for one instance, the group is noted as not migrated.
+    let text = fs::read_to_string(fixtures().join("sync-group.conf")).unwrap();
+    let one = migrate_with(&text, "x", Some("VI_6"), &|_| None).unwrap();
+    has_note(&one, 12, &["VG_cache", "not migrated", "--instance"]);
 }
 
 #[test]
@@ -469,7 +503,11 @@ fn lvs_blocks_have_no_equivalent() {
         28,
         &["virtual_server 10.30.0.100 6379", "no equivalent", "LVS"],
     );
-    has_note(&m, 7, &["vrrp_sync_group VG_1", "no equivalent"]);
+    has_note(
+        &m,
+        7,
+        &["vrrp_sync_group VG_1", "not migrated", "one vrrp_instance"],
+    );
     has_note(&m, 4, &["lvs_sync_daemon"]);
     has_note(&m, 20, &["auth_type AH", "no equivalent"]);
     has_note(&m, 14, &["state MASTER"]);
