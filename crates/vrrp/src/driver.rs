@@ -200,7 +200,7 @@ pub async fn spawn(
 ) -> Result<Spawned, DriverError> {
     let netlink = Netlink::connect()?;
     // Subscribe before the first look-up, so that no change slips in between.
-    let monitor = match Netlink::monitor(config.sibling_addresses.clone()) {
+    let monitor = match Netlink::monitor(ignored(&config)) {
         Ok(monitor) => Some(monitor),
         Err(e) => {
             warn!(instance = %config.name, error = %e, "cannot subscribe to link notifications; polling the interface every {LINK_POLL:?} only");
@@ -857,7 +857,7 @@ impl Driver {
             ignore_siblings(&self.socket, &new);
         }
         if let Some(monitor) = &self.monitor {
-            monitor.ignore(new.sibling_addresses.clone());
+            monitor.ignore(ignored(&new));
         }
         self.config = new;
         if self.router.state() == State::Master {
@@ -928,5 +928,14 @@ fn mac_text(mac: [u8; 6]) -> String {
 fn ignore_siblings(socket: &VrrpSocket, config: &InstanceConfig) {
     if let Err(e) = socket.ignore_vrids(&config.sibling_vrids) {
         warn!(instance = %config.name, error = %e, siblings = ?config.sibling_vrids, "attaching the sibling filter to the VRRP socket failed: every instance's adverts wake this one up");
+    }
+}
+
+/// What the instance's link monitor need not wake it for: the other instances'
+/// VIPs, and the renewals of its own (see [`crate::netlink::Ignored`]).
+fn ignored(config: &InstanceConfig) -> crate::netlink::Ignored {
+    crate::netlink::Ignored {
+        addresses: config.sibling_addresses.iter().copied().collect(),
+        additions: config.addresses().into_iter().collect(),
     }
 }

@@ -5,8 +5,10 @@
 //! the lease) and refreshed while master, so that an agent killed without cleaning up
 //! leaves no address behind once the lease runs out.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -209,36 +211,29 @@ impl Netlink {
     }
 
     /// Subscribes to the kernel's link and address notifications (as `ip monitor
-    /// link address` does), on a netlink socket of its own. Notifications about
-    /// the addresses in `ignore` (other instances' VIPs, renewed with each of their
-    /// adverts) wake nobody.
-    pub fn monitor(ignore: Vec<IpAddr>) -> Result<LinkMonitor, NetlinkError> {
-        let (connection, handle, messages) = rtnetlink::new_multicast_connection(&[
-            MulticastGroup::Link,
-            MulticastGroup::Ipv4Ifaddr,
-            MulticastGroup::Ipv6Ifaddr,
-        ])
-        .map_err(NetlinkError::Connect)?;
-        tokio::spawn(connection);
-        let notify = Arc::new(Notify::new());
-        let wake = notify.clone();
-        let ignore = Arc::new(Mutex::new(ignore));
-        let ignored = ignore.clone();
-        let mut messages = messages;
-        let task = tokio::spawn(async move {
-            // Holding the handle keeps the connection's request side open.
-            let _handle = handle;
-            while let Some((message, _)) = messages.next().await {
-                let ignored = ignored.lock().unwrap_or_else(|e| e.into_inner());
-                if !about_ignored_address(&message, &ignored) {
-                    wake.notify_one();
+    /// link address` does). The instances of a thread share one netlink socket,
+    /// whose notifications are read and parsed once and handed to each; those that
+    /// an instance's `ignore` covers do not wake it.
+    pub fn monitor(ignore: Ignored) -> Result<LinkMonitor, NetlinkError> {
+        let hub = HUB.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            match slot.upgrade().filter(|hub| !hub.task.is_finished()) {
+                Some(hub) => Ok(hub),
+                None => {
+                    let hub = Arc::new(Hub::start()?);
+                    *slot = Arc::downgrade(&hub);
+                    Ok(hub)
                 }
             }
+        })?;
+        let subscriber = Arc::new(Subscriber {
+            notify: Notify::new(),
+            ignore: Mutex::new(ignore),
         });
+        lock(&hub.subscribers).push(Arc::downgrade(&subscriber));
         Ok(LinkMonitor {
-            notify,
-            ignore,
-            task,
+            _hub: hub,
+            subscriber,
         })
     }
 
@@ -316,19 +311,109 @@ impl Netlink {
     }
 }
 
-/// Whether a notification is about an address (added, refreshed or removed) in
-/// `ignore`.
-fn about_ignored_address(message: &NetlinkMessage<RouteNetlinkMessage>, ignore: &[IpAddr]) -> bool {
-    let NetlinkPayload::InnerMessage(
-        RouteNetlinkMessage::NewAddress(address) | RouteNetlinkMessage::DelAddress(address),
-    ) = &message.payload
-    else {
-        return false;
+/// Address notifications an instance has no reason to look at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ignored {
+    /// Added, refreshed or removed: the VIPs of the agent's other instances, which
+    /// each renews with every advert.
+    pub addresses: HashSet<IpAddr>,
+    /// Added or refreshed (a removal still wakes it: deleted by hand, or its
+    /// lifetime ran out): the instance's own VIPs, renewed with its every advert.
+    pub additions: HashSet<IpAddr>,
+}
+
+impl Ignored {
+    /// Whether an address notification (an addition or a removal) of `addresses`
+    /// is covered.
+    fn covers(&self, added: bool, addresses: &[IpAddr]) -> bool {
+        addresses
+            .iter()
+            .any(|ip| self.addresses.contains(ip) || (added && self.additions.contains(ip)))
+    }
+}
+
+/// An address notification's kind (added or refreshed: `true`) and addresses;
+/// `None` for a link notification.
+fn address_notification(
+    message: &NetlinkMessage<RouteNetlinkMessage>,
+) -> Option<(bool, Vec<IpAddr>)> {
+    let (address, added) = match &message.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => (a, true),
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(a)) => (a, false),
+        _ => return None,
     };
-    address.attributes.iter().any(|a| match a {
-        AddressAttribute::Address(ip) | AddressAttribute::Local(ip) => ignore.contains(ip),
-        _ => false,
-    })
+    let addresses = address
+        .attributes
+        .iter()
+        .filter_map(|a| match a {
+            AddressAttribute::Address(ip) | AddressAttribute::Local(ip) => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    Some((added, addresses))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+thread_local! {
+    /// The notifications hub of this thread's instances, while any is alive.
+    static HUB: RefCell<Weak<Hub>> = const { RefCell::new(Weak::new()) };
+}
+
+/// One netlink socket subscribed to link and address notifications, read by a task
+/// that hands each notification to every [`Subscriber`] it concerns.
+#[derive(Debug)]
+struct Hub {
+    subscribers: Arc<Mutex<Vec<Weak<Subscriber>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Hub {
+    fn start() -> Result<Hub, NetlinkError> {
+        let (connection, handle, mut messages) = rtnetlink::new_multicast_connection(&[
+            MulticastGroup::Link,
+            MulticastGroup::Ipv4Ifaddr,
+            MulticastGroup::Ipv6Ifaddr,
+        ])
+        .map_err(NetlinkError::Connect)?;
+        tokio::spawn(connection);
+        let subscribers: Arc<Mutex<Vec<Weak<Subscriber>>>> = Arc::default();
+        let list = subscribers.clone();
+        let task = tokio::spawn(async move {
+            // Holding the handle keeps the connection's request side open.
+            let _handle = handle;
+            while let Some((message, _)) = messages.next().await {
+                let notification = address_notification(&message);
+                let mut list = lock(&list);
+                list.retain(|s| s.strong_count() > 0);
+                for subscriber in list.iter().filter_map(Weak::upgrade) {
+                    let covered = notification.as_ref().is_some_and(|(added, addresses)| {
+                        lock(&subscriber.ignore).covers(*added, addresses)
+                    });
+                    if !covered {
+                        subscriber.notify.notify_one();
+                    }
+                }
+            }
+        });
+        Ok(Hub { subscribers, task })
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One instance's share of the [`Hub`].
+#[derive(Debug)]
+struct Subscriber {
+    notify: Notify,
+    /// Notifications that do not wake it.
+    ignore: Mutex<Ignored>,
 }
 
 /// Link and address notifications of the kernel (any interface), coalesced: the
@@ -336,27 +421,20 @@ fn about_ignored_address(message: &NetlinkMessage<RouteNetlinkMessage>, ignore: 
 /// messages.
 #[derive(Debug)]
 pub struct LinkMonitor {
-    notify: Arc<Notify>,
-    /// Addresses whose notifications wake nobody.
-    ignore: Arc<Mutex<Vec<IpAddr>>>,
-    task: tokio::task::JoinHandle<()>,
+    /// Held, not read: the hub lives while any instance's monitor does.
+    _hub: Arc<Hub>,
+    subscriber: Arc<Subscriber>,
 }
 
 impl LinkMonitor {
     /// Waits until a notification has arrived since the last call. When the
     /// monitor's connection has ended this waits forever (the caller polls too).
     pub async fn changed(&self) {
-        self.notify.notified().await;
+        self.subscriber.notify.notified().await;
     }
 
-    /// Replaces the addresses whose notifications wake nobody.
-    pub fn ignore(&self, addresses: Vec<IpAddr>) {
-        *self.ignore.lock().unwrap_or_else(|e| e.into_inner()) = addresses;
-    }
-}
-
-impl Drop for LinkMonitor {
-    fn drop(&mut self) {
-        self.task.abort();
+    /// Replaces the notifications that do not wake it.
+    pub fn ignore(&self, ignore: Ignored) {
+        *lock(&self.subscriber.ignore) = ignore;
     }
 }
