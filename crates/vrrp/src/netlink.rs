@@ -134,11 +134,26 @@ pub struct Netlink {
 }
 
 impl Netlink {
-    /// Opens a netlink socket and spawns its connection task on the current runtime.
+    /// A handle on this thread's netlink socket, opened (its connection task
+    /// spawned on the current runtime) by the first instance that asks, or again
+    /// when its connection has ended. The instances of an agent share it: requests
+    /// are multiplexed, and one socket's buffers serve them all.
     pub fn connect() -> Result<Self, NetlinkError> {
-        let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
-        tokio::spawn(connection);
-        Ok(Netlink { handle })
+        SHARED.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if let Some((handle, task)) = slot.as_ref()
+                && !task.is_finished()
+            {
+                return Ok(Netlink {
+                    handle: handle.clone(),
+                });
+            }
+            let (connection, handle, _) =
+                rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
+            let task = tokio::spawn(connection);
+            *slot = Some((handle.clone(), task));
+            Ok(Netlink { handle })
+        })
     }
 
     /// Looks an interface up by name.
@@ -358,6 +373,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 thread_local! {
+    /// This thread's netlink request socket: its handle and connection task.
+    static SHARED: RefCell<Option<(Handle, tokio::task::JoinHandle<()>)>> = const { RefCell::new(None) };
     /// The notifications hub of this thread's instances, while any is alive.
     static HUB: RefCell<Weak<Hub>> = const { RefCell::new(Weak::new()) };
 }
