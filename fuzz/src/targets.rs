@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
 
 use health::snapshot::{Role, parse_info, relation};
-use redha::config::{Config, ConfigError};
+use redha::config::ConfigError;
+use redha::config_file::ConfigFile;
 use redha::migrate::{MigrateError, migrate_with, render_notes};
 use vrrp::packet::{Advert, Auth, ChecksumScope, Expect, ipv4_datagram};
 
@@ -27,7 +28,7 @@ pub enum Target {
     VrrpDecode,
     /// `health::parse_info` (and `relation` on what it parsed).
     InfoParse,
-    /// The agent's `Config::parse` (the TOML loader).
+    /// The agent's `ConfigFile::parse` (the TOML loader, named instances too).
     ConfigParse,
     /// The keepalived.conf migrator, `migrate_with`.
     Migrate,
@@ -231,17 +232,32 @@ pub fn info_parse(data: &[u8]) -> Outcome {
     }
 }
 
-/// `config_parse`: loading never panics; an error names a line of the text (or the
-/// one past it) and a key, with a message; a loaded configuration yields its
-/// instance and hooks.
+/// `config_parse`: loading a file (the single-instance form or named instances with
+/// sync groups) never panics; an error names a line of the text (or the one past
+/// it) and a key, with a message; a loaded file yields each instance and its hooks,
+/// and its sync groups name its instances.
 pub fn config_parse(data: &[u8]) -> Outcome {
     let text = String::from_utf8_lossy(data);
-    match Config::parse(Path::new("fuzz.toml"), &text) {
-        Ok(config) => {
-            let instance = config.instance();
-            let _ = instance.wire_advert_int();
-            let _ = instance.address_lease(instance.advert_int * 3);
-            let _ = config.vrrp.hooks();
+    match ConfigFile::parse(Path::new("fuzz.toml"), &text) {
+        Ok(file) => {
+            assert!(!file.instances.is_empty(), "a file without an instance");
+            for config in &file.instances {
+                let instance = config.instance();
+                let _ = instance.wire_advert_int();
+                let _ = instance.address_lease(instance.advert_int * 3);
+                let _ = config.vrrp.hooks();
+                assert!(!instance.sibling_vrids.contains(&instance.vrid));
+            }
+            for members in file.sync_groups.values() {
+                for member in members {
+                    assert!(
+                        file.instances
+                            .iter()
+                            .any(|c| ConfigFile::name_of(c) == *member),
+                        "sync group member {member} is no instance"
+                    );
+                }
+            }
             Outcome::Accepted
         }
         Err(ConfigError::Invalid {
