@@ -25,6 +25,11 @@ fn faulty_others<'a>(names: &'a [String], own: &[bool], member: usize) -> Vec<&'
 /// Runs group `group` over its members (name and handle) until a member's
 /// instance ends.
 pub async fn run(group: String, members: Vec<(String, InstanceHandle)>) {
+    if members.is_empty() {
+        // None of its members runs (each failed to start on a reload): nothing to
+        // keep in step, and nothing ends.
+        return std::future::pending().await;
+    }
     let names: Vec<String> = members.iter().map(|(n, _)| n.clone()).collect();
     let mut statuses: Vec<watch::Receiver<Status>> =
         members.iter().map(|(_, h)| h.status()).collect();
@@ -65,6 +70,13 @@ pub async fn run(group: String, members: Vec<(String, InstanceHandle)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_group_without_members_waits_instead_of_ending() {
+        let run = run("g".into(), Vec::new());
+        let ended = tokio::time::timeout(std::time::Duration::from_millis(50), run).await;
+        assert!(ended.is_err(), "the task ended");
+    }
 
     #[test]
     fn a_member_follows_the_others_faults_not_its_own() {
