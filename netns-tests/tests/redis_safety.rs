@@ -1257,8 +1257,12 @@ fn two_vrrp_masters(test: &'static str, tag: &str, loser_rejoins: bool) {
     pair.check(yielded.is_some() || yielded_state.is_some(), || {
         "host 2 never logged `TWO VRRP MASTERS ... wins the tie-break`".into()
     });
-    // Host 2 out of the election, only host 1 holds the VIP, well before the end.
-    let fault_bound = n2.master_down_interval() + CHECK_INTERVAL + MARGIN;
+    // Host 2 out of the election, only host 1 holds the VIP, well before the end:
+    // Master_Down_Interval, then both masteries must last the agent's yield_after
+    // (2 x advert_int + 0.5 s) before the loser yields, at its next look (one
+    // check_interval at most).
+    let yield_after = n2.advert_int * 2 + Duration::from_millis(500);
+    let fault_bound = n2.master_down_interval() + yield_after + CHECK_INTERVAL + MARGIN;
     let out_at = states2
         .iter()
         .rev()
