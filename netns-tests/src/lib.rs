@@ -33,6 +33,7 @@ pub mod metrics_page;
 mod netns;
 pub mod pair;
 mod process;
+pub mod procstat;
 pub mod redha;
 pub mod redis;
 pub mod saved;

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use netns_tests::holder_watch::HolderWatch;
 use netns_tests::pair::{replication, require};
+use netns_tests::procstat::cpu_seconds;
 use netns_tests::redha::{MARGIN, Node, control_socket, start_file};
 use netns_tests::redis::{RedisNode, RedisOpts};
 use netns_tests::{Lab, Proc, redha_bin, require_netns, wait_until};
@@ -398,21 +399,6 @@ fn a_reload_that_adds_an_instance_leaves_the_others_untouched() {
     }
 }
 
-/// User and system CPU time an agent has used so far.
-fn cpu_seconds(agent: &Proc) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", agent.pid())).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime is the 14th
-    // field of the line, stime the 15th, in clock ticks.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    fields.iter().sum::<f64>() / 100.0
-}
-
 /// The VIPs of `n` instances: 192.0.2.100 and up.
 fn many_vips(n: u8) -> Vec<String> {
     (0..n).map(|k| format!("192.0.2.{}", 100 + k)).collect()
@@ -464,12 +450,12 @@ fn a_hundred_and_fifty_vrrp_instances_elect_and_fail_over() {
     );
     // What the agents cost while they hold still, for the log (the benchmark
     // measures it in release builds).
-    let (c1, c2) = (cpu_seconds(&h1), cpu_seconds(&h2));
+    let (c1, c2) = (cpu_seconds(&[h1.pid()]), cpu_seconds(&[h2.pid()]));
     std::thread::sleep(Duration::from_secs(5));
     eprintln!(
         "{test}: CPU over 5 s with {N} instances: master {:.0} %, backup {:.0} % of a core",
-        (cpu_seconds(&h1) - c1) / 5.0 * 100.0,
-        (cpu_seconds(&h2) - c2) / 5.0 * 100.0
+        (cpu_seconds(&[h1.pid()]) - c1) / 5.0 * 100.0,
+        (cpu_seconds(&[h2.pid()]) - c2) / 5.0 * 100.0
     );
     assert!(h1.signal(libc::SIGKILL));
     let takeover = node.master_down_interval() + MARGIN * 2;

@@ -21,6 +21,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use netns_tests::measure::{self, Flags, HIGH, LOW, Table, spread};
+use netns_tests::procstat::{cpu_seconds, rss_mb};
 use netns_tests::redha::control_socket;
 use netns_tests::{Lab, Proc, keepalived, redha_bin};
 
@@ -164,41 +165,6 @@ struct Run {
     master_rss: Option<f64>,
     backup_rss: Option<f64>,
     takeover: Option<f64>,
-}
-
-/// CPU seconds (user and system) used so far by `pids`.
-fn cpu_seconds(pids: &[u32]) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    pids.iter()
-        .map(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-            rest.split_whitespace()
-                .skip(11)
-                .take(2)
-                .filter_map(|f| f.parse::<f64>().ok())
-                .sum::<f64>()
-        })
-        .sum::<f64>()
-        / ticks
-}
-
-/// Resident memory of `pids`, in MB.
-fn rss_mb(pids: &[u32]) -> f64 {
-    pids.iter()
-        .filter_map(|pid| {
-            let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))?
-                .split_whitespace()
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
-        .sum::<f64>()
-        / 1024.0
 }
 
 /// How many of `vips` host `i` holds.
