@@ -337,7 +337,18 @@ async fn round_with(
     role: Role,
     ctx: &Context,
 ) -> (Rule, Vec<Command>, Vec<Result<Option<String>, String>>) {
-    let (local, peer) = executor.observe(None).await;
+    let (mut local, mut peer) = executor.observe(None).await;
+    // As the coordinator does: a live local Redis whose read failed (a slow answer
+    // on a loaded machine) is looked at again, not taken for one that is down.
+    for _ in 0..10 {
+        match &local {
+            Err(e) if !e.is_connection_failure() => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                (local, peer) = executor.observe(None).await;
+            }
+            _ => break,
+        }
+    }
     let mut ctx = ctx.clone();
     if let Err(failure) = &peer {
         ctx.peer_failure = *failure;
