@@ -246,7 +246,6 @@ pub fn config_parse(data: &[u8]) -> Outcome {
                 let _ = instance.wire_advert_int();
                 let _ = instance.address_lease(instance.advert_int * 3);
                 let _ = config.vrrp.hooks();
-                assert!(!instance.sibling_vrids.contains(&instance.vrid));
             }
             for members in file.sync_groups.values() {
                 for member in members {

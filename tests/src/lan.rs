@@ -6,8 +6,9 @@
 //!
 //! * `SendAdvert` encodes a real [`Advert`], wraps it in an IPv4 datagram with
 //!   [`ipv4_datagram`] and puts it on the sender's segment; after the link delay every
-//!   other running router on that segment runs it through the driver's own receive
-//!   checks ([`vrrp::receive::Filter::classify`]: decode, ignore our own, check) and
+//!   other running router on that segment runs it through the agent's own receive
+//!   path ([`vrrp::receive::Demux::route`]: decode, the VRID; then
+//!   [`vrrp::receive::Filter::check`]: ignore our own, check) and
 //!   feeds what passes to [`Router::receive`];
 //! * `AddAddresses` / `RenewAddresses` give the address a lease of
 //!   [`InstanceConfig::address_lease`] (the kernel lifetime), `RemoveAddresses` removes
@@ -28,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use vrrp::packet::{MULTICAST_GROUP, TTL, ipv4_datagram};
-use vrrp::receive::{Datagram, Filter, Inbound};
+use vrrp::receive::{Datagram, Demux, Filter, Inbound, Routed};
 use vrrp::{
     Action, Advert, Auth, GarpConfig, InstanceConfig, Router, RouterConfig, State, Version,
     VirtualAddress,
@@ -98,6 +99,9 @@ struct Node {
     instance: InstanceConfig,
     /// The receive checks of `instance`, as the driver runs them.
     filter: Filter,
+    /// Its host's receive socket's map from VRID to instance, as the shared socket
+    /// runs it (one instance here).
+    demux: Demux<()>,
     router: Router,
     process: Process,
     /// Whether the local service is up: a router started while it is down starts in
@@ -204,11 +208,12 @@ impl Lan {
             unicast_peers: Vec::new(),
             unicast_src_ip: Some(config.primary_address),
             allowed_sources: Vec::new(),
-            sibling_vrids: Vec::new(),
-            sibling_addresses: Vec::new(),
             garp: GarpConfig::default(),
         };
+        let mut demux = Demux::new();
+        let _ = demux.insert(instance.vrid, ());
         self.nodes.push(Node {
+            demux,
             filter: Filter::new(&instance),
             router: Router::new(config.clone()),
             config,
@@ -971,14 +976,16 @@ impl Lan {
         }
     }
 
-    /// A running router handles one datagram, through the receive checks the driver
-    /// runs ([`Filter::classify`]).
+    /// A running router handles one datagram, through the receive path the agent
+    /// runs: the shared socket's [`Demux::route`], then the instance's
+    /// [`Filter::check`].
     fn receive(&mut self, id: NodeId, datagram: &[u8]) {
         let node = &mut self.nodes[id];
-        match node
-            .filter
-            .classify(Datagram::Ipv4(datagram), node.router.config())
-        {
+        let inbound = match node.demux.route(Datagram::Ipv4(datagram)) {
+            Routed::To((), received) => node.filter.check(&received, node.router.config()),
+            Routed::Dropped(reason, source) => Inbound::Dropped(reason, source),
+        };
+        match inbound {
             Inbound::Advert {
                 source,
                 priority,
@@ -988,7 +995,7 @@ impl Lan {
                 node.router.receive(self.now, source, priority, interval);
                 self.drain(id);
             }
-            Inbound::Own | Inbound::Sibling => {}
+            Inbound::Own => {}
             Inbound::Dropped(reason, _) => self.record(id, Happening::Dropped(reason)),
         }
     }

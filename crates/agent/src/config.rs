@@ -33,14 +33,6 @@ pub struct Config {
     /// The Prometheus metrics listener; off unless the section is present.
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
-    /// Not a key: the VRIDs of the file's other instances on this interface and
-    /// address family (see [`vrrp::InstanceConfig::sibling_vrids`]).
-    #[serde(skip)]
-    pub sibling_vrids: Vec<u8>,
-    /// Not a key: the virtual addresses of the file's other instances on this
-    /// interface (see [`vrrp::InstanceConfig::sibling_addresses`]).
-    #[serde(skip)]
-    pub sibling_addresses: Vec<IpAddr>,
 }
 
 /// The `[control]` section.
@@ -847,8 +839,6 @@ impl Config {
             unicast_peers: v.unicast_peers.clone(),
             unicast_src_ip: v.unicast_src_ip,
             allowed_sources: v.allowed_sources.clone().unwrap_or_default(),
-            sibling_vrids: self.sibling_vrids.clone(),
-            sibling_addresses: self.sibling_addresses.clone(),
             garp: GarpConfig {
                 master_repeat: v.garp_master_repeat,
                 interval: v.garp_interval,

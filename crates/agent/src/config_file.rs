@@ -5,7 +5,6 @@
 //! (`instances.cache.vrrp.priority`); then what instances must not share.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -139,46 +138,9 @@ impl ConfigFile {
                 state_log: tables.state_log,
                 control: file.control.clone(),
                 metrics: file.metrics.clone(),
-                sibling_vrids: Vec::new(),
-                sibling_addresses: Vec::new(),
             };
             config.check(path, text, &prefix)?;
             instances.push(config);
-        }
-        // Each instance ignores, uncounted, the adverts of the others on its
-        // interface and address family, which its socket receives too.
-        let router = |c: &Config| {
-            let family = Family::of(&c.vrrp.virtual_ipaddresses.0[0].address);
-            (c.vrrp.interface.clone(), family)
-        };
-        let siblings: Vec<Vec<u8>> = instances
-            .iter()
-            .map(|c| {
-                instances
-                    .iter()
-                    .filter(|o| {
-                        router(o) == router(c)
-                            && o.vrrp.virtual_router_id.0 != c.vrrp.virtual_router_id.0
-                    })
-                    .map(|o| o.vrrp.virtual_router_id.0)
-                    .collect()
-            })
-            .collect();
-        let addresses: Vec<Vec<IpAddr>> = instances
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                instances
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, o)| *j != i && o.vrrp.interface == c.vrrp.interface)
-                    .flat_map(|(_, o)| o.vrrp.virtual_ipaddresses.0.iter().map(|v| v.address))
-                    .collect()
-            })
-            .collect();
-        for ((config, siblings), addresses) in instances.iter_mut().zip(siblings).zip(addresses) {
-            config.sibling_vrids = siblings;
-            config.sibling_addresses = addresses;
         }
         let parsed = ConfigFile {
             instances,
@@ -406,13 +368,6 @@ cache = ["cache", "cache6"]
         let cache6 = &file.instances[1];
         assert!(cache6.redis.is_none() && cache6.replication.is_none());
         assert_eq!(cache6.vrrp.version.0, vrrp::Version::V3);
-        // Each hears the others on its interface and family, not its own VRID.
-        let siblings: Vec<&[u8]> = file
-            .instances
-            .iter()
-            .map(|c| c.sibling_vrids.as_slice())
-            .collect();
-        assert_eq!(siblings, [&[52][..], &[], &[51]]);
         assert_eq!(file.group_of("cache6"), Some("cache"));
         assert_eq!(file.group_of("sessions"), None);
         let config = &file.instances[0];

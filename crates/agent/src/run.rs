@@ -574,12 +574,6 @@ impl Agent {
     async fn apply(&mut self, running: Running, config: Config) {
         let running = if !running.config.same_instance(&config) {
             running.reload(config).await
-        } else if (
-            &running.config.sibling_vrids,
-            &running.config.sibling_addresses,
-        ) != (&config.sibling_vrids, &config.sibling_addresses)
-        {
-            running.follow_siblings(config).await
         } else {
             running
         };
@@ -1008,18 +1002,6 @@ impl Running {
             ));
         }
         running
-    }
-
-    /// The same configuration beside other instances: the VRRP instance learns
-    /// their VRIDs (their adverts are not its to count); nothing else changes.
-    async fn follow_siblings(mut self, config: Config) -> Running {
-        let instance = config.instance();
-        self.handle
-            .command(vrrp::Command::Reconfigure(Box::new(instance.clone())))
-            .await;
-        self.instance = instance;
-        self.config = config;
-        self
     }
 
     /// The first task that ended without being asked to. Cancel-safe: a task that

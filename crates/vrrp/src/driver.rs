@@ -15,8 +15,9 @@ use tracing::{debug, error, info, warn};
 use crate::garp::GarpSender;
 use crate::instance::InstanceConfig;
 use crate::netlink::{LinkMonitor, Netlink, NetlinkError};
-use crate::receive::{Datagram, Filter, Inbound};
+use crate::receive::{Filter, Inbound};
 use crate::router::{Action, FaultCause, Router, State};
+use crate::shared_socket::{Delivery, SocketShare};
 use crate::socket::{Destination, VrrpSocket};
 use crate::stats::{DropReason, Stats};
 
@@ -200,7 +201,7 @@ pub async fn spawn(
 ) -> Result<Spawned, DriverError> {
     let netlink = Netlink::connect()?;
     // Subscribe before the first look-up, so that no change slips in between.
-    let monitor = match Netlink::monitor(ignored(&config)) {
+    let monitor = match Netlink::monitor(&config.addresses()) {
         Ok(monitor) => Some(monitor),
         Err(e) => {
             warn!(instance = %config.name, error = %e, "cannot subscribe to link notifications; polling the interface every {LINK_POLL:?} only");
@@ -227,17 +228,18 @@ pub async fn spawn(
             warn!(instance = %config.name, address = %vip, "removed a virtual address left on {} by an earlier run", config.interface);
         }
     }
-    let destination = if config.unicast_peers.is_empty() {
-        Destination::Multicast
-    } else {
-        Destination::Unicast(config.unicast_peers.clone())
-    };
-    let socket = VrrpSocket::open(&config.interface, interface.index, primary, destination)
-        .map_err(|source| DriverError::Socket {
-            what: "opening the raw VRRP socket (needs CAP_NET_RAW)",
-            source,
-        })?;
-    ignore_siblings(&socket, &config);
+    let destination = destination(&config);
+    let socket = SocketShare::join(
+        &config.interface,
+        interface.index,
+        config.family(),
+        config.vrid,
+        destination == Destination::Multicast,
+    )
+    .map_err(|source| DriverError::Socket {
+        what: "opening the raw VRRP socket (needs CAP_NET_RAW)",
+        source,
+    })?;
     let garp =
         GarpSender::open(interface.index, interface.mac).map_err(|source| DriverError::Socket {
             what: "opening the AF_PACKET socket for gratuitous ARP (needs CAP_NET_RAW)",
@@ -272,6 +274,7 @@ pub async fn spawn(
         mac: interface.mac,
         reopen: false,
         socket,
+        destination,
         garp,
         garp_due: VecDeque::new(),
         next_refresh: None,
@@ -280,7 +283,7 @@ pub async fn spawn(
         transitions: transitions_tx,
         last_drop_log: Default::default(),
         last_probe_log: None,
-        last_recv_warn: None,
+        renewed_at: None,
     };
     let task = tokio::spawn(driver.run(commands_rx, start_in_fault));
     Ok(Spawned {
@@ -322,19 +325,15 @@ pub async fn release(config: &InstanceConfig, was_master: bool) -> Result<(), Dr
             .ok_or_else(|| {
                 NetlinkError::NoPrimaryAddress(config.interface.clone(), config.family())
             })?;
-        let destination = if config.unicast_peers.is_empty() {
-            Destination::Multicast
-        } else {
-            Destination::Unicast(config.unicast_peers.clone())
-        };
-        let socket = VrrpSocket::open(&config.interface, interface.index, source, destination)
+        // A socket of its own, joined to no group: it only sends.
+        let socket = VrrpSocket::open(&config.interface, interface.index, config.family())
             .map_err(|source| DriverError::Socket {
                 what: "opening the raw VRRP socket to step down",
                 source,
             })?;
         let addresses = config.addresses();
         let encode = |from, to| config.encode_advert(0, &addresses, from, to);
-        match socket.send(encode).await {
+        match socket.send(source, &destination(config), encode).await {
             Ok(()) => {
                 info!(instance = %config.name, source = %source, "priority-0 advert sent (stepping down for a stopped instance)")
             }
@@ -363,12 +362,17 @@ struct Driver {
     /// The interface went away: reopen the sockets when it is back, whatever its
     /// index (multicast memberships died with it).
     reopen: bool,
-    socket: VrrpSocket,
+    /// This instance's share of the interface's VRRP socket.
+    socket: SocketShare,
+    /// Where our adverts go.
+    destination: Destination,
     garp: GarpSender,
     /// When the pending gratuitous ARPs of the current bursts are due.
     garp_due: VecDeque<Instant>,
     next_refresh: Option<Instant>,
     lease: Duration,
+    /// When the addresses were last added or renewed, while master.
+    renewed_at: Option<Instant>,
     /// The addresses as adverts and gratuitous ARPs carry them.
     expected_addresses: Vec<IpAddr>,
     /// The receive checks of the current configuration.
@@ -381,8 +385,6 @@ struct Driver {
     last_drop_log: std::collections::HashMap<DropReason, Instant>,
     /// When a failure to add the addresses was last logged above DEBUG.
     last_probe_log: Option<Instant>,
-    /// When a receive error was last logged.
-    last_recv_warn: Option<Instant>,
 }
 
 /// How often the interface is looked up without a notification.
@@ -405,7 +407,6 @@ impl Driver {
             None => self.router.startup(now()),
         }
         self.execute().await?;
-        let mut buf = vec![0u8; 2048];
         loop {
             let wake = [
                 self.router.poll_timeout(),
@@ -429,11 +430,11 @@ impl Driver {
                 }
             };
             tokio::select! {
-                received = self.socket.recv(&mut buf) => match received {
-                    Ok(arrival) => self.on_packet(arrival.datagram(&buf)),
-                    Err(e) => self.recv_failed(&e),
-                },
-                () = link_changed => self.check_link().await,
+                delivery = self.socket.recv() => self.on_delivery(delivery),
+                () = link_changed => {
+                    self.check_link().await;
+                    self.restore_addresses().await;
+                }
                 () = sleep => {
                     let now = now();
                     self.router.handle_timeout(now);
@@ -473,26 +474,13 @@ impl Driver {
         }
     }
 
-    /// Logs a receive error at most once every ten seconds (a deleted interface can
-    /// make every call fail).
-    fn recv_failed(&mut self, e: &std::io::Error) {
-        let now = now();
-        if self
-            .last_recv_warn
-            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10))
-        {
-            self.last_recv_warn = Some(now);
-            warn!(instance = %self.config.name, error = %e, "receiving on the VRRP socket failed");
-        }
-    }
-
     /// Looks the interface up by name and follows it: Fault while it is down, gone or
     /// without the address we send from; Backup again once it is usable. An
     /// interface deleted and created again (a fresh index and MAC) gets fresh sockets.
     async fn check_link(&mut self) {
         self.next_link_poll = now() + LINK_POLL;
         let name = self.config.interface.clone();
-        let interface = match self.netlink.interface(&name).await {
+        let interface = match self.netlink.interface_shared(&name, LINK_POLL / 2).await {
             Ok(interface) => interface,
             Err(NetlinkError::NoInterface(_)) => {
                 self.reopen = true;
@@ -532,7 +520,7 @@ impl Driver {
             ));
         };
         if self.reopen || interface.index != self.index || interface.mac != self.mac {
-            if let Err(why) = self.reopen_sockets(interface.index, interface.mac, source) {
+            if let Err(why) = self.reopen_sockets(interface.index, interface.mac) {
                 return self.link_down(why);
             }
             info!(
@@ -547,9 +535,6 @@ impl Driver {
         }
         if source != self.router.config().primary_address {
             info!(instance = %self.config.name, source = format!("{} -> {source}", self.router.config().primary_address), "the interface's primary address changed: adverts now leave from it");
-            if let Err(e) = self.socket.set_source(source) {
-                return self.link_down(format!("sending from {source} on {name}: {e}"));
-            }
             let mut config = self.router.config().clone();
             config.primary_address = source;
             self.router.reconfigure(config);
@@ -594,23 +579,23 @@ impl Driver {
         info!(instance = %self.config.name, causes = ?causes, "still FAULT");
     }
 
-    fn reopen_sockets(&mut self, index: u32, mac: [u8; 6], source: IpAddr) -> Result<(), String> {
-        let destination = if self.config.unicast_peers.is_empty() {
-            Destination::Multicast
-        } else {
-            Destination::Unicast(self.config.unicast_peers.clone())
-        };
+    fn reopen_sockets(&mut self, index: u32, mac: [u8; 6]) -> Result<(), String> {
         let name = &self.config.interface;
-        self.socket = VrrpSocket::open(name, index, source, destination)
+        self.socket = self
+            .socket
+            .reopen(name, index)
             .map_err(|e| format!("reopening the VRRP socket on {name}: {e}"))?;
-        ignore_siblings(&self.socket, &self.config);
         self.garp = GarpSender::open(index, mac)
             .map_err(|e| format!("reopening the ARP socket on {name}: {e}"))?;
         Ok(())
     }
 
-    fn on_packet(&mut self, datagram: Datagram<'_>) {
-        match self.filter.classify(datagram, self.router.config()) {
+    fn on_delivery(&mut self, delivery: Delivery) {
+        let inbound = match delivery {
+            Delivery::Advert(received) => self.filter.check(&received, self.router.config()),
+            Delivery::Dropped(reason, source) => Inbound::Dropped(reason, source),
+        };
+        match inbound {
             Inbound::Advert {
                 source,
                 priority,
@@ -622,8 +607,8 @@ impl Driver {
                 self.stats
                     .set_answers_suppressed(self.router.answers_suppressed());
             }
-            // Our own advert, looped back; another instance's of this agent.
-            Inbound::Own | Inbound::Sibling => {}
+            // Our own advert, looped back.
+            Inbound::Own => {}
             Inbound::Dropped(reason, source) => self.drop_packet(reason, source),
         }
     }
@@ -650,39 +635,31 @@ impl Driver {
                 Action::SendAdvert { priority } => {
                     let (config, addresses) = (&self.config, &self.expected_addresses);
                     let encode = |from, to| config.encode_advert(priority, addresses, from, to);
-                    match self.socket.send(encode).await {
+                    let source = self.router.config().primary_address;
+                    match self.socket.send(source, &self.destination, encode).await {
                         Ok(()) => self.stats.sent(priority),
                         Err(e) => {
                             warn!(instance = %self.config.name, error = %e, priority, "sending an advert failed")
                         }
                     }
                 }
-                Action::AddAddresses | Action::RenewAddresses => {
-                    let renew = action == Action::RenewAddresses;
-                    let mut failed = None;
-                    for &vip in &self.config.virtual_addresses {
-                        match self.netlink.add_address(self.index, vip, self.lease).await {
-                            Ok(()) if !renew => {
-                                info!(instance = %self.config.name, address = %vip, lease = ?self.lease, "virtual address added")
-                            }
-                            Ok(()) => {}
-                            Err(e) => {
-                                error!(instance = %self.config.name, address = %vip, error = %e, "adding a virtual address failed");
-                                failed.get_or_insert_with(|| e.to_string());
-                            }
-                        }
+                Action::AddAddresses => {
+                    // Removals seen before now are of an earlier mastership.
+                    if let Some(monitor) = &self.monitor {
+                        monitor.take_removed();
                     }
-                    // A master that cannot hold its addresses is no master: Fault
-                    // (priority 0, so that a backup takes over), retried by probes.
-                    if let Some(why) = failed {
-                        self.last_probe_log = Some(now());
-                        self.router.addresses_failed(now(), why);
+                    self.hold_addresses(false).await;
+                }
+                Action::RenewAddresses => {
+                    if self.renewal_due(now()) {
+                        self.hold_addresses(true).await;
                     }
                 }
                 Action::ProbeAddresses => self.probe_addresses().await,
                 Action::RemoveAddresses => {
                     self.garp_due.clear();
                     self.next_refresh = None;
+                    self.renewed_at = None;
                     for &vip in &self.config.virtual_addresses {
                         match self.netlink.remove_address(self.index, vip).await {
                             Ok(true) => {
@@ -761,6 +738,59 @@ impl Driver {
         Ok(())
     }
 
+    /// Adds the virtual addresses (`renew`: again, to refresh their lifetime) with
+    /// a lifetime of the lease.
+    async fn hold_addresses(&mut self, renew: bool) {
+        let mut failed = None;
+        for &vip in &self.config.virtual_addresses {
+            match self.netlink.add_address(self.index, vip, self.lease).await {
+                Ok(()) if !renew => {
+                    info!(instance = %self.config.name, address = %vip, lease = ?self.lease, "virtual address added")
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    error!(instance = %self.config.name, address = %vip, error = %e, "adding a virtual address failed");
+                    failed.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        match failed {
+            None => self.renewed_at = Some(now()),
+            // A master that cannot hold its addresses is no master: Fault
+            // (priority 0, so that a backup takes over), retried by probes.
+            Some(why) => {
+                self.last_probe_log = Some(now());
+                self.router.addresses_failed(now(), why);
+            }
+        }
+    }
+
+    /// Whether the addresses' lifetime is due for renewal: about half the lease has
+    /// gone since they were added or last renewed (at the advert nearest to that).
+    /// The router asks with every advert; renewing that often cost a netlink
+    /// request per address and advert, and a notification to the agent, for
+    /// nothing. The lease is at least Master_Down_Interval (three advert
+    /// intervals), so half of it leaves the lifetime more than an advert interval
+    /// to spare; an address removed meanwhile is added again at once
+    /// ([`Driver::restore_addresses`]).
+    fn renewal_due(&self, now: Instant) -> bool {
+        let half_interval = self.router.config().advert_int / 2;
+        self.renewed_at
+            .is_none_or(|at| now.saturating_duration_since(at) + half_interval >= self.lease / 2)
+    }
+
+    /// A master whose own virtual address was removed (by hand, or its lifetime ran
+    /// out while the agent was starved) adds it again at once, not at the next
+    /// renewal.
+    async fn restore_addresses(&mut self) {
+        let removed = self.router.state() == State::Master
+            && self.monitor.as_ref().is_some_and(LinkMonitor::take_removed);
+        if removed {
+            warn!(instance = %self.config.name, "a virtual address was removed while master: adding it again");
+            self.hold_addresses(true).await;
+        }
+    }
+
     /// In Fault because the addresses could not be added: tries again, and removes
     /// at once what it added (we are not master; a backup may hold them by now, so
     /// they stay for one netlink round trip and are never announced).
@@ -815,18 +845,12 @@ impl Driver {
             .unicast_src_ip
             .unwrap_or(self.router.config().primary_address);
         let router = new.router_config(primary);
-        let destination = if new.unicast_peers.is_empty() {
-            Destination::Multicast
-        } else {
-            Destination::Unicast(new.unicast_peers.clone())
-        };
-        if let Err(e) = self.socket.set_destination(self.index, destination) {
-            warn!(instance = %new.name, error = %e, "reconfigure: changing the advert destination failed");
-        }
-        if primary != self.socket.source()
-            && let Err(e) = self.socket.set_source(primary)
+        self.destination = destination(&new);
+        if let Err(e) = self
+            .socket
+            .set_multicast(self.destination == Destination::Multicast)
         {
-            warn!(instance = %new.name, error = %e, source = %primary, "reconfigure: changing the advert source failed");
+            warn!(instance = %new.name, error = %e, "reconfigure: joining or leaving the VRRP multicast group failed");
         }
         let added: Vec<_> = new
             .virtual_addresses
@@ -853,11 +877,8 @@ impl Driver {
         self.lease = new.address_lease(self.router.config().master_down_interval());
         self.expected_addresses = new.addresses();
         self.filter = Filter::new(&new);
-        if new.sibling_vrids != old.sibling_vrids {
-            ignore_siblings(&self.socket, &new);
-        }
         if let Some(monitor) = &self.monitor {
-            monitor.ignore(ignored(&new));
+            monitor.set_vips(&new.addresses());
         }
         self.config = new;
         if self.router.state() == State::Master {
@@ -922,20 +943,11 @@ fn mac_text(mac: [u8; 6]) -> String {
         .join(":")
 }
 
-/// Has the kernel drop the adverts of the agent's other instances on this socket
-/// (see [`crate::sibling_filter`]). Without the filter they still reach the
-/// receive checks, which ignore them: slower, not wrong, so a failure is a warning.
-fn ignore_siblings(socket: &VrrpSocket, config: &InstanceConfig) {
-    if let Err(e) = socket.ignore_vrids(&config.sibling_vrids) {
-        warn!(instance = %config.name, error = %e, siblings = ?config.sibling_vrids, "attaching the sibling filter to the VRRP socket failed: every instance's adverts wake this one up");
-    }
-}
-
-/// What the instance's link monitor need not wake it for: the other instances'
-/// VIPs, and the renewals of its own (see [`crate::netlink::Ignored`]).
-fn ignored(config: &InstanceConfig) -> crate::netlink::Ignored {
-    crate::netlink::Ignored {
-        addresses: config.sibling_addresses.iter().copied().collect(),
-        additions: config.addresses().into_iter().collect(),
+/// Where an instance's adverts go: the group, or its unicast peers.
+fn destination(config: &InstanceConfig) -> Destination {
+    if config.unicast_peers.is_empty() {
+        Destination::Multicast
+    } else {
+        Destination::Unicast(config.unicast_peers.clone())
     }
 }

@@ -71,14 +71,6 @@ pub struct InstanceConfig {
     /// unicast alike) and counted as [`crate::DropReason::SourceNotAllowed`]. Empty
     /// allows every source.
     pub allowed_sources: Vec<IpAddr>,
-    /// The VRIDs of the agent's other instances on this interface and address
-    /// family: their adverts reach this instance's socket too, and are not ours to
-    /// count or warn about (see [`crate::receive::Inbound::Sibling`]).
-    pub sibling_vrids: Vec<u8>,
-    /// The virtual addresses of the agent's other instances on this interface:
-    /// their changes (a renewal with every advert) are not this instance's to
-    /// look at.
-    pub sibling_addresses: Vec<IpAddr>,
     /// Gratuitous ARP settings.
     pub garp: GarpConfig,
 }

@@ -13,7 +13,7 @@ pub mod netlink;
 pub mod packet;
 pub mod receive;
 pub mod router;
-pub mod sibling_filter;
+pub mod shared_socket;
 pub mod socket;
 pub mod stats;
 

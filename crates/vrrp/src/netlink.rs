@@ -6,10 +6,11 @@
 //! leaves no address behind once the lease runs out.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::TryStreamExt;
@@ -18,7 +19,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, CacheInfo};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::{Handle, MulticastGroup};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell};
 
 /// A virtual address and its prefix length, as configured (`192.0.2.100/24`,
 /// `2001:db8::100/64`).
@@ -225,11 +226,58 @@ impl Netlink {
         })
     }
 
+    /// Looks an interface up as [`Netlink::interface`] does, or shares a look-up of
+    /// it by another instance of this thread: one that started at most `max_age` ago
+    /// with no notification since that could change its answer (see
+    /// [`Netlink::monitor`]; the additions and renewals of the agent's VIPs do not
+    /// count), or one still under way. Without a notifications hub on this thread
+    /// every call looks afresh. A failed look-up is not shared.
+    ///
+    /// The instances of an agent poll their interface every couple of seconds in
+    /// case a notification was lost; with 150 instances that was 75 address dumps a
+    /// second, each of every address of the interface.
+    pub async fn interface_shared(
+        &self,
+        name: &str,
+        max_age: Duration,
+    ) -> Result<Interface, NetlinkError> {
+        let Some(generation) = HUB.with(|hub| {
+            hub.borrow()
+                .upgrade()
+                .map(|hub| hub.generation.load(Ordering::Acquire))
+        }) else {
+            return self.interface(name).await;
+        };
+        let cell = LOOKUPS.with(|lookups| {
+            let mut lookups = lookups.borrow_mut();
+            let fresh = lookups.get(name).filter(|entry| {
+                entry.generation == generation && entry.started.elapsed() <= max_age
+            });
+            match fresh {
+                Some(entry) => entry.cell.clone(),
+                None => {
+                    let entry = Lookup {
+                        started: Instant::now(),
+                        generation,
+                        cell: Arc::default(),
+                    };
+                    let cell = entry.cell.clone();
+                    lookups.insert(name.to_string(), entry);
+                    cell
+                }
+            }
+        });
+        cell.get_or_try_init(|| self.interface(name)).await.cloned()
+    }
+
     /// Subscribes to the kernel's link and address notifications (as `ip monitor
-    /// link address` does). The instances of a thread share one netlink socket,
-    /// whose notifications are read and parsed once and handed to each; those that
-    /// an instance's `ignore` covers do not wake it.
-    pub fn monitor(ignore: Ignored) -> Result<LinkMonitor, NetlinkError> {
+    /// link address` does), for an instance whose virtual addresses are `vips`.
+    /// The instances of a thread share one netlink socket, whose notifications are
+    /// read and parsed once. A notification about a virtual address of any instance
+    /// wakes none but, for a removal, the instances it belongs to (each master
+    /// renews its own every couple of seconds, which is nobody's business); any
+    /// other wakes every instance.
+    pub fn monitor(vips: &[IpAddr]) -> Result<LinkMonitor, NetlinkError> {
         let hub = HUB.with(|slot| {
             let mut slot = slot.borrow_mut();
             match slot.upgrade().filter(|hub| !hub.task.is_finished()) {
@@ -241,15 +289,17 @@ impl Netlink {
                 }
             }
         })?;
-        let subscriber = Arc::new(Subscriber {
-            notify: Notify::new(),
-            ignore: Mutex::new(ignore),
-        });
-        lock(&hub.subscribers).push(Arc::downgrade(&subscriber));
-        Ok(LinkMonitor {
-            _hub: hub,
+        let subscriber = Arc::new(Subscriber::default());
+        let monitor = LinkMonitor {
+            hub,
             subscriber,
-        })
+            vips: Mutex::new(Vec::new()),
+        };
+        lock(&monitor.hub.state)
+            .subscribers
+            .push(Arc::downgrade(&monitor.subscriber));
+        monitor.set_vips(vips);
+        Ok(monitor)
     }
 
     /// Adds (or refreshes) a virtual address with a kernel lifetime of `lease`; an
@@ -326,27 +376,6 @@ impl Netlink {
     }
 }
 
-/// Address notifications an instance has no reason to look at.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ignored {
-    /// Added, refreshed or removed: the VIPs of the agent's other instances, which
-    /// each renews with every advert.
-    pub addresses: HashSet<IpAddr>,
-    /// Added or refreshed (a removal still wakes it: deleted by hand, or its
-    /// lifetime ran out): the instance's own VIPs, renewed with its every advert.
-    pub additions: HashSet<IpAddr>,
-}
-
-impl Ignored {
-    /// Whether an address notification (an addition or a removal) of `addresses`
-    /// is covered.
-    fn covers(&self, added: bool, addresses: &[IpAddr]) -> bool {
-        addresses
-            .iter()
-            .any(|ip| self.addresses.contains(ip) || (added && self.additions.contains(ip)))
-    }
-}
-
 /// An address notification's kind (added or refreshed: `true`) and addresses;
 /// `None` for a link notification.
 fn address_notification(
@@ -377,14 +406,74 @@ thread_local! {
     static SHARED: RefCell<Option<(Handle, tokio::task::JoinHandle<()>)>> = const { RefCell::new(None) };
     /// The notifications hub of this thread's instances, while any is alive.
     static HUB: RefCell<Weak<Hub>> = const { RefCell::new(Weak::new()) };
+    /// The latest look-up of each interface ([`Netlink::interface_shared`]).
+    static LOOKUPS: RefCell<HashMap<String, Lookup>> = RefCell::new(HashMap::new());
+}
+
+/// One look-up of an interface, shared by the instances that ask while it is fresh.
+#[derive(Debug)]
+struct Lookup {
+    started: Instant,
+    /// The hub's [`Hub::generation`] when it started.
+    generation: u64,
+    /// Its answer, once there is one.
+    cell: Arc<OnceCell<Interface>>,
 }
 
 /// One netlink socket subscribed to link and address notifications, read by a task
-/// that hands each notification to every [`Subscriber`] it concerns.
+/// that hands each notification to the [`Subscriber`]s it concerns.
 #[derive(Debug)]
 struct Hub {
-    subscribers: Arc<Mutex<Vec<Weak<Subscriber>>>>,
+    state: Arc<Mutex<HubState>>,
+    /// Counts the notifications that may change what an interface look-up says:
+    /// all but the additions and renewals of the agent's virtual addresses.
+    generation: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The hub's subscribers, and the virtual addresses each one holds.
+#[derive(Debug, Default)]
+struct HubState {
+    subscribers: Vec<Weak<Subscriber>>,
+    /// Each virtual address of the agent, and the instances it belongs to (two
+    /// while the agent replaces an instance).
+    owners: HashMap<IpAddr, Vec<Weak<Subscriber>>>,
+}
+
+impl HubState {
+    /// Hands one notification to the subscribers it concerns; whether it may change
+    /// what an interface look-up says.
+    fn deliver(&mut self, notification: Option<(bool, Vec<IpAddr>)>) -> bool {
+        let owners: Vec<Arc<Subscriber>> = match &notification {
+            Some((_, addresses)) => addresses
+                .iter()
+                .filter_map(|ip| self.owners.get(ip))
+                .flatten()
+                .filter_map(Weak::upgrade)
+                .collect(),
+            None => Vec::new(),
+        };
+        match notification {
+            // A virtual address added or renewed: nobody's business.
+            Some((true, _)) if !owners.is_empty() => false,
+            // A virtual address removed: its instances look.
+            Some((false, _)) if !owners.is_empty() => {
+                for owner in owners {
+                    owner.removed.store(true, Ordering::Release);
+                    owner.notify.notify_one();
+                }
+                true
+            }
+            // A link, or another address: everybody looks.
+            _ => {
+                self.subscribers.retain(|s| s.strong_count() > 0);
+                for subscriber in self.subscribers.iter().filter_map(Weak::upgrade) {
+                    subscriber.notify.notify_one();
+                }
+                true
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -396,26 +485,23 @@ impl Hub {
         ])
         .map_err(NetlinkError::Connect)?;
         tokio::spawn(connection);
-        let subscribers: Arc<Mutex<Vec<Weak<Subscriber>>>> = Arc::default();
-        let list = subscribers.clone();
+        let state: Arc<Mutex<HubState>> = Arc::default();
+        let generation: Arc<AtomicU64> = Arc::default();
+        let (shared, count) = (state.clone(), generation.clone());
         let task = tokio::spawn(async move {
             // Holding the handle keeps the connection's request side open.
             let _handle = handle;
             while let Some((message, _)) = messages.next().await {
-                let notification = address_notification(&message);
-                let mut list = lock(&list);
-                list.retain(|s| s.strong_count() > 0);
-                for subscriber in list.iter().filter_map(Weak::upgrade) {
-                    let covered = notification.as_ref().is_some_and(|(added, addresses)| {
-                        lock(&subscriber.ignore).covers(*added, addresses)
-                    });
-                    if !covered {
-                        subscriber.notify.notify_one();
-                    }
+                if lock(&shared).deliver(address_notification(&message)) {
+                    count.fetch_add(1, Ordering::AcqRel);
                 }
             }
         });
-        Ok(Hub { subscribers, task })
+        Ok(Hub {
+            state,
+            generation,
+            task,
+        })
     }
 }
 
@@ -426,11 +512,11 @@ impl Drop for Hub {
 }
 
 /// One instance's share of the [`Hub`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Subscriber {
     notify: Notify,
-    /// Notifications that do not wake it.
-    ignore: Mutex<Ignored>,
+    /// One of its own virtual addresses was removed since it last asked.
+    removed: AtomicBool,
 }
 
 /// Link and address notifications of the kernel (any interface), coalesced: the
@@ -438,9 +524,10 @@ struct Subscriber {
 /// messages.
 #[derive(Debug)]
 pub struct LinkMonitor {
-    /// Held, not read: the hub lives while any instance's monitor does.
-    _hub: Arc<Hub>,
+    hub: Arc<Hub>,
     subscriber: Arc<Subscriber>,
+    /// The instance's virtual addresses, as the hub knows them.
+    vips: Mutex<Vec<IpAddr>>,
 }
 
 impl LinkMonitor {
@@ -450,8 +537,44 @@ impl LinkMonitor {
         self.subscriber.notify.notified().await;
     }
 
-    /// Replaces the notifications that do not wake it.
-    pub fn ignore(&self, ignore: Ignored) {
-        *lock(&self.subscriber.ignore) = ignore;
+    /// Whether one of the instance's own virtual addresses was removed since the
+    /// last call: deleted by hand, or its lifetime ran out.
+    pub fn take_removed(&self) -> bool {
+        self.subscriber.removed.swap(false, Ordering::AcqRel)
+    }
+
+    /// Replaces the instance's virtual addresses (a reload changed them).
+    pub fn set_vips(&self, vips: &[IpAddr]) {
+        let mut state = lock(&self.hub.state);
+        let mut mine = lock(&self.vips);
+        self.forget(&mut state, &mine);
+        for ip in vips {
+            state
+                .owners
+                .entry(*ip)
+                .or_default()
+                .push(Arc::downgrade(&self.subscriber));
+        }
+        *mine = vips.to_vec();
+    }
+
+    /// Takes this instance off the owners of `vips`.
+    fn forget(&self, state: &mut HubState, vips: &[IpAddr]) {
+        for ip in vips {
+            if let Some(owners) = state.owners.get_mut(ip) {
+                owners.retain(|o| !std::ptr::eq(o.as_ptr(), Arc::as_ptr(&self.subscriber)));
+                if owners.is_empty() {
+                    state.owners.remove(ip);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LinkMonitor {
+    fn drop(&mut self) {
+        let mut state = lock(&self.hub.state);
+        let mine = std::mem::take(&mut *lock(&self.vips));
+        self.forget(&mut state, &mine);
     }
 }

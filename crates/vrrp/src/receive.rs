@@ -11,14 +11,11 @@
 //!   hop limit), and says what it is: a peer's advert to feed to
 //!   [`Router::receive`](crate::Router::receive), our own advert looped back, or a
 //!   packet to drop and count ([`Inbound`]).
-//! * [`Demux`] maps a VRID to an instance key, for instances that share one receive
-//!   socket (one interface and address family): it decodes a datagram once and says
-//!   which instance it is for; an advert for no configured VRID is dropped as
-//!   [`DropReason::Vrid`]. The instance then runs [`Filter::check`] on it. Today each
-//!   instance of an agent has a socket of its own, which a kernel filter keeps free
-//!   of the other instances' adverts ([`crate::sibling_filter`]; those that still
-//!   arrive are [`Inbound::Sibling`]), so only the tests use it; it is the sans-IO
-//!   half of one receive socket shared by the instances on an interface.
+//! * [`Demux`] maps a VRID to an instance key, for the instances that share one
+//!   receive socket (one interface and address family,
+//!   [`crate::shared_socket`]): it decodes a datagram once and says which instance
+//!   it is for; an advert for no configured VRID is dropped as
+//!   [`DropReason::Vrid`]. The instance then runs [`Filter::check`] on it.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
@@ -43,10 +40,6 @@ pub enum Inbound {
     },
     /// Our own advert, looped back by the kernel: ignore it, count nothing.
     Own,
-    /// An advert for another instance of this agent on the same interface (one of
-    /// [`InstanceConfig::sibling_vrids`]): its instance takes it; ignore it here,
-    /// count nothing.
-    Sibling,
     /// A packet to drop, with the reason to count it under and its source when it
     /// is known (the IPv4 header could be read; IPv6: always).
     Dropped(DropReason, Option<IpAddr>),
@@ -101,7 +94,6 @@ pub struct Filter {
     addresses: Vec<IpAddr>,
     unicast_peers: Vec<IpAddr>,
     allowed_sources: Vec<IpAddr>,
-    sibling_vrids: Vec<u8>,
 }
 
 impl Filter {
@@ -116,7 +108,6 @@ impl Filter {
             addresses: config.addresses(),
             unicast_peers: config.unicast_peers.clone(),
             allowed_sources: config.allowed_sources.clone(),
-            sibling_vrids: config.sibling_vrids.clone(),
         }
     }
 
@@ -143,9 +134,6 @@ impl Filter {
     pub fn check(&self, received: &Received, router: &RouterConfig) -> Inbound {
         if received.source == router.primary_address {
             return Inbound::Own;
-        }
-        if received.advert.vrid != self.vrid && self.sibling_vrids.contains(&received.advert.vrid) {
-            return Inbound::Sibling;
         }
         let expect = Expect {
             version: self.version,
@@ -230,6 +218,16 @@ impl<K> Demux<K> {
         self.by_vrid[usize::from(vrid)].as_ref()
     }
 
+    /// The instance adverts for `vrid` go to, to change it.
+    pub fn get_mut(&mut self, vrid: u8) -> Option<&mut K> {
+        self.by_vrid[usize::from(vrid)].as_mut()
+    }
+
+    /// The instances of every VRID served, in VRID order.
+    pub fn values(&self) -> impl Iterator<Item = &K> {
+        self.by_vrid.iter().flatten()
+    }
+
     /// How many VRIDs are served.
     pub fn len(&self) -> usize {
         self.by_vrid.iter().flatten().count()
@@ -287,8 +285,6 @@ mod tests {
             unicast_peers: Vec::new(),
             unicast_src_ip: None,
             allowed_sources: Vec::new(),
-            sibling_vrids: Vec::new(),
-            sibling_addresses: Vec::new(),
             garp: GarpConfig::default(),
         }
     }
@@ -324,43 +320,6 @@ mod tests {
                 interval: Duration::from_secs(1),
             }
         );
-    }
-
-    #[test]
-    fn a_sibling_instances_advert_is_ignored_uncounted_and_others_still_dropped() {
-        let config = InstanceConfig {
-            sibling_vrids: vec![52],
-            ..instance(51)
-        };
-        let filter = Filter::new(&config);
-        let sibling = instance(52);
-        assert_eq!(
-            filter.classify(
-                Datagram::Ipv4(&datagram(&sibling, PEER, 100)),
-                &router(&config)
-            ),
-            Inbound::Sibling
-        );
-        // A VRID no instance of this agent serves is still a drop to count.
-        assert_eq!(
-            filter.classify(
-                Datagram::Ipv4(&datagram(&instance(53), PEER, 100)),
-                &router(&config)
-            ),
-            Inbound::Dropped(DropReason::Vrid, Some(PEER.into()))
-        );
-        // Our own VRID listed as a sibling changes nothing.
-        let odd = Filter::new(&InstanceConfig {
-            sibling_vrids: vec![51],
-            ..instance(51)
-        });
-        assert!(matches!(
-            odd.classify(
-                Datagram::Ipv4(&datagram(&config, PEER, 100)),
-                &router(&config)
-            ),
-            Inbound::Advert { .. }
-        ));
     }
 
     #[test]

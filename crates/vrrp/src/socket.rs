@@ -19,6 +19,7 @@ use socket2::{
 };
 use tokio::io::unix::AsyncFd;
 
+use crate::netlink::Family;
 use crate::packet::{IPPROTO_VRRP, MULTICAST_GROUP, MULTICAST_GROUP_V6, TTL};
 use crate::receive::Datagram;
 
@@ -74,32 +75,30 @@ impl Arrival {
     }
 }
 
-/// A raw VRRP socket bound to one interface.
+/// A raw VRRP socket bound to one interface, of one address family. It holds no
+/// instance's state: the source, the destination and the multicast membership are the
+/// caller's, so that the instances on one interface can share it
+/// ([`crate::shared_socket`]).
 #[derive(Debug)]
 pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
-    destination: Destination,
     index: u32,
-    source: IpAddr,
+    family: Family,
 }
 
 impl VrrpSocket {
-    /// Opens the socket on `interface` (name and index), sending from `source`, of
-    /// `source`'s family.
+    /// Opens the socket on `interface` (name and index), for `family`. It joins no
+    /// group: see [`VrrpSocket::join`].
     ///
-    /// The socket is not bound to `source` (a bound raw socket receives only datagrams
-    /// addressed to it, not the multicast group): each advert carries the source in an
-    /// `IP_PKTINFO` (`IPV6_PKTINFO`) control message instead, which the kernel puts in
-    /// the IP header as long as the address is one of the host's.
-    pub fn open(
-        interface: &str,
-        index: u32,
-        source: IpAddr,
-        destination: Destination,
-    ) -> io::Result<Self> {
-        let domain = match source {
-            IpAddr::V4(_) => Domain::IPV4,
-            IpAddr::V6(_) => Domain::IPV6,
+    /// The socket is not bound to an address (a bound raw socket receives only
+    /// datagrams addressed to it, not the multicast group): each advert carries its
+    /// source and interface in an `IP_PKTINFO` (`IPV6_PKTINFO`) control message
+    /// instead, which the kernel puts in the IP header as long as the address is one
+    /// of the host's.
+    pub fn open(interface: &str, index: u32, family: Family) -> io::Result<Self> {
+        let domain = match family {
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
         };
         let socket = Socket::new(
             domain,
@@ -108,17 +107,16 @@ impl VrrpSocket {
         )?;
         socket.set_nonblocking(true)?;
         socket.bind_device(Some(interface.as_bytes()))?;
-        match source {
-            IpAddr::V4(v4) => {
+        match family {
+            Family::V4 => {
                 socket.set_ttl_v4(u32::from(TTL))?;
                 socket.set_multicast_ttl_v4(u32::from(TTL))?;
                 socket.set_multicast_loop_v4(false)?;
                 // Receive only the groups this socket joined, not every group of the
                 // host.
                 socket.set_multicast_all_v4(false)?;
-                socket.set_multicast_if_v4(&v4)?;
             }
-            IpAddr::V6(_) => {
+            Family::V6 => {
                 socket.set_unicast_hops_v6(u32::from(TTL))?;
                 socket.set_multicast_hops_v6(u32::from(TTL))?;
                 socket.set_multicast_loop_v6(false)?;
@@ -128,82 +126,66 @@ impl VrrpSocket {
                 set_recv_pktinfo_v6(&socket)?;
             }
         }
-        let this_destination = destination.clone();
-        if destination == Destination::Multicast {
-            join(&socket, source, index)?;
-        }
         // SAFETY: the socket owns its descriptor, which stays open and the same until
         // the AsyncFd drops it.
         let fd = unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)?;
-        Ok(VrrpSocket {
-            fd,
-            destination: this_destination,
-            index,
-            source,
-        })
+        Ok(VrrpSocket { fd, index, family })
     }
 
-    /// Makes the kernel drop the adverts of these VRIDs (the agent's other
-    /// instances on this interface) before they reach this socket; none: take
-    /// everything. IPv4 only: an IPv6 socket takes everything, and the instance's
-    /// receive checks ignore the siblings' adverts there
-    /// ([`crate::receive::Inbound::Sibling`]).
-    pub fn ignore_vrids(&self, vrids: &[u8]) -> io::Result<()> {
-        if !self.source.is_ipv4() {
-            return Ok(());
-        }
-        match crate::sibling_filter::ipv4_program(vrids) {
-            Some(program) => self.fd.get_ref().attach_filter(&program),
-            None => match self.fd.get_ref().detach_filter() {
-                // No filter was attached.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-                other => other,
-            },
-        }
+    /// The index of the interface it is bound to.
+    pub fn index(&self) -> u32 {
+        self.index
     }
 
-    /// The source address adverts leave from.
-    pub fn source(&self) -> IpAddr {
-        self.source
+    /// Its address family.
+    pub fn family(&self) -> Family {
+        self.family
     }
 
-    /// Changes the source address of the adverts (a reload changed `unicast_src_ip`).
-    pub fn set_source(&mut self, source: IpAddr) -> io::Result<()> {
-        if let IpAddr::V4(v4) = source {
-            self.fd.get_ref().set_multicast_if_v4(&v4)?;
-        }
-        self.source = source;
-        Ok(())
-    }
-
-    /// Changes where adverts go, joining or leaving the multicast group as needed.
-    pub fn set_destination(&mut self, index: u32, destination: Destination) -> io::Result<()> {
+    /// Joins the VRRP multicast group of its family on its interface.
+    pub fn join(&self) -> io::Result<()> {
         let socket = self.fd.get_ref();
-        match (&self.destination, &destination) {
-            (Destination::Multicast, Destination::Unicast(_)) => {
-                leave(socket, self.source, index)?;
-            }
-            (Destination::Unicast(_), Destination::Multicast) => {
-                join(socket, self.source, index)?;
-            }
-            _ => {}
+        match self.family {
+            Family::V4 => socket.join_multicast_v4_n(
+                &MULTICAST_GROUP,
+                &InterfaceIndexOrAddress::Index(self.index),
+            ),
+            Family::V6 => socket.join_multicast_v6(&MULTICAST_GROUP_V6, self.index),
         }
-        self.destination = destination;
-        Ok(())
     }
 
-    /// Sends one VRRP message (the kernel adds the IP header) to every destination;
-    /// `encode(source, destination)` writes it for each (a VRRPv3 checksum covers
-    /// both addresses).
-    pub async fn send(&self, encode: impl Fn(IpAddr, IpAddr) -> Vec<u8>) -> io::Result<()> {
-        let targets = match (&self.destination, self.source) {
-            (Destination::Multicast, IpAddr::V4(_)) => vec![IpAddr::V4(MULTICAST_GROUP)],
-            (Destination::Multicast, IpAddr::V6(_)) => vec![IpAddr::V6(MULTICAST_GROUP_V6)],
-            (Destination::Unicast(peers), _) => peers.clone(),
+    /// Leaves the group again.
+    pub fn leave(&self) -> io::Result<()> {
+        let socket = self.fd.get_ref();
+        match self.family {
+            Family::V4 => socket.leave_multicast_v4_n(
+                &MULTICAST_GROUP,
+                &InterfaceIndexOrAddress::Index(self.index),
+            ),
+            Family::V6 => socket.leave_multicast_v6(&MULTICAST_GROUP_V6, self.index),
+        }
+    }
+
+    /// Sends one VRRP message from `source` (the kernel adds the IP header) to every
+    /// target of `destination`; `encode(source, target)` writes it for each (a VRRPv3
+    /// checksum covers both addresses).
+    pub async fn send(
+        &self,
+        source: IpAddr,
+        destination: &Destination,
+        encode: impl Fn(IpAddr, IpAddr) -> Vec<u8>,
+    ) -> io::Result<()> {
+        let group = match source {
+            IpAddr::V4(_) => IpAddr::V4(MULTICAST_GROUP),
+            IpAddr::V6(_) => IpAddr::V6(MULTICAST_GROUP_V6),
         };
-        let control = PktInfo::new(self.index, self.source);
-        for target in targets {
-            let message = encode(self.source, target);
+        let targets = match destination {
+            Destination::Multicast => std::slice::from_ref(&group),
+            Destination::Unicast(peers) => peers.as_slice(),
+        };
+        let control = PktInfo::new(self.index, source);
+        for &target in targets {
+            let message = encode(source, target);
             let buffers = [IoSlice::new(&message)];
             let addr = match target {
                 IpAddr::V4(v4) => SockAddr::from(SocketAddrV4::new(v4, 0)),
@@ -233,37 +215,19 @@ impl VrrpSocket {
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Arrival> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| match self.source {
-                IpAddr::V4(_) => {
+            match guard.try_io(|fd| match self.family {
+                Family::V4 => {
                     // SAFETY: recv only writes initialised bytes into the buffer, and
                     // MaybeUninit<u8> has the layout of u8.
                     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
                     fd.get_ref().recv(uninit).map(|len| Arrival::Ipv4 { len })
                 }
-                IpAddr::V6(_) => recv_v6(fd.get_ref(), buf),
+                Family::V6 => recv_v6(fd.get_ref(), buf),
             }) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
         }
-    }
-}
-
-fn join(socket: &Socket, source: IpAddr, index: u32) -> io::Result<()> {
-    match source {
-        IpAddr::V4(_) => {
-            socket.join_multicast_v4_n(&MULTICAST_GROUP, &InterfaceIndexOrAddress::Index(index))
-        }
-        IpAddr::V6(_) => socket.join_multicast_v6(&MULTICAST_GROUP_V6, index),
-    }
-}
-
-fn leave(socket: &Socket, source: IpAddr, index: u32) -> io::Result<()> {
-    match source {
-        IpAddr::V4(_) => {
-            socket.leave_multicast_v4_n(&MULTICAST_GROUP, &InterfaceIndexOrAddress::Index(index))
-        }
-        IpAddr::V6(_) => socket.leave_multicast_v6(&MULTICAST_GROUP_V6, index),
     }
 }
 
