@@ -2,9 +2,9 @@
 //! run, in network namespaces. For each setting (150 instances at 1 s with VRRPv2,
 //! 50 at 100 ms with VRRPv3 by default), each agent and each run: both hosts start
 //! together (host 1 priority 150, host 2 100); the time until host 1 holds every VIP;
-//! the CPU of the master's and the backup's agent (percent of one core) and their
-//! resident memory over `--idle` (30 s by default) of steady state; then the master's
-//! agent is SIGKILLed and the time until host 2 holds every VIP. Prints a Markdown
+//! the CPU of the master's and the backup's agent (percent of one core; the master's
+//! also in the kernel alone) and their resident memory over `--idle` (30 s by
+//! default) of steady state; then the master's agent is SIGKILLed and the time until host 2 holds every VIP. Prints a Markdown
 //! table per setting: median and range over the runs.
 //!
 //! Run as root: `cargo build --release -p redha -p netns-tests --bins &&
@@ -21,7 +21,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use netns_tests::measure::{self, Flags, HIGH, LOW, Table, spread};
-use netns_tests::procstat::{cpu_seconds, rss_mb};
+use netns_tests::procstat::{cpu_seconds, cpu_split, rss_mb};
 use netns_tests::redha::control_socket;
 use netns_tests::{Lab, Proc, keepalived, redha_bin};
 
@@ -161,6 +161,8 @@ impl Agent {
 struct Run {
     elect: Option<f64>,
     master_cpu: Option<f64>,
+    /// The part of `master_cpu` spent in the kernel.
+    master_system: Option<f64>,
     backup_cpu: Option<f64>,
     master_rss: Option<f64>,
     backup_rss: Option<f64>,
@@ -207,10 +209,12 @@ fn run_once(agent: Agent, setting: Setting, run: usize, idle: Duration) -> Run {
         return out;
     }
     let (mp, bp) = (agent.pids(&lab, 1, &master), agent.pids(&lab, 2, &backup));
-    let (m0, b0, s0) = (cpu_seconds(&mp), cpu_seconds(&bp), Instant::now());
+    let (m0, b0, s0) = (cpu_split(&mp), cpu_seconds(&bp), Instant::now());
     sleep(idle);
     let span = s0.elapsed().as_secs_f64();
-    out.master_cpu = Some((cpu_seconds(&mp) - m0) / span * 100.0);
+    let m1 = cpu_split(&mp);
+    out.master_cpu = Some((m1.0 + m1.1 - m0.0 - m0.1) / span * 100.0);
+    out.master_system = Some((m1.1 - m0.1) / span * 100.0);
     out.backup_cpu = Some((cpu_seconds(&bp) - b0) / span * 100.0);
     out.master_rss = Some(rss_mb(&mp));
     out.backup_rss = Some(rss_mb(&bp));
@@ -296,13 +300,18 @@ fn main() -> ExitCode {
         println!("\n### {}\n", setting.label());
         let mut table = Table::new(["metric", "redha", "keepalived"]);
         type Pick = fn(&Run) -> Option<f64>;
-        let rows: [(&str, Pick, &str); 6] = [
+        let rows: [(&str, Pick, &str); 7] = [
             (
                 "time until host 1 holds every VIP (from the start)",
                 |r| r.elect,
                 "s",
             ),
             ("master's CPU, % of a core (idle)", |r| r.master_cpu, "%"),
+            (
+                "of which in the kernel (system time: sending the adverts)",
+                |r| r.master_system,
+                "%",
+            ),
             ("backup's CPU, % of a core (idle)", |r| r.backup_cpu, "%"),
             ("master's resident memory", |r| r.master_rss, "MB"),
             ("backup's resident memory", |r| r.backup_rss, "MB"),
