@@ -877,7 +877,7 @@ impl Driver {
         self.lease = new.address_lease(self.router.config().master_down_interval());
         self.expected_addresses = new.addresses();
         self.filter = Filter::new(&new);
-        if let Some(monitor) = &self.monitor {
+        if let Some(monitor) = &mut self.monitor {
             monitor.set_vips(&new.addresses());
         }
         self.config = new;

@@ -290,10 +290,10 @@ impl Netlink {
             }
         })?;
         let subscriber = Arc::new(Subscriber::default());
-        let monitor = LinkMonitor {
+        let mut monitor = LinkMonitor {
             hub,
             subscriber,
-            vips: Mutex::new(Vec::new()),
+            vips: Vec::new(),
         };
         lock(&monitor.hub.state)
             .subscribers
@@ -527,7 +527,7 @@ pub struct LinkMonitor {
     hub: Arc<Hub>,
     subscriber: Arc<Subscriber>,
     /// The instance's virtual addresses, as the hub knows them.
-    vips: Mutex<Vec<IpAddr>>,
+    vips: Vec<IpAddr>,
 }
 
 impl LinkMonitor {
@@ -544,10 +544,9 @@ impl LinkMonitor {
     }
 
     /// Replaces the instance's virtual addresses (a reload changed them).
-    pub fn set_vips(&self, vips: &[IpAddr]) {
+    pub fn set_vips(&mut self, vips: &[IpAddr]) {
         let mut state = lock(&self.hub.state);
-        let mut mine = lock(&self.vips);
-        self.forget(&mut state, &mine);
+        self.forget(&mut state);
         for ip in vips {
             state
                 .owners
@@ -555,12 +554,12 @@ impl LinkMonitor {
                 .or_default()
                 .push(Arc::downgrade(&self.subscriber));
         }
-        *mine = vips.to_vec();
+        self.vips = vips.to_vec();
     }
 
-    /// Takes this instance off the owners of `vips`.
-    fn forget(&self, state: &mut HubState, vips: &[IpAddr]) {
-        for ip in vips {
+    /// Takes this instance off the owners of its virtual addresses.
+    fn forget(&self, state: &mut HubState) {
+        for ip in &self.vips {
             if let Some(owners) = state.owners.get_mut(ip) {
                 owners.retain(|o| !std::ptr::eq(o.as_ptr(), Arc::as_ptr(&self.subscriber)));
                 if owners.is_empty() {
@@ -573,8 +572,6 @@ impl LinkMonitor {
 
 impl Drop for LinkMonitor {
     fn drop(&mut self) {
-        let mut state = lock(&self.hub.state);
-        let mine = std::mem::take(&mut *lock(&self.vips));
-        self.forget(&mut state, &mine);
+        self.forget(&mut lock(&self.hub.state));
     }
 }

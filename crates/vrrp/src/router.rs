@@ -275,8 +275,9 @@ pub enum Action {
     },
     /// Add the virtual addresses to the interface (we became master).
     AddAddresses,
-    /// Refresh the virtual addresses' lifetimes (sent with every periodic advert while
-    /// master).
+    /// The virtual addresses' lifetimes may be refreshed now (with every periodic
+    /// advert while master); the driver renews when its lease needs it, which the
+    /// router does not know.
     RenewAddresses,
     /// Remove the virtual addresses (we left master).
     RemoveAddresses,
